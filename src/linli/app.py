@@ -1,0 +1,98 @@
+"""create_app(settings) → the ASGI app: every domain's routers, pages, static assets and error handling."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import text
+from starlette.middleware.sessions import SessionMiddleware
+
+from linli import __version__
+from linli.core import pii
+from linli.core.errors import LinliError, Unauthorized
+from linli.db import make_engine, make_session_factory
+from linli.settings import Settings, get_settings
+
+STATIC_DIR = Path(__file__).parent / "web" / "static"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the application for settings (the environment's when None)."""
+    settings = settings or get_settings()
+    pii.configure(aes_key=settings.pii_key_bytes(), lookup_key=settings.lookup_key_bytes())
+    engine = make_engine(settings.database_url)
+    if settings.auto_migrate:
+        from linli.migrate import upgrade
+
+        upgrade(engine)
+    app = FastAPI(title="Linli 邻里", version=__version__, docs_url="/docs", openapi_url="/openapi.json")
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.session_factory = make_session_factory(engine)
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=settings.secret_key,
+        session_cookie="linli_session",
+        max_age=settings.session_hours * 3600,
+        same_site="lax",
+        https_only=False,
+    )
+    _mount_routes(app)
+    _install_error_handlers(app)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app
+
+
+def _mount_routes(app: FastAPI) -> None:
+    from linli.areas.api import router as areas_api
+    from linli.accounts.api import router as accounts_api
+    from linli.registry.api import router as registry_api
+    from linli.registry.pages import router as registry_pages
+    from linli.web.pages import router as web_pages
+
+    for router in (accounts_api, areas_api, registry_api, web_pages, registry_pages):
+        app.include_router(router)
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz(request: Request) -> JSONResponse:
+        """Liveness and database status."""
+        try:
+            with request.app.state.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            return JSONResponse({"status": "ok", "database": "ok", "version": __version__})
+        except Exception as exc:  # the probe must answer, whatever the database does
+            return JSONResponse(
+                {"status": "degraded", "database": f"error: {type(exc).__name__}"}, status_code=503
+            )
+
+
+def _wants_html(request: Request) -> bool:
+    return not request.url.path.startswith("/api/") and "text/html" in request.headers.get("accept", "")
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(LinliError)
+    def linli_error(request: Request, exc: LinliError) -> Response:
+        if isinstance(exc, Unauthorized) and _wants_html(request):
+            return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+        if _wants_html(request):
+            from linli.web.render import error_page
+
+            return error_page(request, exc)
+        return JSONResponse({"error": exc.to_dict()}, status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"field": ".".join(str(p) for p in e.get("loc", ()) if p not in ("body", "query", "path")),
+             "message": e.get("msg", "")}
+            for e in exc.errors()
+        ]
+        first = errors[0] if errors else {"field": "", "message": ""}
+        body = {"code": "invalid", "message": f"输入不合法：{first['field']} {first['message']}".strip(),
+                "field": first["field"], "errors": errors}
+        return JSONResponse({"error": body}, status_code=422)

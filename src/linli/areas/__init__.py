@@ -1,0 +1,1 @@
+"""Administrative hierarchy: district → new city → street → community → grid."""

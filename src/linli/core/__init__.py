@@ -1,0 +1,1 @@
+"""Cross-cutting pieces every domain needs: auth and scopes, audit, PII, errors, paging, i18n, time."""

@@ -1,0 +1,1 @@
+"""Accounts, roles, permissions, passwords, sessions and API tokens."""

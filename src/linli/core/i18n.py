@@ -1,0 +1,40 @@
+"""UI text: Simplified Chinese by default, English available.
+
+Templates and code write the Chinese text itself as the message id (gettext style), so a page reads
+naturally in the source; `locales/en.json` maps each Chinese message to English.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+
+LANGS = ("zh", "en")
+DEFAULT_LANG = "zh"
+_DIR = Path(__file__).parent / "locales"
+
+
+@lru_cache
+def catalogue(lang: str) -> dict[str, str]:
+    """The message catalogue of a language (empty for Chinese, the source language)."""
+    path = _DIR / f"{lang}.json"
+    if lang == DEFAULT_LANG or not path.exists():
+        return {}
+    data: dict[str, str] = json.loads(path.read_text("utf-8"))
+    return data
+
+
+def pick_lang(requested: str | None, accept_language: str | None = None) -> str:
+    """The language to use: an explicit choice, else the browser's first preference, else Chinese."""
+    if requested in LANGS:
+        return requested
+    if accept_language and accept_language.strip().lower().startswith("en"):
+        return "en"
+    return DEFAULT_LANG
+
+
+def translate(message: str, lang: str = DEFAULT_LANG, **values: object) -> str:
+    """message (Chinese) in lang; unknown messages stay Chinese. {name} placeholders are filled."""
+    text = catalogue(lang).get(message, message) if lang != DEFAULT_LANG else message
+    return text.format(**values) if values else text

@@ -1,0 +1,37 @@
+"""Time: stored in UTC, shown in Asia/Shanghai."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
+
+LOCAL_TZ = ZoneInfo("Asia/Shanghai")
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+def as_utc(value: datetime) -> datetime:
+    """Treat a naive datetime read from the database as UTC."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def to_local(value: datetime) -> datetime:
+    """A stored UTC time converted for display in Asia/Shanghai."""
+    return as_utc(value).astimezone(LOCAL_TZ)
+
+
+def format_local(value: datetime | date | None, *, with_seconds: bool = False) -> str:
+    """Display form of a time in Asia/Shanghai ('' for None)."""
+    if value is None:
+        return ""
+    if not isinstance(value, datetime):
+        return value.isoformat()
+    return to_local(value).strftime("%Y-%m-%d %H:%M:%S" if with_seconds else "%Y-%m-%d %H:%M")
+
+
+def local_today() -> date:
+    """Today's date in Asia/Shanghai (ages, move-in defaults)."""
+    return datetime.now(LOCAL_TZ).date()

@@ -1,0 +1,161 @@
+"""Engine, sessions, the declarative Base and area scoping applied to every ORM query."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import DateTime, Engine, String, create_engine, event, or_
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
+    ORMExecuteState,
+    Session,
+    mapped_column,
+    sessionmaker,
+    with_loader_criteria,
+)
+from sqlalchemy.sql.elements import ColumnElement
+
+from linli.core.timeutil import utcnow
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every table."""
+
+    type_annotation_map = {datetime: DateTime(timezone=True)}
+
+
+def prefix_range(prefix: str) -> tuple[str, str]:
+    """The half-open string range [lo, hi) holding every text that starts with prefix."""
+    return prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
+def starts_with(column: Any, prefix: str) -> ColumnElement[bool]:
+    """An index-friendly `column LIKE prefix%` as a range (works the same on SQLite and PostgreSQL)."""
+    lo, hi = prefix_range(prefix)
+    return (column >= lo) & (column < hi)
+
+
+class AreaScoped:
+    """Mixin: the row belongs to an area; every ORM query is limited to the caller's area subtrees."""
+
+    area_code: Mapped[str] = mapped_column(String(32), index=True)
+
+    @classmethod
+    def scope_criteria(cls, scope: Scope) -> ColumnElement[bool]:
+        """Which rows of this class the scope sees (a class may widen it, e.g. people by residence)."""
+        return scope.clause(cls.area_code)
+
+
+class Timestamped:
+    """Mixin: creation and update times in UTC."""
+
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The area subtrees a caller may see: codes are prefixes of hierarchical area codes."""
+
+    codes: tuple[str, ...]
+    unrestricted: bool = False
+
+    @classmethod
+    def everything(cls) -> Scope:
+        """A scope that sees every area (system jobs, the district administration)."""
+        return cls(codes=(), unrestricted=True)
+
+    def allows(self, area_code: str | None) -> bool:
+        """True if a row in area_code is inside this scope."""
+        if self.unrestricted:
+            return True
+        return area_code is not None and any(area_code.startswith(c) for c in self.codes)
+
+    def clause(self, column: Any) -> ColumnElement[bool]:
+        """SQL condition limiting column (an area code) to this scope."""
+        if not self.codes:
+            return column.is_(None) & column.is_not(None)  # sees nothing
+        return or_(*(starts_with(column, c) for c in self.codes))
+
+
+SCOPE_KEY = "linli.scope"
+
+
+def set_scope(session: Session, scope: Scope | None) -> None:
+    """Bind the caller's scope to a session; None means unscoped (system use only)."""
+    session.info[SCOPE_KEY] = scope
+
+
+def get_scope(session: Session) -> Scope | None:
+    """The scope bound to a session, if any."""
+    return session.info.get(SCOPE_KEY)
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _apply_area_scope(state: ORMExecuteState) -> None:
+    scope = get_scope(state.session)
+    if scope is None or scope.unrestricted or state.execution_options.get("skip_scope", False):
+        return
+    if not (state.is_select or state.is_update or state.is_delete):
+        return
+    # Plain criteria per scoped class (not one lambda on the mixin): SQLAlchemy caches a lambda by
+    # its code, so a closure over the caller's codes would leak one caller's scope into another's query.
+    state.statement = state.statement.options(
+        *(
+            with_loader_criteria(cls, cls.scope_criteria(scope), include_aliases=True)
+            for cls in _scoped_classes()
+        )
+    )
+
+
+def _scoped_classes() -> list[type[AreaScoped]]:
+    """Every mapped class with an area_code (computed once the mappers are configured)."""
+    return [m.class_ for m in Base.registry.mappers if issubclass(m.class_, AreaScoped)]
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine for url; SQLite gets WAL, foreign keys and its folder created."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False}, **kwargs)
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def make_session_factory(engine: Engine) -> sessionmaker[Session]:
+    """A session factory bound to engine (no autoflush surprises, objects usable after commit)."""
+    return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+@contextmanager
+def unit_of_work(factory: sessionmaker[Session], scope: Scope | None = None) -> Iterator[Session]:
+    """A transaction owned by the caller: commit on success, roll back on error."""
+    session = factory()
+    set_scope(session, scope)
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()

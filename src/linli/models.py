@@ -1,0 +1,13 @@
+"""Every table of every domain, imported in one place so metadata (and Alembic) sees them all."""
+
+from __future__ import annotations
+
+from linli.areas import models as areas_models
+from linli.core import audit
+from linli.core.auth import models as auth_models
+from linli.db import Base
+from linli.registry import models as registry_models
+
+metadata = Base.metadata
+
+__all__ = ["areas_models", "audit", "auth_models", "metadata", "registry_models"]

@@ -1,0 +1,220 @@
+"""Registry JSON API: thin routes; the services hold the rules and the session holds the scope."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from linli.core.auth.roles import Perm
+from linli.registry import history, organisations, people, places, search, vehicles
+from linli.registry.schemas import (
+    BuildingIn,
+    BuildingOut,
+    ChangeOut,
+    HouseIn,
+    HouseOut,
+    MergeIn,
+    MoveOutIn,
+    OrganisationIn,
+    OrganisationOut,
+    PersonDetail,
+    PersonIn,
+    PersonOut,
+    PersonPatch,
+    ResidenceOut,
+    RevealIn,
+    RevealOut,
+    UpsertResult,
+    VehicleIn,
+    VehicleOut,
+    building_out,
+    vehicle_out,
+)
+from linli.web.deps import DB, CurrentPrincipal
+
+router = APIRouter(prefix="/api/v1", tags=["registry"])
+Limit = Annotated[int, Query(ge=1, le=500)]
+Offset = Annotated[int, Query(ge=0, le=1_000_000)]
+
+
+@router.get("/people", response_model=list[PersonOut])
+def list_people(
+    session: DB,
+    principal: CurrentPrincipal,
+    q: Annotated[str, Query(max_length=64)] = "",
+    tag: Annotated[list[str] | None, Query()] = None,
+    community: str | None = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> list[PersonOut]:
+    """Search people in the caller's areas: name, pinyin initials, ID/phone tail, address, tags."""
+    principal.require(Perm.PEOPLE_READ)
+    found = search.search(session, text=q, tags=tag, community_code=community, limit=limit, offset=offset)
+    return [PersonOut.of(p) for p in found]
+
+
+@router.post("/people", response_model=UpsertResult, status_code=200)
+def upsert_person(body: PersonIn, session: DB, principal: CurrentPrincipal) -> UpsertResult:
+    """Register a person, or link the existing record with the same ID number (最多录一次)."""
+    house = places.get_house(session, house_id=body.house_id) if body.house_id else None
+    person, outcome = people.upsert(
+        session, principal, body.model_dump(exclude={"community", "house_id", "relation", "move_in"}),
+        community_code=body.community, house=house, relation=body.relation, move_in=body.move_in, source="api",
+    )
+    return UpsertResult(id=person.id, outcome=outcome)
+
+
+@router.get("/people/{person_id}", response_model=PersonDetail)
+def get_person(person_id: int, session: DB, principal: CurrentPrincipal) -> PersonDetail:
+    """One person with residences, tags and vehicles (masked)."""
+    principal.require(Perm.PEOPLE_READ)
+    person = people.get_or_raise(session, person_id=person_id)
+    base = PersonOut.of(person).model_dump()
+    return PersonDetail(
+        **base,
+        hukou_place=person.hukou_place,
+        ethnicity=person.ethnicity,
+        notes=person.notes,
+        tags=people.current_tags(session, person_id=person.id),
+        residences=[ResidenceOut.of(r, h) for r, h in people.residences(session, person_id=person.id)],
+        vehicles=[vehicle_out(v) for v in vehicles.of_owner(session, person_id=person.id)],
+    )
+
+
+@router.patch("/people/{person_id}", response_model=PersonOut)
+def edit_person(person_id: int, body: PersonPatch, session: DB, principal: CurrentPrincipal) -> PersonOut:
+    """Change a person's facts; every change goes into the history."""
+    person = people.edit(session, principal, person_id=person_id, data=body.model_dump(exclude_unset=True))
+    return PersonOut.of(person)
+
+
+@router.post("/people/{person_id}/reveal", response_model=RevealOut)
+def reveal(person_id: int, body: RevealIn, session: DB, principal: CurrentPrincipal) -> RevealOut:
+    """Show one masked field in plain text (pii.reveal; audited with the reason)."""
+    value = people.reveal(session, principal, person_id=person_id, field=body.field, reason=body.reason)
+    return RevealOut(field=body.field, value=value)
+
+
+@router.get("/people/{person_id}/history", response_model=list[ChangeOut])
+def person_history(person_id: int, session: DB, principal: CurrentPrincipal) -> list[ChangeOut]:
+    """Who changed what about this person, newest first."""
+    principal.require(Perm.PEOPLE_READ)
+    people.get_or_raise(session, person_id=person_id)
+    rows = history.get_all(session, entity="person", entity_id=person_id)
+    return [ChangeOut.model_validate(r) for r in rows]
+
+
+@router.post("/people/merge", response_model=PersonOut)
+def merge_people(body: MergeIn, session: DB, principal: CurrentPrincipal) -> PersonOut:
+    """Fold a duplicate record into the one kept; links and history are kept."""
+    keep = people.merge(session, principal, keep_id=body.keep_id, drop_id=body.drop_id, reason=body.reason)
+    return PersonOut.of(keep)
+
+
+@router.post("/residences/{residence_id}/end", response_model=ResidenceOut)
+def end_residence(residence_id: int, body: MoveOutIn, session: DB, principal: CurrentPrincipal) -> ResidenceOut:
+    """Record a move-out."""
+    residence = people.end_residence(session, principal, residence_id=residence_id, move_out=body.move_out)
+    house = places.get_house(session, house_id=residence.house_id)
+    return ResidenceOut.of(residence, house)
+
+
+@router.get("/buildings", response_model=list[BuildingOut])
+def list_buildings(session: DB, principal: CurrentPrincipal, community: str | None = None) -> list[BuildingOut]:
+    """Buildings in the caller's areas."""
+    principal.require(Perm.HOUSES_READ)
+    return [building_out(b) for b in places.list_buildings(session, community_code=community)]
+
+
+@router.post("/buildings", response_model=UpsertResult)
+def upsert_building(body: BuildingIn, session: DB, principal: CurrentPrincipal) -> UpsertResult:
+    """Register a building (one per community + number)."""
+    building, outcome = places.upsert_building(
+        session, principal, community_code=body.community, number=body.number, floors=body.floors, units=body.units
+    )
+    return UpsertResult(id=building.id, outcome=outcome)
+
+
+@router.get("/houses", response_model=list[HouseOut])
+def list_houses(
+    session: DB, principal: CurrentPrincipal, building_id: int | None = None, community: str | None = None,
+    limit: Limit = 200, offset: Offset = 0,
+) -> list[HouseOut]:
+    """Houses in the caller's areas, in address order."""
+    principal.require(Perm.HOUSES_READ)
+    rows = places.list_houses(session, building_id=building_id, community_code=community, limit=limit, offset=offset)
+    return [HouseOut.model_validate(h) for h in rows]
+
+
+@router.post("/houses", response_model=UpsertResult)
+def upsert_house(body: HouseIn, session: DB, principal: CurrentPrincipal) -> UpsertResult:
+    """Register a house (one per address code) or update its facts."""
+    building = places.get_building(session, building_id=body.building_id)
+    house, outcome = places.upsert_house(
+        session, principal, building=building, unit=body.unit, room=body.room,
+        facts=body.model_dump(include={"area_m2", "use", "ownership", "occupancy"}), source="api",
+    )
+    return UpsertResult(id=house.id, outcome=outcome)
+
+
+@router.get("/houses/{house_id}", response_model=HouseOut)
+def get_house(house_id: int, session: DB, principal: CurrentPrincipal) -> HouseOut:
+    """One house."""
+    principal.require(Perm.HOUSES_READ)
+    return HouseOut.model_validate(places.get_house(session, house_id=house_id))
+
+
+@router.get("/organisations", response_model=list[OrganisationOut])
+def list_organisations(
+    session: DB, principal: CurrentPrincipal, community: str | None = None, limit: Limit = 100, offset: Offset = 0
+) -> list[OrganisationOut]:
+    """Organisations in the caller's areas."""
+    principal.require(Perm.ORGS_READ)
+    rows = organisations.get_all(session, community_code=community, limit=limit, offset=offset)
+    return [OrganisationOut.of(o) for o in rows]
+
+
+@router.post("/organisations", response_model=UpsertResult)
+def upsert_organisation(body: OrganisationIn, session: DB, principal: CurrentPrincipal) -> UpsertResult:
+    """Register an organisation (one per USCC) or update it."""
+    org, outcome = organisations.upsert(
+        session, principal, body.model_dump(exclude={"community"}), community_code=body.community, source="api"
+    )
+    return UpsertResult(id=org.id, outcome=outcome)
+
+
+@router.get("/organisations/{org_id}", response_model=OrganisationOut)
+def get_organisation(org_id: int, session: DB, principal: CurrentPrincipal) -> OrganisationOut:
+    """One organisation."""
+    principal.require(Perm.ORGS_READ)
+    return OrganisationOut.of(organisations.get_or_raise(session, org_id=org_id))
+
+
+@router.get("/vehicles", response_model=list[VehicleOut])
+def list_vehicles(
+    session: DB, principal: CurrentPrincipal, community: str | None = None,
+    plate: Annotated[str | None, Query(max_length=16)] = None, limit: Limit = 100, offset: Offset = 0,
+) -> list[VehicleOut]:
+    """Vehicles in the caller's areas, optionally by plate prefix."""
+    principal.require(Perm.VEHICLES_READ)
+    rows = vehicles.get_all(session, community_code=community, plate_prefix=plate, limit=limit, offset=offset)
+    return [vehicle_out(v) for v in rows]
+
+
+@router.post("/vehicles", response_model=UpsertResult)
+def upsert_vehicle(body: VehicleIn, session: DB, principal: CurrentPrincipal) -> UpsertResult:
+    """Register a vehicle (one per plate) or update it; the owner must be in the caller's areas."""
+    owner = people.get_or_raise(session, person_id=body.owner_person_id) if body.owner_person_id else None
+    vehicle, outcome = vehicles.upsert(
+        session, principal, body.model_dump(exclude={"community", "owner_person_id"}),
+        community_code=body.community, owner=owner, source="api",
+    )
+    return UpsertResult(id=vehicle.id, outcome=outcome)
+
+
+@router.get("/vehicles/{vehicle_id}", response_model=VehicleOut)
+def get_vehicle(vehicle_id: int, session: DB, principal: CurrentPrincipal) -> VehicleOut:
+    """One vehicle."""
+    principal.require(Perm.VEHICLES_READ)
+    return vehicle_out(vehicles.get_or_raise(session, vehicle_id=vehicle_id))

@@ -1,0 +1,76 @@
+"""Registry console pages: people search and profile (more entities follow the same shape)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import HTMLResponse, Response
+
+from linli.areas import service as areas
+from linli.core.auth.roles import Perm
+from linli.registry import history, people, search, vehicles
+from linli.registry.vocab import CARE_TAGS
+from linli.web.deps import DB
+from linli.web.pages import PagePrincipal
+from linli.web.render import render
+
+router = APIRouter(include_in_schema=False)
+PAGE_SIZE = 50
+
+
+@router.get("/people", response_class=HTMLResponse)
+def people_list(
+    request: Request,
+    session: DB,
+    principal: PagePrincipal,
+    q: Annotated[str, Query(max_length=64)] = "",
+    tag: str = "",
+    community: str = "",
+    page: Annotated[int, Query(ge=1, le=10000)] = 1,
+) -> Response:
+    """Search people: name, pinyin initials, ID/phone tail, address; filter by tag and community."""
+    principal.require(Perm.PEOPLE_READ)
+    found = search.search(
+        session, text=q, tags=[tag] if tag else None, community_code=community or None,
+        limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE,
+    )
+    communities = areas.get_all(session, level="community")
+    template = "registry/people_rows.html" if request.headers.get("hx-request") else "registry/people.html"
+    return render(
+        request, template, people=found[:PAGE_SIZE], has_more=len(found) > PAGE_SIZE, q=q, tag=tag,
+        community=community, page=page, communities=communities, care_tags=CARE_TAGS,
+    )
+
+
+@router.get("/people/{person_id}", response_class=HTMLResponse)
+def person_page(request: Request, person_id: int, session: DB, principal: PagePrincipal) -> Response:
+    """A person's profile: facts (masked), where they live, tags, vehicles, history."""
+    principal.require(Perm.PEOPLE_READ)
+    person = people.get_or_raise(session, person_id=person_id)
+    return render(
+        request,
+        "registry/person.html",
+        person=person,
+        merged_into=person.merged_into_id,
+        tags=people.current_tags(session, person_id=person.id),
+        residences=people.residences(session, person_id=person.id),
+        vehicles=vehicles.of_owner(session, person_id=person.id),
+        changes=history.get_all(session, entity="person", entity_id=person.id, limit=50),
+        can_reveal=principal.can(Perm.PII_REVEAL),
+        area=areas.get(session, code=person.area_code),
+    )
+
+
+@router.post("/people/{person_id}/reveal", response_class=HTMLResponse)
+def reveal_field(
+    request: Request,
+    person_id: int,
+    session: DB,
+    principal: PagePrincipal,
+    field: Annotated[str, Form()],
+    reason: Annotated[str, Form(max_length=255)],
+) -> Response:
+    """Reveal one masked field (htmx partial); audited with the reason."""
+    value = people.reveal(session, principal, person_id=person_id, field=field, reason=reason)
+    return render(request, "registry/revealed.html", field=field, value=value)

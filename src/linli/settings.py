@@ -1,0 +1,54 @@
+"""Settings from the environment (LINLI_*); the defaults are the embedded one-machine setup."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATA_DIR = Path("data")
+
+
+class Settings(BaseSettings):
+    """Everything configurable about one Linli deployment."""
+
+    model_config = SettingsConfigDict(env_prefix="LINLI_", env_file=".env", extra="ignore")
+
+    database_url: str = Field(default=f"sqlite:///{DEFAULT_DATA_DIR / 'linli.db'}")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    # Secrets: the development defaults are fine for the demo and tests, never for production.
+    secret_key: str = "linli-dev-secret-change-me"
+    pii_key: str = ""  # base64 32 bytes; derived from secret_key when empty
+    default_lang: str = "zh"
+    timezone: str = "Asia/Shanghai"
+    login_max_failures: int = 5
+    login_lockout_minutes: int = 15
+    session_hours: int = 12
+    max_upload_mb: int = 20
+    auto_migrate: bool = True
+    bus_url: str = ""
+    mqtt_url: str = ""
+
+    def pii_key_bytes(self) -> bytes:
+        """The 32-byte AES key for personal data at rest."""
+        if self.pii_key:
+            key = base64.b64decode(self.pii_key)
+            if len(key) != 32:
+                raise ValueError("LINLI_PII_KEY must be 32 bytes, base64-encoded")
+            return key
+        return hashlib.sha256(b"linli-pii:" + self.secret_key.encode()).digest()
+
+    def lookup_key_bytes(self) -> bytes:
+        """The HMAC key for keyed look-up hashes of personal data."""
+        return hashlib.sha256(b"linli-lookup:" + self.pii_key_bytes()).digest()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

@@ -1,0 +1,1 @@
+"""Shared web layer: request dependencies, layout, static assets, console shell."""
