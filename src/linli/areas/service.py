@@ -90,7 +90,7 @@ def count_by_level(session: Session, *, under: str | None = None) -> dict[str, i
     stmt = select(Area.level, func.count()).group_by(Area.level)
     if under:
         stmt = stmt.where(starts_with(Area.area_code, under))
-    return {level: n for level, n in session.execute(stmt).tuples()}
+    return {level: n for level, n in session.execute(stmt).all()}
 
 
 def root_codes(session: Session) -> tuple[str, ...]:

@@ -28,4 +28,4 @@ def tag_counts(session: Session, *, under: str | None = None) -> dict[str, int]:
     stmt = select(PersonTag.tag, func.count()).group_by(PersonTag.tag)
     if under:
         stmt = stmt.where(starts_with(PersonTag.area_code, under))
-    return {tag: n for tag, n in session.execute(stmt).tuples()}
+    return {tag: n for tag, n in session.execute(stmt).all()}

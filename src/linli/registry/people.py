@@ -335,7 +335,7 @@ def residences(session: Session, *, person_id: int) -> list[tuple[Residence, Hou
         .where(Residence.person_id == person_id)
         .order_by(Residence.move_out.is_not(None), Residence.move_in.desc())
     )
-    return list(session.execute(stmt.execution_options(skip_scope=True)).tuples())
+    return [(r, h) for r, h in session.execute(stmt.execution_options(skip_scope=True))]
 
 
 def merge(session: Session, principal: Principal, *, keep_id: int, drop_id: int, reason: str) -> Person:

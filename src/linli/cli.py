@@ -1,0 +1,172 @@
+"""The `linli` command: serve, db, demo, users, import, export."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from linli.core import pii
+from linli.core.auth import service as accounts
+from linli.core.auth.service import Principal
+from linli.core.errors import LinliError
+from linli.db import Scope, make_engine, make_session_factory, unit_of_work
+from linli.settings import get_settings
+
+app = typer.Typer(help="Linli 邻里 smart-community platform", no_args_is_help=True, add_completion=False)
+db_app = typer.Typer(help="Database schema", no_args_is_help=True)
+users_app = typer.Typer(help="Accounts", no_args_is_help=True)
+import_app = typer.Typer(help="Import spreadsheets (.xlsx / .csv)", no_args_is_help=True)
+export_app = typer.Typer(help="Export to .xlsx", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(users_app, name="users")
+app.add_typer(import_app, name="import")
+app.add_typer(export_app, name="export")
+
+
+def _factory():  # type: ignore[no-untyped-def]
+    settings = get_settings()
+    pii.configure(aes_key=settings.pii_key_bytes(), lookup_key=settings.lookup_key_bytes())
+    engine = make_engine(settings.database_url)
+    return engine, make_session_factory(engine)
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    typer.echo(f"错误 / error: {message}", err=True)
+    return typer.Exit(code)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="bind address")] = None,
+    port: Annotated[int | None, typer.Option(help="port (default LINLI_PORT or 8000)")] = None,
+) -> None:
+    """Serve the console and API (migrations are applied on start)."""
+    import uvicorn
+
+    from linli.app import create_app
+
+    settings = get_settings()
+    uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port, log_level="info")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply database migrations up to the newest."""
+    from linli.migrate import current, upgrade
+
+    engine, _ = _factory()
+    upgrade(engine)
+    typer.echo(f"database at revision {current(engine)}")
+
+
+@app.command()
+def demo(
+    scale: Annotated[str, typer.Option(help="small (3 pilot communities in detail) or district (~1M people)")] = "small",
+    seed: Annotated[int, typer.Option(help="random seed; the same seed gives the same district")] = 20211,
+    if_empty: Annotated[bool, typer.Option("--if-empty", help="do nothing if the database has data")] = False,
+) -> None:
+    """Seed the demo district (西咸新区-like: 5 new cities, 142 communities, synthetic residents)."""
+    from linli.demo import service as demo_service
+    from linli.migrate import upgrade
+
+    if scale not in ("small", "district"):
+        raise _fail("--scale must be small or district")
+    engine, factory = _factory()
+    upgrade(engine)
+    started = time.perf_counter()
+    with unit_of_work(factory) as session:
+        if demo_service.is_seeded(session):
+            if if_empty:
+                typer.echo("demo: database already has data, left as it is")
+                return
+            raise _fail("database already has data; use a fresh LINLI_DATABASE_URL")
+        counts = demo_service.seed(session, scale=scale, seed=seed, progress=lambda m: typer.echo(m, err=True))
+    typer.echo(json.dumps({**counts, "seconds": round(time.perf_counter() - started, 1)}, ensure_ascii=False))
+
+
+@users_app.command("create")
+def users_create(
+    name: str,
+    role: Annotated[str, typer.Option(help="district_admin, street_staff, community_worker, grid_worker, "
+                                           "property_staff, police_liaison, resident")],
+    area: Annotated[list[str], typer.Option(help="area code the user may see (repeatable)")],
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="read the password from stdin")] = False,
+) -> None:
+    """Create a user bound to one or more areas."""
+    if not password_stdin:
+        raise _fail("give the password on standard input with --password-stdin")
+    password = sys.stdin.readline().rstrip("\n")
+    _, factory = _factory()
+    from linli.areas import service as areas
+
+    try:
+        with unit_of_work(factory) as session:
+            for code in area:
+                areas.get_or_raise(session, code=code, field="area")
+            user = accounts.create(session, username=name, password=password, role=role, area_codes=list(area))
+            typer.echo(json.dumps({"id": user.id, "username": user.username, "role": role, "areas": area}))
+    except LinliError as exc:
+        raise _fail(f"{exc.field or ''} {exc.message}".strip()) from None
+
+
+@import_app.command("registry")
+def import_registry(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    community: Annotated[str, typer.Option(help="community code the sheet belongs to")],
+    entity: Annotated[str, typer.Option(help="people, houses, organisations, vehicles, or auto")] = "auto",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="report without writing")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print only the JSON summary")] = False,
+    report: Annotated[Path | None, typer.Option(help="write the rows with an error column to this .xlsx")] = None,
+) -> None:
+    """Import a register sheet; prints {"created", "updated", "unchanged", "rejected": [...]}."""
+    from linli.registry import importers
+
+    settings = get_settings()
+    data = file.read_bytes()
+    _, factory = _factory()
+    try:
+        kind = importers.detect_entity(data, file.name) if entity == "auto" else entity
+        table = importers.read(data, file.name, entity=kind, max_bytes=settings.max_upload_mb * 1024 * 1024)
+        session = factory()
+        try:
+            result = importers.import_table(session, Principal.system(), table, entity=kind,
+                                            community_code=community, filename=file.name, dry_run=dry_run)
+            session.rollback() if dry_run else session.commit()
+        finally:
+            session.close()
+    except LinliError as exc:
+        raise _fail(f"{exc.field or ''} {exc.message}".strip()) from None
+    summary = result.summary()
+    if report is not None:
+        report.write_bytes(importers.error_report(table, result))
+    if not as_json:
+        typer.echo(f"{file.name}: {kind} created={result.created} updated={result.updated} "
+                   f"unchanged={result.unchanged} rejected={len(result.rejected)}" + (" (dry run)" if dry_run else ""),
+                   err=True)
+    typer.echo(json.dumps(summary, ensure_ascii=False))
+
+
+@export_app.command("people")
+def export_people(
+    out: Annotated[Path, typer.Argument(dir_okay=False)],
+    q: Annotated[str, typer.Option(help="search text, as in the console")] = "",
+    community: Annotated[str | None, typer.Option(help="community or any area code")] = None,
+    tag: Annotated[list[str] | None, typer.Option(help="care tag (repeatable)")] = None,
+) -> None:
+    """Export people matching a search to .xlsx (ID numbers and phones masked)."""
+    from linli.registry import exports
+
+    _, factory = _factory()
+    with unit_of_work(factory, scope=Scope.everything()) as session:
+        data, count = exports.people_xlsx(session, Principal.system(), text=q, community_code=community, tags=tag)
+    out.write_bytes(data)
+    typer.echo(json.dumps({"file": str(out), "rows": count}))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()
