@@ -28,30 +28,15 @@ CAN_SEE = {
 
 @pytest.fixture
 def residents(session, world) -> dict[str, int]:
+    """One resident per community; Tianfu's lives in a building of grid 1."""
     system = Principal.system()
     ids = {}
     for key, name in (("tianfu", "天府居民"), ("yuyu", "昱宇居民"), ("xingfu", "幸福居民")):
-        community = getattr(world, key)
-        home = house(session, system, community)
-        p = resident(session, system, home, person(name=name))
-        ids[key] = p.id
-    # Tianfu's resident lives in grid 1 (houses of a grid carry the grid's code).
-    from linli.registry.models import House, Person, Residence
-
-    tianfu_house = session.get(House, session.get(Residence, _res_id(session, ids["tianfu"])).house_id)
-    tianfu_house.area_code = world.tianfu_grid
-    session.get(Residence, _res_id(session, ids["tianfu"])).area_code = world.tianfu_grid
-    session.get(Person, ids["tianfu"]).area_code = world.tianfu_grid
+        grid = world.tianfu_grid if key == "tianfu" else None
+        home = house(session, system, getattr(world, key), grid=grid)
+        ids[key] = resident(session, system, home, person(name=name)).id
     session.commit()
     return ids
-
-
-def _res_id(session, person_id: int) -> int:  # type: ignore[no-untyped-def]
-    from sqlalchemy import select
-
-    from linli.registry.models import Residence
-
-    return session.scalar(select(Residence.id).where(Residence.person_id == person_id))
 
 
 @pytest.mark.parametrize("username", sorted(CAN_SEE))
@@ -74,20 +59,21 @@ def test_role_sees_exactly_its_areas(client, login, residents, username) -> None
             assert "居民" not in r.text
 
 
-def test_grid_worker_does_not_see_the_other_grid(client, login, residents, session, world) -> None:
-    from linli.registry.models import Person
-
-    session.get(Person, residents["tianfu"]).area_code = world.tianfu_grid2
-    from sqlalchemy import update
-
-    from linli.registry.models import Residence
-
-    session.execute(update(Residence).where(Residence.person_id == residents["tianfu"])
-                    .values(area_code=world.tianfu_grid2))
+def test_grid_worker_does_not_see_the_other_grid(client, login, session, world) -> None:
+    system = Principal.system()
+    home = house(session, system, world.tianfu, building="9", grid=world.tianfu_grid2)
+    other = resident(session, system, home, person(name="二网格居民")).id
     session.commit()
-    headers = login("wangge")
-    assert client.get(f"/api/v1/people/{residents['tianfu']}", headers=headers).status_code == 404
-    assert client.get(f"/api/v1/people/{residents['tianfu']}", headers=login("shequ")).status_code == 200
+    assert client.get(f"/api/v1/people/{other}", headers=login("wangge")).status_code == 404
+    assert client.get(f"/api/v1/people/{other}", headers=login("shequ")).status_code == 200
+
+
+def test_building_grid_must_belong_to_the_community(session, world) -> None:
+    from linli.core.errors import Invalid
+
+    with pytest.raises(Invalid) as err:
+        house(session, Principal.system(), world.yuyu, grid=world.tianfu_grid)
+    assert err.value.field == "grid"
 
 
 def test_police_liaison_is_read_only(client, login, world) -> None:

@@ -12,9 +12,9 @@ from linli.registry.models import House, Person
 
 
 def house(session: Session, principal: Principal, community: str, building: str = "3", unit: str = "2",
-          room: str = "501", **facts: Any) -> House:
-    """A house in community (building and house created if new)."""
-    b, _ = places.upsert_building(session, principal, community_code=community, number=building)
+          room: str = "501", grid: str | None = None, **facts: Any) -> House:
+    """A house in community (building and house created if new), optionally in one of its grids."""
+    b, _ = places.upsert_building(session, principal, community_code=community, number=building, grid_code=grid)
     h, _ = places.upsert_house(session, principal, building=b, unit=unit, room=room, facts=facts)
     return h
 

@@ -86,16 +86,27 @@ def upsert_building(
     number: str,
     floors: int | None = None,
     units: int | None = None,
+    grid_code: str | None = None,
     **extra: Any,
 ) -> tuple[Building, str]:
-    """The building at (community, number), created if new; returns (building, 'created'|'unchanged'|'updated')."""
+    """The building at (community, number), created if new; returns (building, 'created'|'unchanged'|'updated').
+
+    A building may be placed in one of the community's grids: its houses and residents then carry the
+    grid's code, so the grid worker sees them.
+    """
     principal.require(Perm.HOUSES_WRITE)
     community = areas.get_community_or_raise(session, code=community_code)
+    area_code = community.code
+    if grid_code:
+        grid = areas.get_or_raise(session, code=grid_code, field="grid")
+        if grid.parent_code != community.code:
+            raise Invalid(f"网格 {grid_code} 不属于社区 {community.code}", field="grid")
+        area_code = grid.code
     number = normalise_building_number(number)
     building = find_building(session, community_code=community.code, number=number)
     if building is None:
         building = Building(
-            area_code=community.code,
+            area_code=area_code,
             community_code=community.code,
             number=number,
             name=f"{number}号楼",
