@@ -136,7 +136,7 @@ def import_registry(
         try:
             result = importers.import_table(session, Principal.system(), table, entity=kind,
                                             community_code=community, filename=file.name, dry_run=dry_run)
-            session.rollback() if dry_run else session.commit()
+            session.commit()  # a dry run has already undone its rows; its audit entry stays
         finally:
             session.close()
     except LinliError as exc:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import quote
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response
 
 from linli.core.auth.roles import Perm
-from linli.registry import history, organisations, people, places, search, vehicles
+from linli.core.errors import Invalid, TooLarge
+from linli.registry import exports, history, importers, organisations, people, places, search, vehicles
 from linli.registry.schemas import (
     BuildingIn,
     BuildingOut,
@@ -218,3 +222,70 @@ def get_vehicle(vehicle_id: int, session: DB, principal: CurrentPrincipal) -> Ve
     """One vehicle."""
     principal.require(Perm.VEHICLES_READ)
     return vehicle_out(vehicles.get_or_raise(session, vehicle_id=vehicle_id))
+
+
+@router.post("/import/registry")
+async def import_registry(
+    request: Request,
+    session: DB,
+    principal: CurrentPrincipal,
+    file: Annotated[UploadFile, File(description=".xlsx or .csv")],
+    community: Annotated[str, Form(max_length=32)],
+    entity: Annotated[str, Form()] = "auto",
+    dry_run: Annotated[bool, Form()] = False,
+) -> dict[str, object]:
+    """Import a sheet: {"created", "updated", "unchanged", "rejected": [{"row", "field", "reason"}]}."""
+    data = await read_upload(request, file)
+    name = file.filename or "upload"
+
+    def run() -> dict[str, object]:
+        kind = importers.detect_entity(data, name) if entity == "auto" else entity
+        table = importers.read(data, name, entity=kind, max_bytes=len(data) + 1)
+        report = importers.import_table(session, principal, table, entity=kind, community_code=community,
+                                        filename=name, dry_run=dry_run)
+        return report.summary()
+
+    return await run_in_threadpool(run)
+
+
+async def read_upload(request: Request, file: UploadFile) -> bytes:
+    """The uploaded bytes, refused (413) past the configured size before and after reading."""
+    limit = request.app.state.settings.max_upload_mb * 1024 * 1024
+    declared = int(request.headers.get("content-length") or 0)
+    if declared > limit + 64 * 1024 or (file.size is not None and file.size > limit):
+        raise TooLarge(f"文件过大：上限 {request.app.state.settings.max_upload_mb} MB", field="file")
+    data = await file.read(limit + 1)
+    if len(data) > limit:
+        raise TooLarge(f"文件过大：上限 {request.app.state.settings.max_upload_mb} MB", field="file")
+    if not data:
+        raise Invalid("文件为空", field="file")
+    return data
+
+
+@router.get("/import/templates/{entity}.xlsx")
+def import_template(entity: str, principal: CurrentPrincipal) -> Response:
+    """An empty .xlsx template with the expected Chinese headers."""
+    principal.require(Perm.IMPORT)
+    return xlsx_response(importers.template(entity), f"{entity}-template.xlsx")
+
+
+@router.get("/export/people.xlsx")
+def export_people(
+    session: DB,
+    principal: CurrentPrincipal,
+    q: Annotated[str, Query(max_length=64)] = "",
+    tag: Annotated[list[str] | None, Query()] = None,
+    community: str | None = None,
+) -> Response:
+    """People matching a search as .xlsx (masked; formula-looking cells neutralised; audited)."""
+    data, _ = exports.people_xlsx(session, principal, text=q, community_code=community, tags=tag)
+    return xlsx_response(data, "people.xlsx")
+
+
+def xlsx_response(data: bytes, filename: str) -> Response:
+    """A download of .xlsx bytes."""
+    return Response(
+        data,
+        media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(filename)}"},
+    )

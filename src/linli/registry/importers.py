@@ -231,13 +231,14 @@ def import_table(
     filename: str = "",
     dry_run: bool = False,
 ) -> ImportReport:
-    """Apply every row of a sheet; each row in its own savepoint. The caller commits (or, dry run, rolls back)."""
+    """Apply every row of a sheet, each in its own savepoint; a dry run undoes the rows and keeps the audit."""
     principal.require(Perm.IMPORT)
     principal.require(_WRITE_PERM[entity])
     community = areas.get_community_or_raise(session, code=community_code)
     report = ImportReport(entity=entity, unmapped_columns=list(table.unmapped), dry_run=dry_run)
     ctx = _Places(session, principal, community.code, source=f"import:{filename}"[:64])
     handler = _ROW_HANDLERS[entity]
+    whole = session.begin_nested() if dry_run else None
     for row in table.rows:
         savepoint = session.begin_nested()
         try:
@@ -249,6 +250,8 @@ def import_table(
             report.rejected.append(Rejected(row=row.row, field=exc.field or "", reason=exc.message))
             continue
         setattr(report, outcome, getattr(report, outcome) + 1)
+    if whole is not None:
+        whole.rollback()
     audit.record(
         session, actor=principal.actor, action="import.dry_run" if dry_run else "import", target_type=entity,
         area_code=community.code, detail={"file": filename, **{k: v for k, v in report.summary().items()

@@ -38,8 +38,8 @@ class Principal:
 
     @property
     def scope(self) -> Scope:
-        """The caller's area scope (unrestricted when bound to a whole district)."""
-        if any(code in self.root_codes for code in self.area_codes):
+        """The caller's area scope (unrestricted for the system and for users bound to a whole district)."""
+        if self.is_system or any(code in self.root_codes for code in self.area_codes):
             return Scope.everything()
         return Scope(codes=self.area_codes)
 

@@ -1,0 +1,109 @@
+"""Valid fictitious identifiers: resident ID numbers, mobiles, plates and USCCs.
+
+Each community draws from its own slice of every identifier space (values congruent to the community's
+index modulo PARTITIONS), so communities generated separately, even in parallel, never collide; within
+a community a set of used values catches the rest.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import date, timedelta
+
+from linli.demo import pools
+from linli.registry.validation import gb11643_check_digit, gb11714_check_char, gb32100_check_char
+
+PARTITIONS = 142  # at least the number of communities
+_DIGITS = "0123456789"
+_USCC_CHARS = "0123456789ABCDEFGHJKLMNPQRTUWXY"  # valid in both GB 32100 and GB 11714
+_NEV_SECOND = "ABCDEFGHJKLMNPQRSTUVWXYZ0123456789"
+# Ordinary plate serials: each position's alphabet; no two patterns can spell the same serial.
+_ORDINARY_PATTERNS = (
+    (_DIGITS,) * 5,
+    (pools.PLATE_LETTERS, *(_DIGITS,) * 4),
+    (pools.PLATE_LETTERS, pools.PLATE_LETTERS, *(_DIGITS,) * 3),
+    (*(_DIGITS,) * 4, pools.PLATE_LETTERS),
+    (_DIGITS, pools.PLATE_LETTERS, *(_DIGITS,) * 3),
+)
+_ORDINARY_WEIGHTS = (45, 25, 12, 10, 8)
+_NEV_PATTERN = ("DF", _NEV_SECOND, *(_DIGITS,) * 4)
+# (issuing prefix, new energy?) and weights: Xi'an 陕A and Xianyang 陕D most, a few from elsewhere.
+_PLATE_PREFIXES = (("陕A", False), ("陕D", False), ("陕A", True), ("陕D", True), ("陕E", False),
+                   ("陕C", False), ("甘A", False), ("豫A", False))
+_PLATE_WEIGHTS = (50, 30, 9, 4, 3, 2, 1, 1)
+_USCC_KINDS = {"enterprise": "91", "property": "91", "shop": "92", "social": "52"}
+
+
+def _space(pattern: tuple[str, ...]) -> int:
+    size = 1
+    for alphabet in pattern:
+        size *= len(alphabet)
+    return size
+
+
+def _spell(value: int, pattern: tuple[str, ...]) -> str:
+    """value written in the mixed radix of pattern (last position fastest)."""
+    chars = []
+    for alphabet in reversed(pattern):
+        value, digit = divmod(value, len(alphabet))
+        chars.append(alphabet[digit])
+    return "".join(reversed(chars))
+
+
+class Identities:
+    """Identifier source for one community: deterministic given rng, unique within the district."""
+
+    def __init__(self, rng: random.Random, index: int) -> None:
+        if not 0 <= index < PARTITIONS:
+            raise ValueError(f"community index {index} outside 0..{PARTITIONS - 1}")
+        self.rng = rng
+        self.index = index
+        self._ids: set[str] = set()
+        self._plates: set[str] = set()
+        self._usccs: set[str] = set()
+        # Sequence numbers (positions 15-17) of this community: s // 2 ≡ index (mod PARTITIONS).
+        self._slots = [k for k in range(index, 500, PARTITIONS)]
+
+    def _pick(self, pattern: tuple[str, ...]) -> str:
+        """A random value of pattern in this community's slice."""
+        count = (_space(pattern) - 1 - self.index) // PARTITIONS + 1
+        return _spell(self.index + PARTITIONS * self.rng.randrange(count), pattern)
+
+    def resident_id(self, region: str, birth: date, sex: str) -> tuple[str, date]:
+        """A valid, unused 18-digit ID number for (region, birth, sex); the birth date moves a day on a clash."""
+        parity = 1 if sex == "M" else 0
+        while True:
+            stem = f"{region}{birth:%Y%m%d}"
+            for slot in self.rng.sample(self._slots, len(self._slots)):
+                first17 = f"{stem}{2 * slot + parity:03d}"
+                if first17 not in self._ids:
+                    self._ids.add(first17)
+                    return first17 + gb11643_check_digit(first17), birth
+            birth -= timedelta(days=1)
+
+    def mobile(self) -> str:
+        """A mainland mobile number (may repeat: numbers are not unique in the register)."""
+        return f"{self.rng.choice(pools.MOBILE_PREFIXES)}{self.rng.randrange(100_000_000):08d}"
+
+    def plate(self) -> tuple[str, str]:
+        """(plate, kind): an unused plate of a common mainland format."""
+        while True:
+            prefix, nev = self.rng.choices(_PLATE_PREFIXES, weights=_PLATE_WEIGHTS)[0]
+            if nev:
+                number, kind = prefix + self._pick(_NEV_PATTERN), "new_energy"
+            else:
+                pattern = self.rng.choices(_ORDINARY_PATTERNS, weights=_ORDINARY_WEIGHTS)[0]
+                number, kind = prefix + self._pick(pattern), "ordinary"
+            if number not in self._plates:
+                self._plates.add(number)
+                return number, kind
+
+    def uscc(self, org_type: str, region: str) -> str:
+        """An unused unified social credit code whose organisation code and check character are valid."""
+        while True:
+            body = "MA6" + self._pick((_USCC_CHARS,) * 5)
+            first17 = f"{_USCC_KINDS[org_type]}{region}{body}{gb11714_check_char(body)}"
+            code = first17 + gb32100_check_char(first17)
+            if code not in self._usccs:
+                self._usccs.add(code)
+                return code
