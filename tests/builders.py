@@ -55,7 +55,9 @@ def build_world(session: Session, *, password: str) -> World:
     areas.create(session, code=w.other_street, name="王寺街道")
     areas.create(session, code=w.xingfu, name="幸福里", resettlement=True)
     for username, (role, attr) in USERS.items():
-        accounts.create(session, username=username, password=password, role=role, area_codes=[getattr(w, attr)])
+        accounts.create(
+            session, username=username, password=password, role=role, area_codes=[getattr(w, attr)]
+        )
     return w
 
 

@@ -80,8 +80,12 @@ def test_police_liaison_is_read_only(client, login, world) -> None:
     headers = login("jingwu")
     r = client.post("/api/v1/people", headers=headers, json={**person(), "community": world.tianfu})
     assert r.status_code == 403
-    assert client.post("/api/v1/vehicles", headers=headers,
-                       json={"community": world.tianfu, "plate": "陕A12345"}).status_code == 403
+    assert (
+        client.post(
+            "/api/v1/vehicles", headers=headers, json={"community": world.tianfu, "plate": "陕A12345"}
+        ).status_code
+        == 403
+    )
 
 
 def test_worker_cannot_write_into_another_community(client, login, world) -> None:

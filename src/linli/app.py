@@ -48,8 +48,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def _mount_routes(app: FastAPI) -> None:
-    from linli.areas.api import router as areas_api
     from linli.accounts.api import router as accounts_api
+    from linli.areas.api import router as areas_api
     from linli.registry.api import router as registry_api
     from linli.registry.pages import router as registry_pages
     from linli.web.pages import router as web_pages
@@ -88,11 +88,17 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [
-            {"field": ".".join(str(p) for p in e.get("loc", ()) if p not in ("body", "query", "path")),
-             "message": e.get("msg", "")}
+            {
+                "field": ".".join(str(p) for p in e.get("loc", ()) if p not in ("body", "query", "path")),
+                "message": e.get("msg", ""),
+            }
             for e in exc.errors()
         ]
         first = errors[0] if errors else {"field": "", "message": ""}
-        body = {"code": "invalid", "message": f"输入不合法：{first['field']} {first['message']}".strip(),
-                "field": first["field"], "errors": errors}
+        body = {
+            "code": "invalid",
+            "message": f"输入不合法：{first['field']} {first['message']}".strip(),
+            "field": first["field"],
+            "errors": errors,
+        }
         return JSONResponse({"error": body}, status_code=422)

@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
 
 from linli.core import pii
 from linli.core.auth import service as accounts
@@ -28,7 +30,7 @@ app.add_typer(import_app, name="import")
 app.add_typer(export_app, name="export")
 
 
-def _factory():  # type: ignore[no-untyped-def]
+def _factory() -> tuple[Engine, sessionmaker[Session]]:
     settings = get_settings()
     pii.configure(aes_key=settings.pii_key_bytes(), lookup_key=settings.lookup_key_bytes())
     engine = make_engine(settings.database_url)
@@ -51,7 +53,9 @@ def serve(
     from linli.app import create_app
 
     settings = get_settings()
-    uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port, log_level="info")
+    uvicorn.run(
+        create_app(settings), host=host or settings.host, port=port or settings.port, log_level="info"
+    )
 
 
 @db_app.command("upgrade")
@@ -66,7 +70,9 @@ def db_upgrade() -> None:
 
 @app.command()
 def demo(
-    scale: Annotated[str, typer.Option(help="small (3 pilot communities in detail) or district (~1M people)")] = "small",
+    scale: Annotated[
+        str, typer.Option(help="small (3 pilot communities in detail) or district (~1M people)")
+    ] = "small",
     seed: Annotated[int, typer.Option(help="random seed; the same seed gives the same district")] = 20211,
     if_empty: Annotated[bool, typer.Option("--if-empty", help="do nothing if the database has data")] = False,
 ) -> None:
@@ -85,17 +91,26 @@ def demo(
                 typer.echo("demo: database already has data, left as it is")
                 return
             raise _fail("database already has data; use a fresh LINLI_DATABASE_URL")
-        counts = demo_service.seed(session, scale=scale, seed=seed, progress=lambda m: typer.echo(m, err=True))
+        counts = demo_service.seed(
+            session, scale=scale, seed=seed, progress=lambda m: typer.echo(m, err=True)
+        )
     typer.echo(json.dumps({**counts, "seconds": round(time.perf_counter() - started, 1)}, ensure_ascii=False))
 
 
 @users_app.command("create")
 def users_create(
     name: str,
-    role: Annotated[str, typer.Option(help="district_admin, street_staff, community_worker, grid_worker, "
-                                           "property_staff, police_liaison, resident")],
+    role: Annotated[
+        str,
+        typer.Option(
+            help="district_admin, street_staff, community_worker, grid_worker, "
+            "property_staff, police_liaison, resident"
+        ),
+    ],
     area: Annotated[list[str], typer.Option(help="area code the user may see (repeatable)")],
-    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="read the password from stdin")] = False,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="read the password from stdin")
+    ] = False,
 ) -> None:
     """Create a user bound to one or more areas."""
     if not password_stdin:
@@ -108,7 +123,9 @@ def users_create(
         with unit_of_work(factory) as session:
             for code in area:
                 areas.get_or_raise(session, code=code, field="area")
-            user = accounts.create(session, username=name, password=password, role=role, area_codes=list(area))
+            user = accounts.create(
+                session, username=name, password=password, role=role, area_codes=list(area)
+            )
             typer.echo(json.dumps({"id": user.id, "username": user.username, "role": role, "areas": area}))
     except LinliError as exc:
         raise _fail(f"{exc.field or ''} {exc.message}".strip()) from None
@@ -121,7 +138,9 @@ def import_registry(
     entity: Annotated[str, typer.Option(help="people, houses, organisations, vehicles, or auto")] = "auto",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="report without writing")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print only the JSON summary")] = False,
-    report: Annotated[Path | None, typer.Option(help="write the rows with an error column to this .xlsx")] = None,
+    report: Annotated[
+        Path | None, typer.Option(help="write the rows with an error column to this .xlsx")
+    ] = None,
 ) -> None:
     """Import a register sheet; prints {"created", "updated", "unchanged", "rejected": [...]}."""
     from linli.registry import importers
@@ -134,8 +153,15 @@ def import_registry(
         table = importers.read(data, file.name, entity=kind, max_bytes=settings.max_upload_mb * 1024 * 1024)
         session = factory()
         try:
-            result = importers.import_table(session, Principal.system(), table, entity=kind,
-                                            community_code=community, filename=file.name, dry_run=dry_run)
+            result = importers.import_table(
+                session,
+                Principal.system(),
+                table,
+                entity=kind,
+                community_code=community,
+                filename=file.name,
+                dry_run=dry_run,
+            )
             session.commit()  # a dry run has already undone its rows; its audit entry stays
         finally:
             session.close()
@@ -145,9 +171,12 @@ def import_registry(
     if report is not None:
         report.write_bytes(importers.error_report(table, result))
     if not as_json:
-        typer.echo(f"{file.name}: {kind} created={result.created} updated={result.updated} "
-                   f"unchanged={result.unchanged} rejected={len(result.rejected)}" + (" (dry run)" if dry_run else ""),
-                   err=True)
+        typer.echo(
+            f"{file.name}: {kind} created={result.created} updated={result.updated} "
+            f"unchanged={result.unchanged} rejected={len(result.rejected)}"
+            + (" (dry run)" if dry_run else ""),
+            err=True,
+        )
     typer.echo(json.dumps(summary, ensure_ascii=False))
 
 
@@ -163,7 +192,9 @@ def export_people(
 
     _, factory = _factory()
     with unit_of_work(factory, scope=Scope.everything()) as session:
-        data, count = exports.people_xlsx(session, Principal.system(), text=q, community_code=community, tags=tag)
+        data, count = exports.people_xlsx(
+            session, Principal.system(), text=q, community_code=community, tags=tag
+        )
     out.write_bytes(data)
     typer.echo(json.dumps({"file": str(out), "rows": count}))
 

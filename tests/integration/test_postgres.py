@@ -16,7 +16,8 @@ pytestmark = pytest.mark.integration
 
 needs_pg = pytest.mark.skipif(
     not os.environ.get("LINLI_TEST_DATABASE_URL", "").startswith("postgresql"),
-    reason="integration: set LINLI_TEST_DATABASE_URL=postgresql+psycopg://... (.ci/run does) to run on PostgreSQL",
+    reason="integration: set LINLI_TEST_DATABASE_URL=postgresql+psycopg://... "
+    "(.ci/run does) to run on PostgreSQL",
 )
 
 

@@ -18,8 +18,20 @@ from linli.registry import exports, importers
 from linli.registry.models import House, Person, Vehicle
 from tests.builders import resident_id
 
-HEADERS = ["序号", "姓名", "公民身份号码", "性别", "联系电话", "楼号", "单元", "门牌号", "与户主关系", "人员类别",
-           "车牌号码", "建筑面积"]
+HEADERS = [
+    "序号",
+    "姓名",
+    "公民身份号码",
+    "性别",
+    "联系电话",
+    "楼号",
+    "单元",
+    "门牌号",
+    "与户主关系",
+    "人员类别",
+    "车牌号码",
+    "建筑面积",
+]
 
 
 def sheet(rows: list[list[object]], *, title: str | None = "天府和苑社区人口登记表") -> bytes:
@@ -46,15 +58,34 @@ def good_rows() -> list[list[object]]:
         [1, "王建国", owner, "男", "138 0013 8000", "3号楼", "2", "501", "户主", "", "陕A·12345", 89.5],
         [2, "李秀兰", wife.lower(), "女", "", "3", "2单元", "501室", "配偶", "低保", "", ""],
         # Full-width digits and a stray space, as pasted from a web form.
-        [3, " 王 磊", son.translate(str.maketrans("0123456789", "０１２３４５６７８９")), "男", "13912345678",
-         "3", "2", "502", "户主", "", "", ""],
+        [
+            3,
+            " 王 磊",
+            son.translate(str.maketrans("0123456789", "０１２３４５６７８９")),
+            "男",
+            "13912345678",
+            "3",
+            "2",
+            "502",
+            "户主",
+            "",
+            "",
+            "",
+        ],
     ]
 
 
 def run(session, data: bytes, community: str, *, dry_run: bool = False, principal=None):  # type: ignore[no-untyped-def]
     table = importers.read(data, "登记表.xlsx", entity="people", max_bytes=20 * 1024 * 1024)
-    return importers.import_table(session, principal or Principal.system(), table, entity="people",
-                                  community_code=community, filename="登记表.xlsx", dry_run=dry_run)
+    return importers.import_table(
+        session,
+        principal or Principal.system(),
+        table,
+        entity="people",
+        community_code=community,
+        filename="登记表.xlsx",
+        dry_run=dry_run,
+    )
 
 
 def test_import_creates_links_and_is_idempotent(session, world) -> None:
@@ -83,8 +114,13 @@ def test_bad_rows_are_rejected_with_row_and_field_and_good_rows_kept(session, wo
     assert all(r.reason for r in report.rejected)
     names = set(session.scalars(select(Person.name)))
     assert names == {"王建国", "李秀兰", "王 磊"}  # the row with the bad plate left no person behind
-    error_book = openpyxl.load_workbook(io.BytesIO(importers.error_report(
-        importers.read(sheet(rows), "x.xlsx", entity="people", max_bytes=10**8), report)))
+    error_book = openpyxl.load_workbook(
+        io.BytesIO(
+            importers.error_report(
+                importers.read(sheet(rows), "x.xlsx", entity="people", max_bytes=10**8), report
+            )
+        )
+    )
     first_col = [c.value for c in next(error_book.active.iter_cols(max_col=1))]
     assert first_col[0] == tabular.ERROR_COLUMN and any("phone" in str(v) for v in first_col if v)
 
@@ -111,9 +147,15 @@ def test_import_into_another_community_is_refused(session, world, as_user) -> No
         (b"%PDF-1.4 hello", "report.pdf", "不是电子表格"),
     ],
 )
-def test_files_that_are_not_sheets_get_a_clear_error(client, login, world, payload, filename, message) -> None:
-    r = client.post("/api/v1/import/registry", headers=login("shequ"), data={"community": world.tianfu},
-                    files={"file": (filename, payload)})
+def test_files_that_are_not_sheets_get_a_clear_error(
+    client, login, world, payload, filename, message
+) -> None:
+    r = client.post(
+        "/api/v1/import/registry",
+        headers=login("shequ"),
+        data={"community": world.tianfu},
+        files={"file": (filename, payload)},
+    )
     assert r.status_code == 422
     assert r.json()["error"]["field"] == "file"
     assert message in r.json()["error"]["message"]
@@ -122,8 +164,12 @@ def test_files_that_are_not_sheets_get_a_clear_error(client, login, world, paylo
 def test_oversized_upload_is_refused(client, login, world, app_shared) -> None:
     app_shared.state.settings.max_upload_mb = 1
     try:
-        r = client.post("/api/v1/import/registry", headers=login("shequ"), data={"community": world.tianfu},
-                        files={"file": ("big.csv", b"a" * (2 * 1024 * 1024))})
+        r = client.post(
+            "/api/v1/import/registry",
+            headers=login("shequ"),
+            data={"community": world.tianfu},
+            files={"file": ("big.csv", b"a" * (2 * 1024 * 1024))},
+        )
     finally:
         app_shared.state.settings.max_upload_mb = 20
     assert r.status_code == 413 and "MB" in r.json()["error"]["message"]
@@ -132,13 +178,20 @@ def test_oversized_upload_is_refused(client, login, world, app_shared) -> None:
 def test_api_import_round_trip(client, login, world) -> None:
     headers = login("shequ")
     files = {"file": ("登记表.xlsx", sheet(good_rows()))}
-    dry = client.post("/api/v1/import/registry", headers=headers, data={"community": world.tianfu, "dry_run": "true"},
-                      files=files).json()
+    dry = client.post(
+        "/api/v1/import/registry",
+        headers=headers,
+        data={"community": world.tianfu, "dry_run": "true"},
+        files=files,
+    ).json()
     assert dry["created"] == 3 and dry["dry_run"] is True
-    real = client.post("/api/v1/import/registry", headers=headers, data={"community": world.tianfu}, files=files).json()
+    real = client.post(
+        "/api/v1/import/registry", headers=headers, data={"community": world.tianfu}, files=files
+    ).json()
     assert (real["created"], real["rejected"]) == (3, [])
-    again = client.post("/api/v1/import/registry", headers=headers, data={"community": world.tianfu},
-                        files=files).json()
+    again = client.post(
+        "/api/v1/import/registry", headers=headers, data={"community": world.tianfu}, files=files
+    ).json()
     assert (again["created"], again["updated"], again["unchanged"]) == (0, 0, 3)
 
 

@@ -34,7 +34,7 @@ def test_id_number_encrypted_at_rest_and_found_by_keyed_hash(session, as_user, w
     number = resident_id()
     p = resident(session, shequ, house(session, shequ, world.tianfu), person(id_number=number))
     session.flush()
-    raw = session.connection().exec_driver_sql("SELECT id_number, phone FROM people WHERE id = %d" % p.id).one()
+    raw = session.connection().exec_driver_sql(f"SELECT id_number, phone FROM people WHERE id = {p.id}").one()
     assert number not in raw[0] and "13800138000" not in (raw[1] or "")
     assert people.find_by_id_number(session, id_type="resident_id", number=number).id == p.id
 
@@ -46,8 +46,9 @@ def test_birth_date_and_sex_must_match_the_number(session, as_user, world) -> No
         people.upsert(session, shequ, person(id_number=number, sex="女"), community_code=world.tianfu)
     assert err.value.field == "sex"
     with pytest.raises(Invalid) as err:
-        people.upsert(session, shequ, person(id_number=number, birth_date=date(1950, 1, 3)),
-                      community_code=world.tianfu)
+        people.upsert(
+            session, shequ, person(id_number=number, birth_date=date(1950, 1, 3)), community_code=world.tianfu
+        )
     assert err.value.field == "birth_date"
     p, _ = people.upsert(session, shequ, person(id_number=number), community_code=world.tianfu)
     assert (p.birth_date, p.sex) == (date(1950, 1, 2), "M")
@@ -74,8 +75,9 @@ def test_adding_someone_registered_elsewhere_links_the_existing_record(session, 
         people.upsert(session, shequ, person(id_number=number, name="李桂兰"), community_code=world.tianfu)
     # With an address in Tianfu the same record gets a second residence, nothing is copied.
     tianfu_home = house(session, shequ, world.tianfu)
-    linked, outcome = people.upsert(session, shequ, person(id_number=number, name="李桂兰"), house=tianfu_home,
-                                    relation="tenant")
+    linked, outcome = people.upsert(
+        session, shequ, person(id_number=number, name="李桂兰"), house=tianfu_home, relation="tenant"
+    )
     assert linked.id == original.id and outcome == "updated"
     assert session.scalar(select(Person.id).where(Person.id == original.id)) == original.id  # visible now
     homes = {h.community_code for _, h in people.residences(session, person_id=original.id)}
@@ -101,8 +103,18 @@ def test_merge_keeps_links_and_history(session, as_user, world, system) -> None:
     home = house(session, shequ, world.tianfu)
     keep = resident(session, shequ, home, person(name="赵秀英", male=False, phone=None))
     # A duplicate typed with a passport by mistake: another record of the same woman.
-    drop, _ = people.upsert(session, shequ, {"name": "赵秀英", "id_type": "passport", "id_number": "E12345678",
-                                              "phone": "13700001111", "tags": "低保"}, house=home)
+    drop, _ = people.upsert(
+        session,
+        shequ,
+        {
+            "name": "赵秀英",
+            "id_type": "passport",
+            "id_number": "E12345678",
+            "phone": "13700001111",
+            "tags": "低保",
+        },
+        house=home,
+    )
     car, _ = vehicles.upsert(session, shequ, {"plate": "陕A·12345"}, community_code=world.tianfu, owner=drop)
     kept = people.merge(session, shequ, keep_id=keep.id, drop_id=drop.id, reason="同一人重复登记")
     assert kept.phone == "13700001111"  # filled from the duplicate
@@ -110,10 +122,12 @@ def test_merge_keeps_links_and_history(session, as_user, world, system) -> None:
     session.expire_all()
     assert session.get(Person, drop.id).merged_into_id == keep.id
     assert vehicles.get_or_raise(session, vehicle_id=car.id).owner_person_id == keep.id
-    assert {r.person_id for r in session.scalars(select(Residence).where(Residence.house_id == home.id))} == {keep.id}
+    assert {r.person_id for r in session.scalars(select(Residence).where(Residence.house_id == home.id))} == {
+        keep.id
+    }
     assert people.current_tags(session, person_id=keep.id) == ["low_income"]
     assert session.scalar(select(PersonTag).where(PersonTag.person_id == drop.id)) is None
-    assert [e.action for e in history.get_all(session, entity="person", entity_id=drop.id)][0] == "merge"
+    assert history.get_all(session, entity="person", entity_id=drop.id)[0].action == "merge"
     assert search.search(session, text="赵秀英") == [kept]  # the merged record no longer shows in lists
 
 
@@ -126,7 +140,11 @@ def test_reveal_needs_permission_and_is_audited(session, as_user, world) -> None
     assert people.reveal(session, shequ, person_id=p.id, field="id_number", reason="办理低保核查") == number
     entry = session.scalar(select(AuditEntry).where(AuditEntry.action == "pii.reveal"))
     assert (entry.actor, entry.target_id, entry.reason, entry.detail) == (
-        "shequ", str(p.id), "办理低保核查", {"field": "id_number"})
+        "shequ",
+        str(p.id),
+        "办理低保核查",
+        {"field": "id_number"},
+    )
     wuye = as_user("wuye")  # property staff see people masked and may not reveal
     with pytest.raises(Forbidden):
         people.reveal(session, wuye, person_id=p.id, field="id_number", reason="查看")
@@ -136,7 +154,7 @@ def test_move_out_ends_residence_and_checks_dates(session, as_user, world) -> No
     shequ = as_user("shequ")
     home = house(session, shequ, world.tianfu)
     p, _ = people.upsert(session, shequ, person(), house=home, relation="tenant", move_in=date(2022, 5, 1))
-    (res, _), = people.residences(session, person_id=p.id)
+    ((res, _),) = people.residences(session, person_id=p.id)
     with pytest.raises(Invalid):
         people.end_residence(session, shequ, residence_id=res.id, move_out=date(2022, 4, 1))
     people.end_residence(session, shequ, residence_id=res.id, move_out=date(2024, 6, 30))

@@ -85,19 +85,29 @@ def token(body: TokenIn, request: Request, session: DB) -> TokenOut:
     """Exchange a username and password for a bearer token (lockout after repeated failures)."""
     settings = request.app.state.settings
     user = accounts.authenticate(
-        session, username=body.username, password=body.password, max_failures=settings.login_max_failures,
-        lockout=timedelta(minutes=settings.login_lockout_minutes), ip=client_ip(request),
+        session,
+        username=body.username,
+        password=body.password,
+        max_failures=settings.login_max_failures,
+        lockout=timedelta(minutes=settings.login_lockout_minutes),
+        ip=client_ip(request),
     )
     ttl = timedelta(hours=settings.session_hours)
-    return TokenOut(access_token=accounts.issue_token(session, user=user, name=body.name, ttl=ttl),
-                    expires_in=int(ttl.total_seconds()))
+    return TokenOut(
+        access_token=accounts.issue_token(session, user=user, name=body.name, ttl=ttl),
+        expires_in=int(ttl.total_seconds()),
+    )
 
 
 @router.get("/me", response_model=MeOut)
 def me(principal: CurrentPrincipal) -> MeOut:
     """Who the caller is and what they may do."""
-    return MeOut(username=principal.username, role=principal.role, areas=list(principal.area_codes),
-                 permissions=sorted(p.value for p in principal.perms))
+    return MeOut(
+        username=principal.username,
+        role=principal.role,
+        areas=list(principal.area_codes),
+        permissions=sorted(p.value for p in principal.perms),
+    )
 
 
 @router.post("/users", response_model=UserOut, status_code=201)
@@ -107,10 +117,23 @@ def create_user(body: UserIn, session: DB, principal: CurrentPrincipal) -> UserO
     for code in body.areas:
         if not principal.scope.allows(code):
             raise NotFound(f"区域不存在或不在权限范围内：{code}", field="areas")
-    user = accounts.create(session, username=body.username, password=body.password, role=body.role,
-                           area_codes=body.areas, display_name=body.display_name, actor=principal.actor)
-    return UserOut(id=user.id, username=user.username, display_name=user.display_name, role=user.role,
-                   areas=list(user.area_codes), active=user.active)
+    user = accounts.create(
+        session,
+        username=body.username,
+        password=body.password,
+        role=body.role,
+        area_codes=body.areas,
+        display_name=body.display_name,
+        actor=principal.actor,
+    )
+    return UserOut(
+        id=user.id,
+        username=user.username,
+        display_name=user.display_name,
+        role=user.role,
+        areas=list(user.area_codes),
+        active=user.active,
+    )
 
 
 @router.get("/audit", response_model=list[AuditOut])
@@ -126,6 +149,14 @@ def audit_log(
 ) -> list[AuditOut]:
     """The audit log in the caller's areas, newest first; page with before_id."""
     principal.require(Perm.AUDIT_READ)
-    rows = audit.query(session, scope=principal.scope, action=action, actor=actor, since=since, until=until,
-                       limit=limit, before_id=before_id)
+    rows = audit.query(
+        session,
+        scope=principal.scope,
+        action=action,
+        actor=actor,
+        since=since,
+        until=until,
+        limit=limit,
+        before_id=before_id,
+    )
     return [AuditOut.model_validate(r) for r in rows]

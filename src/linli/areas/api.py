@@ -41,8 +41,9 @@ class AreaDetail(AreaOut):
 
 
 @router.get("", response_model=list[AreaOut])
-def list_areas(session: DB, principal: CurrentPrincipal, parent: str | None = None, level: str | None = None
-               ) -> list[AreaOut]:
+def list_areas(
+    session: DB, principal: CurrentPrincipal, parent: str | None = None, level: str | None = None
+) -> list[AreaOut]:
     """Children of parent (the caller's own areas when no parent is given), or all of one level."""
     principal.require(Perm.AREAS_READ)
     if level:

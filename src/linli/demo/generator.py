@@ -27,10 +27,10 @@ _AS_OF_ORDINAL = AS_OF.toordinal()
 _M_PER_DEG_LAT = 111_320.0
 
 # Household shapes and their weights: owners in resettlement housing, other owners, tenants.
-_RESETTLED_KINDS = {"elderly_single": 4, "single": 3, "elderly_couple": 20, "couple": 8, "couple_kids": 28,
-                    "three_gen": 28, "skipped": 3, "parent_child": 6}
-_OWNER_KINDS = {"elderly_single": 1, "single": 10, "elderly_couple": 10, "couple": 20, "couple_kids": 40,
-                "three_gen": 14, "skipped": 1, "parent_child": 4}
+_RESETTLED_KINDS = {"elderly_single": 2, "single": 3, "elderly_couple": 18, "middle_couple": 12, "couple": 7,
+                    "couple_kids": 26, "three_gen": 26, "skipped": 3, "parent_child": 6}
+_OWNER_KINDS = {"elderly_single": 1, "single": 10, "elderly_couple": 8, "middle_couple": 10, "couple": 18,
+                "couple_kids": 37, "three_gen": 12, "skipped": 1, "parent_child": 4}
 _TENANT_KINDS = {"single": 30, "couple": 30, "couple_kids": 30, "shared": 10}
 
 
@@ -373,15 +373,18 @@ def _members(rng: random.Random, kind: str) -> list[_Member]:
     if kind == "elderly_couple":
         husband = int(rng.triangular(62, 94, 70))
         return [_Member(husband, "M", True), _Member(max(58, husband + r(-6, 3)), "F", False)]
+    if kind == "middle_couple":
+        husband = r(48, 66)
+        return [_Member(husband, "M", True), _Member(max(45, husband + r(-5, 2)), "F", False)]
     if kind == "couple":
         husband = r(24, 40)
         return [_Member(husband, "M", True), _Member(max(22, husband + r(-4, 2)), "F", False)]
     if kind == "shared":
         return [_Member(r(20, 38), rng.choice("MF"), True) for _ in range(r(2, 3))]
     if kind == "couple_kids":
-        father = r(28, 52)
+        father = r(28, 56)
         mother = max(24, father + r(-5, 2))
-        kids = [_Member(r(0, min(mother - 20, 22)), rng.choice("MF"), True) for _ in range(1 if rng.random() < 0.6 else 2)]
+        kids = [_Member(r(0, min(mother - 20, 26)), rng.choice("MF"), True) for _ in range(1 if rng.random() < 0.6 else 2)]
         return [_Member(father, "M", True), _Member(mother, "F", False), *kids]
     if kind == "skipped":
         grandfather = r(55, 78)
@@ -391,7 +394,7 @@ def _members(rng: random.Random, kind: str) -> list[_Member]:
         elder = int(rng.triangular(65, 95, 78))
         return [_Member(elder, rng.choice("MF"), True), _Member(r(35, min(60, elder - 22)), rng.choice("MF"), True)]
     # three generations, at most four people
-    son = r(28, 50)
+    son = r(28, 55)
     elder = min(95, son + r(24, 34))
     grandfather, grandmother = _Member(elder, "M", True), _Member(max(50, elder + r(-5, 2)), "F", False)
     son_m, wife = _Member(son, "M", True), _Member(max(24, son + r(-4, 2)), "F", False)

@@ -63,8 +63,14 @@ def upsert_person(body: PersonIn, session: DB, principal: CurrentPrincipal) -> U
     """Register a person, or link the existing record with the same ID number (最多录一次)."""
     house = places.get_house(session, house_id=body.house_id) if body.house_id else None
     person, outcome = people.upsert(
-        session, principal, body.model_dump(exclude={"community", "house_id", "relation", "move_in"}),
-        community_code=body.community, house=house, relation=body.relation, move_in=body.move_in, source="api",
+        session,
+        principal,
+        body.model_dump(exclude={"community", "house_id", "relation", "move_in"}),
+        community_code=body.community,
+        house=house,
+        relation=body.relation,
+        move_in=body.move_in,
+        source="api",
     )
     return UpsertResult(id=person.id, outcome=outcome)
 
@@ -117,7 +123,9 @@ def merge_people(body: MergeIn, session: DB, principal: CurrentPrincipal) -> Per
 
 
 @router.post("/residences/{residence_id}/end", response_model=ResidenceOut)
-def end_residence(residence_id: int, body: MoveOutIn, session: DB, principal: CurrentPrincipal) -> ResidenceOut:
+def end_residence(
+    residence_id: int, body: MoveOutIn, session: DB, principal: CurrentPrincipal
+) -> ResidenceOut:
     """Record a move-out."""
     residence = people.end_residence(session, principal, residence_id=residence_id, move_out=body.move_out)
     house = places.get_house(session, house_id=residence.house_id)
@@ -125,7 +133,9 @@ def end_residence(residence_id: int, body: MoveOutIn, session: DB, principal: Cu
 
 
 @router.get("/buildings", response_model=list[BuildingOut])
-def list_buildings(session: DB, principal: CurrentPrincipal, community: str | None = None) -> list[BuildingOut]:
+def list_buildings(
+    session: DB, principal: CurrentPrincipal, community: str | None = None
+) -> list[BuildingOut]:
     """Buildings in the caller's areas."""
     principal.require(Perm.HOUSES_READ)
     return [building_out(b) for b in places.list_buildings(session, community_code=community)]
@@ -135,19 +145,30 @@ def list_buildings(session: DB, principal: CurrentPrincipal, community: str | No
 def upsert_building(body: BuildingIn, session: DB, principal: CurrentPrincipal) -> UpsertResult:
     """Register a building (one per community + number)."""
     building, outcome = places.upsert_building(
-        session, principal, community_code=body.community, number=body.number, floors=body.floors, units=body.units
+        session,
+        principal,
+        community_code=body.community,
+        number=body.number,
+        floors=body.floors,
+        units=body.units,
     )
     return UpsertResult(id=building.id, outcome=outcome)
 
 
 @router.get("/houses", response_model=list[HouseOut])
 def list_houses(
-    session: DB, principal: CurrentPrincipal, building_id: int | None = None, community: str | None = None,
-    limit: Limit = 200, offset: Offset = 0,
+    session: DB,
+    principal: CurrentPrincipal,
+    building_id: int | None = None,
+    community: str | None = None,
+    limit: Limit = 200,
+    offset: Offset = 0,
 ) -> list[HouseOut]:
     """Houses in the caller's areas, in address order."""
     principal.require(Perm.HOUSES_READ)
-    rows = places.list_houses(session, building_id=building_id, community_code=community, limit=limit, offset=offset)
+    rows = places.list_houses(
+        session, building_id=building_id, community_code=community, limit=limit, offset=offset
+    )
     return [HouseOut.model_validate(h) for h in rows]
 
 
@@ -156,8 +177,13 @@ def upsert_house(body: HouseIn, session: DB, principal: CurrentPrincipal) -> Ups
     """Register a house (one per address code) or update its facts."""
     building = places.get_building(session, building_id=body.building_id)
     house, outcome = places.upsert_house(
-        session, principal, building=building, unit=body.unit, room=body.room,
-        facts=body.model_dump(include={"area_m2", "use", "ownership", "occupancy"}), source="api",
+        session,
+        principal,
+        building=building,
+        unit=body.unit,
+        room=body.room,
+        facts=body.model_dump(include={"area_m2", "use", "ownership", "occupancy"}),
+        source="api",
     )
     return UpsertResult(id=house.id, outcome=outcome)
 
@@ -171,7 +197,11 @@ def get_house(house_id: int, session: DB, principal: CurrentPrincipal) -> HouseO
 
 @router.get("/organisations", response_model=list[OrganisationOut])
 def list_organisations(
-    session: DB, principal: CurrentPrincipal, community: str | None = None, limit: Limit = 100, offset: Offset = 0
+    session: DB,
+    principal: CurrentPrincipal,
+    community: str | None = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> list[OrganisationOut]:
     """Organisations in the caller's areas."""
     principal.require(Perm.ORGS_READ)
@@ -183,7 +213,11 @@ def list_organisations(
 def upsert_organisation(body: OrganisationIn, session: DB, principal: CurrentPrincipal) -> UpsertResult:
     """Register an organisation (one per USCC) or update it."""
     org, outcome = organisations.upsert(
-        session, principal, body.model_dump(exclude={"community"}), community_code=body.community, source="api"
+        session,
+        principal,
+        body.model_dump(exclude={"community"}),
+        community_code=body.community,
+        source="api",
     )
     return UpsertResult(id=org.id, outcome=outcome)
 
@@ -197,8 +231,12 @@ def get_organisation(org_id: int, session: DB, principal: CurrentPrincipal) -> O
 
 @router.get("/vehicles", response_model=list[VehicleOut])
 def list_vehicles(
-    session: DB, principal: CurrentPrincipal, community: str | None = None,
-    plate: Annotated[str | None, Query(max_length=16)] = None, limit: Limit = 100, offset: Offset = 0,
+    session: DB,
+    principal: CurrentPrincipal,
+    community: str | None = None,
+    plate: Annotated[str | None, Query(max_length=16)] = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> list[VehicleOut]:
     """Vehicles in the caller's areas, optionally by plate prefix."""
     principal.require(Perm.VEHICLES_READ)
@@ -211,8 +249,12 @@ def upsert_vehicle(body: VehicleIn, session: DB, principal: CurrentPrincipal) ->
     """Register a vehicle (one per plate) or update it; the owner must be in the caller's areas."""
     owner = people.get_or_raise(session, person_id=body.owner_person_id) if body.owner_person_id else None
     vehicle, outcome = vehicles.upsert(
-        session, principal, body.model_dump(exclude={"community", "owner_person_id"}),
-        community_code=body.community, owner=owner, source="api",
+        session,
+        principal,
+        body.model_dump(exclude={"community", "owner_person_id"}),
+        community_code=body.community,
+        owner=owner,
+        source="api",
     )
     return UpsertResult(id=vehicle.id, outcome=outcome)
 
@@ -241,8 +283,9 @@ async def import_registry(
     def run() -> dict[str, object]:
         kind = importers.detect_entity(data, name) if entity == "auto" else entity
         table = importers.read(data, name, entity=kind, max_bytes=len(data) + 1)
-        report = importers.import_table(session, principal, table, entity=kind, community_code=community,
-                                        filename=name, dry_run=dry_run)
+        report = importers.import_table(
+            session, principal, table, entity=kind, community_code=community, filename=name, dry_run=dry_run
+        )
         return report.summary()
 
     return await run_in_threadpool(run)

@@ -21,6 +21,14 @@ def diff(old: dict[str, Any], new: dict[str, Any]) -> dict[str, list[Any]]:
     return out
 
 
+def apply(obj: object, new: dict[str, Any]) -> dict[str, list[Any]]:
+    """Set new values on obj where they differ; returns the changes as {field: [old, new]}."""
+    changes = diff({key: getattr(obj, key) for key in new}, new)
+    for key in changes:
+        setattr(obj, key, new[key])
+    return changes
+
+
 def _jsonable(value: Any) -> Any:
     if value is None or isinstance(value, str | int | float | bool | list | dict):
         return value

@@ -46,8 +46,10 @@ PEOPLE_SYNONYMS: dict[str, list[str]] = {
     "colour": ["车身颜色", "车辆颜色", "颜色"],
     "parking_space": ["车位", "车位号"],
 }
-HOUSE_SYNONYMS = {k: PEOPLE_SYNONYMS[k] for k in ("building", "unit", "room", "area_m2", "use", "ownership",
-                                                  "occupancy", "notes")}
+HOUSE_SYNONYMS = {
+    k: PEOPLE_SYNONYMS[k]
+    for k in ("building", "unit", "room", "area_m2", "use", "ownership", "occupancy", "notes")
+}
 ORG_SYNONYMS: dict[str, list[str]] = {
     "name": ["单位名称", "名称", "企业名称", "商户名称"],
     "uscc": ["统一社会信用代码", "信用代码", "社会信用代码", "USCC"],
@@ -65,10 +67,18 @@ VEHICLE_SYNONYMS: dict[str, list[str]] = {
     "parking_space": PEOPLE_SYNONYMS["parking_space"],
     "owner_id_number": ["车主身份证号", "车主证件号码", "车主身份证", "车主公民身份号码"],
 }
-ENTITIES = {"people": PEOPLE_SYNONYMS, "houses": HOUSE_SYNONYMS, "organisations": ORG_SYNONYMS,
-            "vehicles": VEHICLE_SYNONYMS}
-REQUIRED = {"people": {"name", "id_number"}, "houses": {"building", "room"},
-            "organisations": {"name", "uscc"}, "vehicles": {"plate"}}
+ENTITIES = {
+    "people": PEOPLE_SYNONYMS,
+    "houses": HOUSE_SYNONYMS,
+    "organisations": ORG_SYNONYMS,
+    "vehicles": VEHICLE_SYNONYMS,
+}
+REQUIRED = {
+    "people": {"name", "id_number"},
+    "houses": {"building", "room"},
+    "organisations": {"name", "uscc"},
+    "vehicles": {"plate"},
+}
 
 
 @dataclass
@@ -124,8 +134,9 @@ def read(data: bytes, filename: str, *, entity: str, max_bytes: int) -> tabular.
     if entity not in ENTITIES:
         raise Invalid(f"未知的导入类型：{entity}", field="entity")
     try:
-        return tabular.read_table(data, filename, synonyms=ENTITIES[entity], required=REQUIRED[entity],
-                                  max_bytes=max_bytes)
+        return tabular.read_table(
+            data, filename, synonyms=ENTITIES[entity], required=REQUIRED[entity], max_bytes=max_bytes
+        )
     except tabular.TableError as exc:
         raise Invalid(str(exc), field="file") from None
 
@@ -147,12 +158,20 @@ class _Places:
         number = places.normalise_building_number(values["building"] or "")
         building = self.buildings.get(number)
         if building is None:
-            building, _ = places.upsert_building(self.session, self.principal, community_code=self.community,
-                                                 number=number)
+            building, _ = places.upsert_building(
+                self.session, self.principal, community_code=self.community, number=number
+            )
             self.buildings[number] = building
         facts = {k: values.get(k) for k in ("area_m2", "use", "ownership", "occupancy")}
-        return places.upsert_house(self.session, self.principal, building=building, unit=values.get("unit"),
-                                   room=values["room"] or "", facts=facts, source=self.source)
+        return places.upsert_house(
+            self.session,
+            self.principal,
+            building=building,
+            unit=values.get("unit"),
+            room=values["room"] or "",
+            facts=facts,
+            source=self.source,
+        )
 
 
 def _row_outcome(primary: str, *linked: str) -> str:
@@ -167,13 +186,20 @@ def _people_row(ctx: _Places, values: dict[str, str | None]) -> str:
     located = ctx.house(values)
     house, house_outcome = located if located else (None, "unchanged")
     person, person_outcome = people.upsert(
-        ctx.session, ctx.principal, facts, community_code=ctx.community, house=house,
-        relation=values.get("relation"), move_in=tabular_date(values.get("move_in"), "move_in"), source=ctx.source,
+        ctx.session,
+        ctx.principal,
+        facts,
+        community_code=ctx.community,
+        house=house,
+        relation=values.get("relation"),
+        move_in=tabular_date(values.get("move_in"), "move_in"),
+        source=ctx.source,
     )
     vehicle_outcome = "unchanged"
     if values.get("plate"):
-        _, vehicle_outcome = vehicles.upsert(ctx.session, ctx.principal, values, community_code=ctx.community,
-                                             owner=person, source=ctx.source)
+        _, vehicle_outcome = vehicles.upsert(
+            ctx.session, ctx.principal, values, community_code=ctx.community, owner=person, source=ctx.source
+        )
     return _row_outcome(person_outcome, house_outcome, vehicle_outcome)
 
 
@@ -184,19 +210,22 @@ def _house_row(ctx: _Places, values: dict[str, str | None]) -> str:
 
 
 def _org_row(ctx: _Places, values: dict[str, str | None]) -> str:
-    return organisations.upsert(ctx.session, ctx.principal, values, community_code=ctx.community,
-                                source=ctx.source)[1]
+    return organisations.upsert(
+        ctx.session, ctx.principal, values, community_code=ctx.community, source=ctx.source
+    )[1]
 
 
 def _vehicle_row(ctx: _Places, values: dict[str, str | None]) -> str:
     owner = None
     if values.get("owner_id_number"):
-        owner = people.find_by_id_number(ctx.session, id_type="resident_id",
-                                         number=_resident_id(values["owner_id_number"] or ""))
+        owner = people.find_by_id_number(
+            ctx.session, id_type="resident_id", number=_resident_id(values["owner_id_number"] or "")
+        )
         if owner is None:
             raise Invalid("车主未在人口库中登记，请先导入车主", field="owner_id_number")
-    return vehicles.upsert(ctx.session, ctx.principal, values, community_code=ctx.community, owner=owner,
-                           source=ctx.source)[1]
+    return vehicles.upsert(
+        ctx.session, ctx.principal, values, community_code=ctx.community, owner=owner, source=ctx.source
+    )[1]
 
 
 def _resident_id(raw: str) -> str:
@@ -215,10 +244,17 @@ def tabular_date(text: str | None, field: str) -> date | None:
 
 
 _ROW_HANDLERS: dict[str, Callable[[_Places, dict[str, str | None]], str]] = {
-    "people": _people_row, "houses": _house_row, "organisations": _org_row, "vehicles": _vehicle_row,
+    "people": _people_row,
+    "houses": _house_row,
+    "organisations": _org_row,
+    "vehicles": _vehicle_row,
 }
-_WRITE_PERM = {"people": Perm.PEOPLE_WRITE, "houses": Perm.HOUSES_WRITE, "organisations": Perm.ORGS_WRITE,
-               "vehicles": Perm.VEHICLES_WRITE}
+_WRITE_PERM = {
+    "people": Perm.PEOPLE_WRITE,
+    "houses": Perm.HOUSES_WRITE,
+    "organisations": Perm.ORGS_WRITE,
+    "vehicles": Perm.VEHICLES_WRITE,
+}
 
 
 def import_table(
@@ -231,7 +267,7 @@ def import_table(
     filename: str = "",
     dry_run: bool = False,
 ) -> ImportReport:
-    """Apply every row of a sheet, each in its own savepoint; a dry run undoes the rows and keeps the audit."""
+    """Apply every row of a sheet, each in its own savepoint; a dry run undoes its rows, keeps the audit."""
     principal.require(Perm.IMPORT)
     principal.require(_WRITE_PERM[entity])
     community = areas.get_community_or_raise(session, code=community_code)
@@ -253,10 +289,16 @@ def import_table(
     if whole is not None:
         whole.rollback()
     audit.record(
-        session, actor=principal.actor, action="import.dry_run" if dry_run else "import", target_type=entity,
-        area_code=community.code, detail={"file": filename, **{k: v for k, v in report.summary().items()
-                                                              if k in ("created", "updated", "unchanged")},
-                                          "rejected": len(report.rejected)},
+        session,
+        actor=principal.actor,
+        action="import.dry_run" if dry_run else "import",
+        target_type=entity,
+        area_code=community.code,
+        detail={
+            "file": filename,
+            **{k: v for k, v in report.summary().items() if k in ("created", "updated", "unchanged")},
+            "rejected": len(report.rejected),
+        },
     )
     return report
 

@@ -27,8 +27,11 @@ def clean(data: dict[str, Any]) -> dict[str, Any]:
         raise Invalid("单位名称不能为空", field="name")
     try:
         uscc = validation.validate_uscc(str(data.get("uscc") or ""))
-        phone = validation.normalise_mobile(str(data["contact_phone"]), field="contact_phone") if data.get(
-            "contact_phone") else None
+        phone = (
+            validation.normalise_mobile(str(data["contact_phone"]), field="contact_phone")
+            if data.get("contact_phone")
+            else None
+        )
     except validation.InvalidValue as exc:
         raise Invalid(exc.reason, field=exc.field) from None
     employees = data.get("employees")
@@ -78,7 +81,7 @@ def upsert(
         select(Organisation).where(Organisation.uscc == facts["uscc"]).execution_options(skip_scope=True)
     )
     if org is None:
-        full, initials = pinyin_keys(facts["name"])
+        _, initials = pinyin_keys(facts["name"])
         org = Organisation(
             area_code=community.code,
             name=facts["name"],
@@ -95,16 +98,20 @@ def upsert(
         session.add(org)
         session.flush()
         history.record(
-            session, actor=principal.actor, entity="organisation", entity_id=org.id, area_code=org.area_code,
-            action="create", changes=history.diff({}, {"name": org.name, "uscc": org.uscc}), source=source,
+            session,
+            actor=principal.actor,
+            entity="organisation",
+            entity_id=org.id,
+            area_code=org.area_code,
+            action="create",
+            changes=history.diff({}, {"name": org.name, "uscc": org.uscc}),
+            source=source,
         )
         return org, "created"
     if not principal.scope.allows(org.area_code):
         raise Conflict("该统一社会信用代码的单位已在其他辖区登记", field="uscc")
     new = {k: facts[k] for k in _FIELDS if facts[k] is not None}
-    changes = history.diff({k: getattr(org, k) for k in new}, new)
-    for key, (_, value) in changes.items():
-        setattr(org, key, new[key])
+    changes = history.apply(org, new)
     if "name" in changes:
         org.name_initials = pinyin_keys(org.name)[1]
     if facts["contact_phone"] and facts["contact_phone"] != org.contact_phone:
@@ -113,16 +120,29 @@ def upsert(
         org.phone_tail = facts["contact_phone"][-4:]
     if changes:
         history.record(
-            session, actor=principal.actor, entity="organisation", entity_id=org.id, area_code=org.area_code,
-            action="update", changes=changes, source=source,
+            session,
+            actor=principal.actor,
+            entity="organisation",
+            entity_id=org.id,
+            area_code=org.area_code,
+            action="update",
+            changes=changes,
+            source=source,
         )
     return org, "updated" if changes else "unchanged"
 
 
-def get_all(session: Session, *, community_code: str | None = None, limit: int = 100, offset: int = 0
-            ) -> list[Organisation]:
+def get_all(
+    session: Session, *, community_code: str | None = None, limit: int = 100, offset: int = 0
+) -> list[Organisation]:
     """Organisations in scope, by name."""
     stmt = select(Organisation).order_by(Organisation.name).limit(limit).offset(offset)
     if community_code:
         stmt = stmt.where(Organisation.area_code == community_code)
+    return list(session.scalars(stmt))
+
+
+def at_house(session: Session, *, house_id: int) -> list[Organisation]:
+    """Organisations registered at a house's address (in scope), by name."""
+    stmt = select(Organisation).where(Organisation.house_id == house_id).order_by(Organisation.name)
     return list(session.scalars(stmt))

@@ -12,8 +12,13 @@ from linli.registry.models import Building, House, Organisation, Person, PersonT
 def counts(session: Session, *, under: str | None = None) -> dict[str, int]:
     """How many buildings, houses, people, organisations and vehicles the caller sees (under one area)."""
     out: dict[str, int] = {}
-    for key, model in (("楼栋", Building), ("房屋", House), ("人口", Person), ("单位", Organisation),
-                       ("车辆", Vehicle)):
+    for key, model in (
+        ("楼栋", Building),
+        ("房屋", House),
+        ("人口", Person),
+        ("单位", Organisation),
+        ("车辆", Vehicle),
+    ):
         stmt = select(func.count()).select_from(model)
         if model is Person:
             stmt = stmt.where(Person.merged_into_id.is_(None))

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import CursorResult, Update, delete, select, update
 from sqlalchemy.orm import Session
 
 from linli.areas import service as areas
@@ -92,7 +92,11 @@ def _split_tags(raw: Any) -> list[str]:
         return []
     if isinstance(raw, list | tuple | set):
         return [str(t).strip() for t in raw if str(t).strip()]
-    return [t.strip() for t in str(raw).replace("，", ",").replace("、", ",").replace(";", ",").split(",") if t.strip()]
+    return [
+        t.strip()
+        for t in str(raw).replace("，", ",").replace("、", ",").replace(";", ",").split(",")
+        if t.strip()
+    ]
 
 
 def _text(raw: Any, limit: int) -> str | None:
@@ -151,12 +155,15 @@ def upsert(
         outcome = "created"
     else:
         if house is None and not _visible(session, person):
-            raise Conflict("该证件号码的人员已在其他社区登记；请填写其在本辖区的住址以关联该记录", field="id_number")
+            raise Conflict(
+                "该证件号码的人员已在其他社区登记；请填写其在本辖区的住址以关联该记录", field="id_number"
+            )
         outcome = _update(session, principal, person, facts, source=source)
     if house is not None:
         rel = to_code(RELATION, relation, field="relation") or "family"
-        if link_residence(session, principal, person=person, house=house, relation=rel, move_in=move_in,
-                          source=source):
+        if link_residence(
+            session, principal, person=person, house=house, relation=rel, move_in=move_in, source=source
+        ):
             outcome = "updated" if outcome == "unchanged" else outcome
     return person, outcome
 
@@ -197,18 +204,23 @@ def _create(session: Session, principal: Principal, facts: CleanPerson, *, home:
     for tag in facts.tags:
         session.add(PersonTag(person_id=person.id, tag=tag, area_code=home))
     history.record(
-        session, actor=principal.actor, entity="person", entity_id=person.id, area_code=home, action="create",
-        changes=history.diff({}, {**_masked_snapshot(facts), "tags": facts.tags}), source=source,
+        session,
+        actor=principal.actor,
+        entity="person",
+        entity_id=person.id,
+        area_code=home,
+        action="create",
+        changes=history.diff({}, {**_masked_snapshot(facts), "tags": facts.tags}),
+        source=source,
     )
     return person
 
 
-def _update(session: Session, principal: Principal, person: Person, facts: CleanPerson, *, source: str) -> str:
-    old = {k: getattr(person, k) for k in _PLAIN_FIELDS}
+def _update(
+    session: Session, principal: Principal, person: Person, facts: CleanPerson, *, source: str
+) -> str:
     new = {k: getattr(facts, k) for k in _PLAIN_FIELDS if getattr(facts, k) is not None}
-    changes = history.diff({k: v for k, v in old.items() if k in new}, new)
-    for key, (_, value) in changes.items():
-        setattr(person, key, new[key])
+    changes = history.apply(person, new)
     if "name" in changes:
         person.name_pinyin, person.name_initials = pinyin_keys(person.name)
     if facts.phone and facts.phone != person.phone:
@@ -221,8 +233,14 @@ def _update(session: Session, principal: Principal, person: Person, facts: Clean
         changes["tags"] = [None, sorted(added)]
     if changes:
         history.record(
-            session, actor=principal.actor, entity="person", entity_id=person.id, area_code=person.area_code,
-            action="update", changes=changes, source=source,
+            session,
+            actor=principal.actor,
+            entity="person",
+            entity_id=person.id,
+            area_code=person.area_code,
+            action="update",
+            changes=changes,
+            source=source,
         )
     return "updated" if changes else "unchanged"
 
@@ -239,10 +257,17 @@ def edit(session: Session, principal: Principal, *, person_id: int, data: dict[s
     if "tags" in data:
         removed = set(tags_before) - set(facts.tags)
         if removed:
-            session.execute(delete(PersonTag).where(PersonTag.person_id == person.id, PersonTag.tag.in_(removed)))
+            session.execute(
+                delete(PersonTag).where(PersonTag.person_id == person.id, PersonTag.tag.in_(removed))
+            )
             history.record(
-                session, actor=principal.actor, entity="person", entity_id=person.id,
-                area_code=person.area_code, action="update", changes={"tags": [sorted(removed), None]},
+                session,
+                actor=principal.actor,
+                entity="person",
+                entity_id=person.id,
+                area_code=person.area_code,
+                action="update",
+                changes={"tags": [sorted(removed), None]},
                 source="form",
             )
     return person
@@ -261,7 +286,9 @@ def set_tags(session: Session, *, person: Person, tags: list[str], replace: bool
     for tag in sorted(added):
         session.add(PersonTag(person_id=person.id, tag=tag, area_code=person.area_code))
     if replace and have - set(tags):
-        session.execute(delete(PersonTag).where(PersonTag.person_id == person.id, PersonTag.tag.in_(have - set(tags))))
+        session.execute(
+            delete(PersonTag).where(PersonTag.person_id == person.id, PersonTag.tag.in_(have - set(tags)))
+        )
     return added
 
 
@@ -285,8 +312,13 @@ def link_residence(
         if current.relation == relation:
             return False
         history.record(
-            session, actor=principal.actor, entity="person", entity_id=person.id, area_code=house.area_code,
-            action="relation", changes={"relation": [current.relation, relation], "house": [house.id, house.id]},
+            session,
+            actor=principal.actor,
+            entity="person",
+            entity_id=person.id,
+            area_code=house.area_code,
+            action="relation",
+            changes={"relation": [current.relation, relation], "house": [house.id, house.id]},
             source=source,
         )
         current.relation = relation
@@ -294,12 +326,22 @@ def link_residence(
     if not _has_current_home(session, person):
         person.area_code = house.area_code  # the home area follows where someone lives now
     session.add(
-        Residence(person_id=person.id, house_id=house.id, relation=relation, area_code=house.area_code,
-                  move_in=move_in or local_today())
+        Residence(
+            person_id=person.id,
+            house_id=house.id,
+            relation=relation,
+            area_code=house.area_code,
+            move_in=move_in or local_today(),
+        )
     )
     history.record(
-        session, actor=principal.actor, entity="person", entity_id=person.id, area_code=house.area_code,
-        action="move_in", changes={"house": [None, house.full_address], "relation": [None, relation]},
+        session,
+        actor=principal.actor,
+        entity="person",
+        entity_id=person.id,
+        area_code=house.area_code,
+        action="move_in",
+        changes={"house": [None, house.full_address], "relation": [None, relation]},
         source=source,
     )
     session.flush()
@@ -321,8 +363,13 @@ def end_residence(session: Session, principal: Principal, *, residence_id: int, 
         raise Invalid("迁出日期早于迁入日期", field="move_out")
     residence.move_out = move_out
     history.record(
-        session, actor=principal.actor, entity="person", entity_id=residence.person_id,
-        area_code=residence.area_code, action="move_out", changes={"house": [residence.house_id, None]},
+        session,
+        actor=principal.actor,
+        entity="person",
+        entity_id=residence.person_id,
+        area_code=residence.area_code,
+        action="move_out",
+        changes={"house": [residence.house_id, None]},
     )
     return residence
 
@@ -347,14 +394,12 @@ def merge(session: Session, principal: Principal, *, keep_id: int, drop_id: int,
     drop = get_or_raise(session, person_id=drop_id)
     if drop.merged_into_id or keep.merged_into_id:
         raise Conflict("该记录已被合并", field="drop_id")
-    moved_res = session.execute(
-        update(Residence).where(Residence.person_id == drop.id).values(person_id=keep.id)
-        .execution_options(skip_scope=True, synchronize_session=False)
-    ).rowcount
-    moved_veh = session.execute(
-        update(Vehicle).where(Vehicle.owner_person_id == drop.id).values(owner_person_id=keep.id)
-        .execution_options(skip_scope=True, synchronize_session=False)
-    ).rowcount
+    moved_res = _relink(
+        session, update(Residence).where(Residence.person_id == drop.id).values(person_id=keep.id)
+    )
+    moved_veh = _relink(
+        session, update(Vehicle).where(Vehicle.owner_person_id == drop.id).values(owner_person_id=keep.id)
+    )
     set_tags(session, person=keep, tags=current_tags(session, person_id=drop.id), replace=False)
     session.execute(delete(PersonTag).where(PersonTag.person_id == drop.id))
     filled = {}
@@ -366,18 +411,41 @@ def merge(session: Session, principal: Principal, *, keep_id: int, drop_id: int,
         keep.phone_hash, keep.phone_tail = drop.phone_hash, drop.phone_tail
     drop.merged_into_id = keep.id
     drop.id_hash = None
-    detail = {"kept": [None, keep.id], "dropped": [drop.id, None], "residences": [None, moved_res],
-              "vehicles": [None, moved_veh], "filled": [None, sorted(filled)]}
+    detail = {
+        "kept": [None, keep.id],
+        "dropped": [drop.id, None],
+        "residences": [None, moved_res],
+        "vehicles": [None, moved_veh],
+        "filled": [None, sorted(filled)],
+    }
     for person in (keep, drop):
         history.record(
-            session, actor=principal.actor, entity="person", entity_id=person.id, area_code=person.area_code,
-            action="merge", changes=detail, source=reason[:64],
+            session,
+            actor=principal.actor,
+            entity="person",
+            entity_id=person.id,
+            area_code=person.area_code,
+            action="merge",
+            changes=detail,
+            source=reason[:64],
         )
     audit.record(
-        session, actor=principal.actor, action="merge", target_type="person", target_id=keep.id,
-        area_code=keep.area_code, reason=reason, detail={"dropped": drop.id},
+        session,
+        actor=principal.actor,
+        action="merge",
+        target_type="person",
+        target_id=keep.id,
+        area_code=keep.area_code,
+        reason=reason,
+        detail={"dropped": drop.id},
     )
     return keep
+
+
+def _relink(session: Session, stmt: Update) -> int:
+    """Run a bulk re-link across the district (links follow the person, whoever's area they are in)."""
+    result = session.execute(stmt.execution_options(skip_scope=True, synchronize_session=False))
+    return cast(CursorResult[Any], result).rowcount
 
 
 def reveal(session: Session, principal: Principal, *, person_id: int, field: str, reason: str) -> str:
@@ -389,8 +457,14 @@ def reveal(session: Session, principal: Principal, *, person_id: int, field: str
         raise Invalid("请填写查看原因", field="reason")
     person = get_or_raise(session, person_id=person_id)
     audit.record(
-        session, actor=principal.actor, action="pii.reveal", target_type="person", target_id=person.id,
-        area_code=person.area_code, reason=reason.strip(), detail={"field": field},
+        session,
+        actor=principal.actor,
+        action="pii.reveal",
+        target_type="person",
+        target_id=person.id,
+        area_code=person.area_code,
+        reason=reason.strip(),
+        detail={"field": field},
     )
     value: str | None = getattr(person, field)
     return value or ""

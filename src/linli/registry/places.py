@@ -19,7 +19,6 @@ from linli.registry.vocab import HOUSE_USE, OCCUPANCY, OWNERSHIP, to_code
 _NUMBER = re.compile(r"^\s*(?:第)?([0-9A-Za-z]{1,6})\s*(?:号楼|栋|幢|号|#|楼)?\s*$")
 _UNIT = re.compile(r"^\s*(?:第)?([0-9A-Za-z]{1,4})\s*(?:单元)?\s*$")
 _ROOM = re.compile(r"^\s*([0-9]{3,5}|[A-Za-z]?[0-9]{1,5}[A-Za-z]?)\s*(?:室|号)?\s*$")
-_HOUSE_FIELDS = ("area_m2", "use", "ownership", "occupancy")
 
 
 def normalise_building_number(raw: str, *, field: str = "building") -> str:
@@ -89,7 +88,7 @@ def upsert_building(
     grid_code: str | None = None,
     **extra: Any,
 ) -> tuple[Building, str]:
-    """The building at (community, number), created if new; returns (building, 'created'|'unchanged'|'updated').
+    """The building at (community, number), created if new; returns (building, outcome).
 
     A building may be placed in one of the community's grids: its houses and residents then carry the
     grid's code, so the grid worker sees them.
@@ -119,20 +118,26 @@ def upsert_building(
         session.add(building)
         session.flush()
         history.record(
-            session, actor=principal.actor, entity="building", entity_id=building.id,
-            area_code=building.area_code, action="create", changes={"address_code": [None, building.address_code]},
+            session,
+            actor=principal.actor,
+            entity="building",
+            entity_id=building.id,
+            area_code=building.area_code,
+            action="create",
+            changes={"address_code": [None, building.address_code]},
         )
         return building, "created"
-    changes = history.diff(
-        {"floors": building.floors, "units": building.units},
-        {k: v for k, v in {"floors": floors, "units": units}.items() if v is not None},
-    )
-    for key, (_, new) in changes.items():
-        setattr(building, key, new)
+    sizes = {"floors": floors, "units": units}
+    changes = history.apply(building, {k: v for k, v in sizes.items() if v is not None})
     if changes:
         history.record(
-            session, actor=principal.actor, entity="building", entity_id=building.id,
-            area_code=building.area_code, action="update", changes=changes,
+            session,
+            actor=principal.actor,
+            entity="building",
+            entity_id=building.id,
+            area_code=building.area_code,
+            action="update",
+            changes=changes,
         )
     return building, "updated" if changes else "unchanged"
 
@@ -199,23 +204,34 @@ def upsert_house(
         session.add(house)
         session.flush()
         history.record(
-            session, actor=principal.actor, entity="house", entity_id=house.id, area_code=house.area_code,
-            action="create", changes=history.diff({}, {"address_code": house.address_code, **values}),
+            session,
+            actor=principal.actor,
+            entity="house",
+            entity_id=house.id,
+            area_code=house.area_code,
+            action="create",
+            changes=history.diff({}, {"address_code": house.address_code, **values}),
             source=source,
         )
         return house, "created"
-    changes = history.diff({k: getattr(house, k) for k in _HOUSE_FIELDS}, values)
-    for key, (_, new) in changes.items():
-        setattr(house, key, new)
+    changes = history.apply(house, values)
     if changes:
         history.record(
-            session, actor=principal.actor, entity="house", entity_id=house.id, area_code=house.area_code,
-            action="update", changes=changes, source=source,
+            session,
+            actor=principal.actor,
+            entity="house",
+            entity_id=house.id,
+            area_code=house.area_code,
+            action="update",
+            changes=changes,
+            source=source,
         )
     return house, "updated" if changes else "unchanged"
 
 
-def list_buildings(session: Session, *, community_code: str | None = None, limit: int = 500) -> list[Building]:
+def list_buildings(
+    session: Session, *, community_code: str | None = None, limit: int = 500
+) -> list[Building]:
     """Buildings in scope, by community and number."""
     stmt = select(Building).order_by(Building.community_code, func.length(Building.number), Building.number)
     if community_code:
@@ -224,8 +240,12 @@ def list_buildings(session: Session, *, community_code: str | None = None, limit
 
 
 def list_houses(
-    session: Session, *, building_id: int | None = None, community_code: str | None = None,
-    limit: int = 200, offset: int = 0,
+    session: Session,
+    *,
+    building_id: int | None = None,
+    community_code: str | None = None,
+    limit: int = 200,
+    offset: int = 0,
 ) -> list[House]:
     """Houses in scope, in address order."""
     stmt = select(House).order_by(House.address_code).limit(limit).offset(offset)

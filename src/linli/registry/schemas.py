@@ -84,8 +84,14 @@ class ResidenceOut(BaseModel):
     @classmethod
     def of(cls, residence: Residence, house: House) -> ResidenceOut:
         """A residence with its house's address."""
-        return cls(id=residence.id, house_id=house.id, address=house.full_address, relation=residence.relation,
-                   move_in=residence.move_in, move_out=residence.move_out)
+        return cls(
+            id=residence.id,
+            house_id=house.id,
+            address=house.full_address,
+            relation=residence.relation,
+            move_in=residence.move_in,
+            move_out=residence.move_out,
+        )
 
 
 class VehicleOut(BaseModel):
@@ -250,10 +256,18 @@ class OrganisationOut(BaseModel):
     @classmethod
     def of(cls, org: Organisation) -> OrganisationOut:
         """The masked view of an organisation."""
-        return cls(id=org.id, name=org.name, uscc=org.uscc, org_type=org.org_type, address=org.address,
-                   legal_rep=org.legal_rep, contact_name=org.contact_name,
-                   contact_phone=pii.mask_phone(org.contact_phone), employees=org.employees,
-                   area_code=org.area_code)
+        return cls(
+            id=org.id,
+            name=org.name,
+            uscc=org.uscc,
+            org_type=org.org_type,
+            address=org.address,
+            legal_rep=org.legal_rep,
+            contact_name=org.contact_name,
+            contact_phone=pii.mask_phone(org.contact_phone),
+            employees=org.employees,
+            area_code=org.area_code,
+        )
 
 
 class VehicleIn(BaseModel):

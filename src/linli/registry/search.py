@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, false, or_, select
@@ -19,8 +18,8 @@ from linli.core import pii
 from linli.core.text import is_latin_query
 from linli.db import starts_with
 from linli.registry import places, validation
-from linli.registry.people import id_hash
 from linli.registry.models import House, Person, PersonTag, Residence
+from linli.registry.people import id_hash
 
 _ADDRESS = re.compile(
     r"^(?P<community>[\u4e00-\u9fff]*?)\s*(?P<building>[0-9]{1,4})\s*(?:号楼|栋|幢|#|号|-)\s*"
@@ -71,7 +70,7 @@ def _address_prefixes(session: Session, query: AddressQuery, community_code: str
     return prefixes
 
 
-def _people_at(session: Session, prefixes: list[str], room: str | None) -> Select[tuple[Person]]:
+def _people_at(session: Session, prefixes: list[str], room: str | None) -> Select[Person]:
     houses = select(House.id).where(_any_prefix(House.address_code, prefixes))
     if room:
         houses = houses.where(House.room == room)
@@ -89,7 +88,7 @@ def build_query(
     text: str = "",
     tags: list[str] | None = None,
     community_code: str | None = None,
-) -> Select[tuple[Person]]:
+) -> Select[Person]:
     """The SELECT of people matching a free-text query, tags and area (scope applies on execution)."""
     text = validation.fold_width(text).strip()
     stmt = select(Person).where(Person.merged_into_id.is_(None))
@@ -102,8 +101,9 @@ def build_query(
     return stmt
 
 
-def _text_clause(session: Session, stmt: Select[tuple[Person]], text: str, community_code: str | None
-                 ) -> Select[tuple[Person]]:
+def _text_clause(
+    session: Session, stmt: Select[Person], text: str, community_code: str | None
+) -> Select[Person]:
     compact = text.replace(" ", "")
     if _TAIL.match(compact):
         return stmt.where(_digits_clause(compact))
@@ -146,7 +146,8 @@ def search(
     if not long_tail:
         return list(session.scalars(stmt.limit(limit).offset(offset)))
     found = [
-        p for p in session.scalars(stmt.limit(2000))
+        p
+        for p in session.scalars(stmt.limit(2000))
         if p.id_number.endswith(compact) or (p.phone or "").endswith(compact)
     ]
-    return found[offset: offset + limit]
+    return found[offset : offset + limit]

@@ -61,25 +61,37 @@ def upsert(
         "parking_space": " ".join(str(data.get("parking_space") or "").split())[:32] or None,
     }
     new = {k: v for k, v in new.items() if v is not None}
-    vehicle = session.scalar(select(Vehicle).where(Vehicle.plate == plate.number).execution_options(skip_scope=True))
+    vehicle = session.scalar(
+        select(Vehicle).where(Vehicle.plate == plate.number).execution_options(skip_scope=True)
+    )
     if vehicle is None:
         vehicle = Vehicle(area_code=community.code, plate=plate.number, **new)
         session.add(vehicle)
         session.flush()
         history.record(
-            session, actor=principal.actor, entity="vehicle", entity_id=vehicle.id, area_code=vehicle.area_code,
-            action="create", changes=history.diff({}, {"plate": plate.number, **new}), source=source,
+            session,
+            actor=principal.actor,
+            entity="vehicle",
+            entity_id=vehicle.id,
+            area_code=vehicle.area_code,
+            action="create",
+            changes=history.diff({}, {"plate": plate.number, **new}),
+            source=source,
         )
         return vehicle, "created"
     if not principal.scope.allows(vehicle.area_code):
         raise Conflict("该车牌已在其他辖区登记", field="plate")
-    changes = history.diff({k: getattr(vehicle, k) for k in new}, new)
-    for key, (_, value) in changes.items():
-        setattr(vehicle, key, new[key])
+    changes = history.apply(vehicle, new)
     if changes:
         history.record(
-            session, actor=principal.actor, entity="vehicle", entity_id=vehicle.id, area_code=vehicle.area_code,
-            action="update", changes=changes, source=source,
+            session,
+            actor=principal.actor,
+            entity="vehicle",
+            entity_id=vehicle.id,
+            area_code=vehicle.area_code,
+            action="update",
+            changes=changes,
+            source=source,
         )
     return vehicle, "updated" if changes else "unchanged"
 
@@ -89,8 +101,14 @@ def of_owner(session: Session, *, person_id: int) -> list[Vehicle]:
     return list(session.scalars(select(Vehicle).where(Vehicle.owner_person_id == person_id)))
 
 
-def get_all(session: Session, *, community_code: str | None = None, plate_prefix: str | None = None,
-            limit: int = 100, offset: int = 0) -> list[Vehicle]:
+def get_all(
+    session: Session,
+    *,
+    community_code: str | None = None,
+    plate_prefix: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[Vehicle]:
     """Vehicles in scope, by plate."""
     stmt = select(Vehicle).order_by(Vehicle.plate).limit(limit).offset(offset)
     if community_code:

@@ -61,18 +61,50 @@ VEHICLE_TYPE = {
 SEX = {"M": ("男", "Male"), "F": ("女", "Female")}
 
 _SYNONYMS: dict[str, str] = {
-    "房主": "owner", "户主": "owner", "产权人": "owner", "业主": "owner",
-    "家属": "family", "家庭成员": "family", "子女": "family", "配偶": "family", "父母": "family",
-    "租客": "tenant", "租户": "tenant", "承租人": "tenant",
-    "安置户": "resettled", "回迁户": "resettled",
-    "身份证": "resident_id", "居民身份证": "resident_id", "护照": "passport",
-    "港澳通行证": "hmt_permit", "台胞证": "hmt_permit", "通行证": "hmt_permit", "居住证": "hmt_residence",
-    "独居": "elderly_alone", "独居老人": "elderly_alone", "空巢老人": "elderly_alone",
-    "残疾": "disability", "低保户": "low_income", "军人": "veteran", "退役": "veteran",
-    "留守": "left_behind_minor", "自住": "owner_occupied", "出租": "rented", "闲置": "vacant",
-    "住宅": "residence", "商铺": "shop", "门面": "shop", "办公": "office",
-    "回迁": "resettlement", "安置房": "resettlement", "商品房": "commercial", "租赁": "rental",
-    "男": "M", "女": "F", "男性": "M", "女性": "F",
+    "房主": "owner",
+    "户主": "owner",
+    "产权人": "owner",
+    "业主": "owner",
+    "家属": "family",
+    "家庭成员": "family",
+    "子女": "family",
+    "配偶": "family",
+    "父母": "family",
+    "租客": "tenant",
+    "租户": "tenant",
+    "承租人": "tenant",
+    "安置户": "resettled",
+    "回迁户": "resettled",
+    "身份证": "resident_id",
+    "居民身份证": "resident_id",
+    "护照": "passport",
+    "港澳通行证": "hmt_permit",
+    "台胞证": "hmt_permit",
+    "通行证": "hmt_permit",
+    "居住证": "hmt_residence",
+    "独居": "elderly_alone",
+    "独居老人": "elderly_alone",
+    "空巢老人": "elderly_alone",
+    "残疾": "disability",
+    "低保户": "low_income",
+    "军人": "veteran",
+    "退役": "veteran",
+    "留守": "left_behind_minor",
+    "自住": "owner_occupied",
+    "出租": "rented",
+    "闲置": "vacant",
+    "住宅": "residence",
+    "商铺": "shop",
+    "门面": "shop",
+    "办公": "office",
+    "回迁": "resettlement",
+    "安置房": "resettlement",
+    "商品房": "commercial",
+    "租赁": "rental",
+    "男": "M",
+    "女": "F",
+    "男性": "M",
+    "女性": "F",
 }
 
 
@@ -95,8 +127,8 @@ def to_code(vocab: dict[str, tuple[str, str]], text: str | None, *, field: str) 
     for code, (zh, en) in vocab.items():
         if value == zh or lowered == en.lower() or value in zh.split("/"):
             return code
-    code = _SYNONYMS.get(value)
-    if code in vocab:
-        return code
+    synonym = _SYNONYMS.get(value)
+    if synonym in vocab:
+        return synonym
     allowed = "、".join(zh for zh, _ in vocab.values())
     raise Invalid(f"无法识别的取值“{value}”，可选：{allowed}", field=field)

@@ -114,5 +114,11 @@ def switch_lang(lang: str, next: str = "/") -> Response:
 def home(request: Request, session: DB, principal: PagePrincipal) -> Response:
     """Overview: the caller's areas and the register's size within them."""
     roots = areas.roots(session, codes=() if principal.scope.unrestricted else principal.area_codes)
-    stats = [("社区", areas.count_by_level(session).get("community", 0)), *overview.counts(session).items()]
-    return render(request, "home.html", roots=roots, stats=stats)
+    numbers = {"社区": areas.count_by_level(session).get("community", 0), **overview.counts(session)}
+    stats = [(key, value, _STAT_LINKS.get(key, "/")) for key, value in numbers.items()]
+    tags = sorted(overview.tag_counts(session).items(), key=lambda kv: -kv[1])
+    return render(request, "home.html", roots=roots, stats=stats, tag_counts=tags)
+
+
+_STAT_LINKS = {"社区": "/areas", "楼栋": "/buildings", "房屋": "/houses", "人口": "/people", "单位": "/organisations",
+               "车辆": "/vehicles"}

@@ -59,16 +59,37 @@ ROLE_PERMS: dict[Role, frozenset[Perm]] = {
         _ALL_REGISTRY | {Perm.RECORDS_MERGE, Perm.PII_REVEAL, Perm.IMPORT, Perm.EXPORT}
     ),
     Role.GRID_WORKER: frozenset(
-        {Perm.AREAS_READ, Perm.PEOPLE_READ, Perm.PEOPLE_WRITE, Perm.HOUSES_READ, Perm.HOUSES_WRITE,
-         Perm.ORGS_READ, Perm.VEHICLES_READ, Perm.PII_REVEAL}
+        {
+            Perm.AREAS_READ,
+            Perm.PEOPLE_READ,
+            Perm.PEOPLE_WRITE,
+            Perm.HOUSES_READ,
+            Perm.HOUSES_WRITE,
+            Perm.ORGS_READ,
+            Perm.VEHICLES_READ,
+            Perm.PII_REVEAL,
+        }
     ),
     Role.PROPERTY_STAFF: frozenset(
-        {Perm.AREAS_READ, Perm.HOUSES_READ, Perm.HOUSES_WRITE, Perm.VEHICLES_READ, Perm.VEHICLES_WRITE,
-         Perm.PEOPLE_READ}
+        {
+            Perm.AREAS_READ,
+            Perm.HOUSES_READ,
+            Perm.HOUSES_WRITE,
+            Perm.VEHICLES_READ,
+            Perm.VEHICLES_WRITE,
+            Perm.PEOPLE_READ,
+        }
     ),
     # Read-only on people and vehicles, may reveal (audited) and export for casework.
     Role.POLICE_LIAISON: frozenset(
-        {Perm.AREAS_READ, Perm.PEOPLE_READ, Perm.HOUSES_READ, Perm.VEHICLES_READ, Perm.PII_REVEAL, Perm.EXPORT}
+        {
+            Perm.AREAS_READ,
+            Perm.PEOPLE_READ,
+            Perm.HOUSES_READ,
+            Perm.VEHICLES_READ,
+            Perm.PII_REVEAL,
+            Perm.EXPORT,
+        }
     ),
     Role.RESIDENT: frozenset(),
 }
@@ -80,6 +101,7 @@ def role_has(role: str, perm: Perm) -> bool:
         return perm in ROLE_PERMS[Role(role)]
     except ValueError:
         return False
+
 
 ROLE_LABELS: dict[str, str] = {
     Role.DISTRICT_ADMIN: "区级管理员",

@@ -145,7 +145,9 @@ def set_role(session: Session, *, user: User, role: str, area_codes: list[str], 
         raise Invalid(f"未知角色：{role}", field="role")
     old = {"role": user.role, "areas": list(user.area_codes)}
     user.role = role
-    user.areas = [UserArea(area_code=c) for c in area_codes]
+    # Keep the rows of areas that stay: replacing them would insert before deleting and hit the unique key.
+    kept = [a for a in user.areas if a.area_code in area_codes]
+    user.areas = kept + [UserArea(area_code=c) for c in area_codes if c not in {a.area_code for a in kept}]
     user.session_version += 1
     audit.record(
         session,

@@ -1,0 +1,196 @@
+"""Seed the demo district into the register: areas, buildings, houses, people, organisations, cars, users.
+
+Rows go in as Core bulk inserts with ids assigned here, community by community; the caller owns the
+transaction. At district scale the next communities are generated in a worker process while this one
+inserts the last, which keeps both cores busy.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import Any
+
+from sqlalchemy import Table, func, insert, select, text
+from sqlalchemy.orm import Session
+
+from linli.areas.models import Area, Level
+from linli.core import audit
+from linli.core.audit import Actor
+from linli.core.auth import service as accounts
+from linli.core.auth.roles import Role
+from linli.core.errors import Conflict, Invalid
+from linli.core.timeutil import utcnow
+from linli.demo.data import TIANFU, YUYU, Community, District, district
+from linli.demo.generator import Batch, Ids, generate_community
+from linli.registry.models import Building, House, Organisation, Person, PersonTag, Residence, Vehicle
+
+SCALES = ("small", "district")
+DEMO_PASSWORD = "linli-demo-2026"
+CHUNK = 5_000
+_AHEAD = 2  # communities generated ahead of the one being inserted
+_ACTOR = Actor.system("demo")
+_TABLES: dict[str, Any] = {
+    "building": Building, "house": House, "person": Person, "residence": Residence, "tag": PersonTag,
+    "organisation": Organisation, "vehicle": Vehicle,
+}
+
+
+def is_seeded(session: Session) -> bool:
+    """True if the database holds any area (then `make run` leaves it alone)."""
+    stmt = select(Area.id).limit(1).execution_options(skip_scope=True)
+    return session.scalar(stmt) is not None
+
+
+def seed(
+    session: Session,
+    *,
+    scale: str = "small",
+    seed: int = 20211,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, int]:
+    """Insert the demo district; "small" fills the three pilot communities, "district" all 142. No commit."""
+    if scale not in SCALES:
+        raise Invalid(f"未知规模：{scale}（可选 small、district）", field="scale")
+    say = progress or (lambda _message: None)
+    tree = district()
+    taken = select(Area.id).where(Area.area_code == tree.code).execution_options(skip_scope=True)
+    if session.scalar(taken) is not None:
+        raise Conflict(f"演示新区 {tree.code} 已存在", field="scale")
+    now = utcnow()
+    areas = _area_rows(tree, first_id=_max_id(session, Area) + 1)
+    _insert(session, Area.__table__, areas, now)
+    say(f"区域 {len(areas)} 个（{len(tree.communities)} 个社区）")
+    communities = tree.communities if scale == "district" else [c for c in tree.communities if c.pilot]
+    counts = {"areas": len(areas)} | _seed_communities(session, communities, seed=seed, now=now, say=say)
+    counts["users"] = _create_users(session, tree)
+    _advance_sequences(session)
+    audit.record(session, actor=_ACTOR, action="demo.seed", target_type="district", target_id=tree.code,
+                 area_code=tree.code, detail={"scale": scale, "seed": seed, **counts})
+    return counts
+
+
+def _seed_communities(
+    session: Session, communities: list[Community], *, seed: int, now: Any, say: Callable[[str], None]
+) -> dict[str, int]:
+    start = Ids(**{name: _max_id(session, model) + 1 for name, model in _TABLES.items()})
+    totals = dict.fromkeys(("buildings", "houses", "people", "residences", "organisations", "vehicles"), 0)
+    began = time.perf_counter()
+    for n, batch in enumerate(_batches(communities, seed=seed), start=1):
+        batch.shift(start)
+        start = batch.end()
+        _insert_batch(session, batch, now)
+        for key in totals:
+            totals[key] += len(getattr(batch, key))
+        rate = totals["people"] / max(time.perf_counter() - began, 1e-6)
+        say(f"[{n}/{len(communities)}] {batch.community.name}：{len(batch.people):,} 人，"
+            f"累计 {totals['people']:,} 人（{rate:,.0f} 人/秒）")
+    return totals
+
+
+def _batches(communities: list[Community], *, seed: int) -> Iterator[Batch]:
+    """Each community's batch in order; with several, a worker process generates ahead."""
+    methods = multiprocessing.get_all_start_methods()
+    if len(communities) <= 3 or (os.cpu_count() or 1) < 2 or "fork" not in methods:
+        for community in communities:
+            yield generate_community(community, seed=seed)
+        return
+    # fork: the worker inherits the configured PII keys, which the look-up hashes need.
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork")) as pool:
+        pending: list[Future[Batch]] = []
+        queue = iter(communities)
+        for community in queue:
+            pending.append(pool.submit(generate_community, community, seed=seed))
+            if len(pending) > _AHEAD:
+                yield pending.pop(0).result()
+        for future in pending:
+            yield future.result()
+
+
+def _insert_batch(session: Session, batch: Batch, now: Any) -> None:
+    # Parents before children: the foreign keys are checked as rows arrive.
+    _insert(session, Building.__table__, batch.buildings, now)
+    _insert(session, House.__table__, batch.houses, now)
+    _insert(session, Person.__table__, batch.people, now)
+    _insert(session, Residence.__table__, batch.residences, now)
+    _insert(session, PersonTag.__table__, batch.tags, None)
+    _insert(session, Organisation.__table__, batch.organisations, now)
+    _insert(session, Vehicle.__table__, batch.vehicles, now)
+
+
+def _insert(session: Session, table: Table, rows: list[dict[str, Any]], now: Any) -> None:
+    """Bulk insert rows in chunks (one executemany each); now fills the timestamps when given."""
+    if not rows:
+        return
+    stmt = insert(table) if now is None else insert(table).values(created_at=now, updated_at=now)
+    for i in range(0, len(rows), CHUNK):
+        session.execute(stmt, rows[i : i + CHUNK])
+
+
+def _max_id(session: Session, model: Any) -> int:
+    stmt = select(func.max(model.id)).execution_options(skip_scope=True)
+    return int(session.scalar(stmt) or 0)
+
+
+def _area_rows(tree: District, *, first_id: int) -> list[dict[str, Any]]:
+    """Every area of the tree as a row, top down, with ids from first_id."""
+    blank = {"resettlement": False, "buildings": None, "floor_area": None, "plot_ratio": None,
+             "green_ratio": None, "households": None}
+    rows: list[dict[str, Any]] = []
+
+    def add(code: str, level: Level, parent: str | None, name: str, name_en: str, box: Any, **facts: Any) -> None:
+        lat, lon = box.centre
+        rows.append({"id": first_id + len(rows), "area_code": code, "level": level.value, "parent_code": parent,
+                     "name": name, "name_en": name_en, "lat": lat, "lon": lon, "boundary": box.polygon(),
+                     **blank, **facts})
+
+    add(tree.code, Level.DISTRICT, None, tree.name, tree.name_en, tree.box)
+    for city in tree.new_cities:
+        add(city.code, Level.NEW_CITY, tree.code, city.name, city.name_en, city.box)
+        for street in city.streets:
+            add(street.code, Level.STREET, city.code, street.name, street.name_en, street.box)
+            for c in street.communities:
+                add(c.code, Level.COMMUNITY, street.code, c.name, c.name_en, c.box, resettlement=c.resettlement,
+                    buildings=c.buildings, floor_area=c.floor_area, plot_ratio=c.plot_ratio,
+                    green_ratio=c.green_ratio, households=c.households)
+                for i, grid in enumerate(c.grids, start=1):
+                    add(grid.code, Level.GRID, c.code, grid.name, f"Grid {i}", grid.box)
+    return rows
+
+
+def demo_users(tree: District) -> list[tuple[str, str, str, str]]:
+    """(username, role, area code, display name) of the demo accounts; all use DEMO_PASSWORD."""
+    tianfu, yuyu = tree.community(TIANFU), tree.community(YUYU)
+    return [
+        ("admin", Role.DISTRICT_ADMIN, tree.code, "新区管理员"),
+        ("jiedao", Role.STREET_STAFF, tianfu.street_code, "街道工作人员"),
+        ("shequ", Role.COMMUNITY_WORKER, tianfu.code, "天府和苑社区工作者"),
+        ("wangge", Role.GRID_WORKER, tianfu.grids[0].code, "天府和苑第一网格网格员"),
+        ("wuye", Role.PROPERTY_STAFF, tianfu.code, "天府和苑物业"),
+        ("jingwu", Role.POLICE_LIAISON, tree.code, "警务联络员"),
+        ("shequ2", Role.COMMUNITY_WORKER, yuyu.code, "昱宇西苑社区工作者"),
+        ("jumin", Role.RESIDENT, tianfu.code, "天府和苑居民"),
+    ]
+
+
+def _create_users(session: Session, tree: District) -> int:
+    made = 0
+    for username, role, code, display in demo_users(tree):
+        if accounts.get_by_username(session, username=username) is None:
+            accounts.create(session, username=username, password=DEMO_PASSWORD, role=role, area_codes=[code],
+                            display_name=display, actor=_ACTOR)
+            made += 1
+    return made
+
+
+def _advance_sequences(session: Session) -> None:
+    """PostgreSQL: move each id sequence past the ids assigned here (SQLite needs nothing)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    for model in (Area, *_TABLES.values()):
+        name = model.__tablename__
+        session.execute(text(f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), "
+                             f"(SELECT COALESCE(max(id), 1) FROM {name}))"))
