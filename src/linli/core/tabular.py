@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import csv
 import io
-import itertools
 import math
 import re
 import unicodedata
-import warnings
 import zipfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -22,11 +20,12 @@ from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
-from openpyxl import Workbook, load_workbook
+from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.comments import Comment
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
+from python_calamine import CalamineWorkbook
 
 __all__ = [
     "SourceRow",
@@ -201,7 +200,8 @@ def _not_spreadsheet(filename: str) -> TableError:
     return TableError(f"“{filename}”不是电子表格，或文件已损坏，请上传 .xlsx 或 .csv 文件。")
 
 
-def _open_workbook(data: bytes, filename: str, max_bytes: int) -> Any:
+def _check_zip(data: bytes, filename: str, max_bytes: int) -> None:
+    """Refuse zips that are not workbooks (ODS, Word, PowerPoint) or that unpack suspiciously large."""
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
             names = set(zf.namelist())
@@ -214,44 +214,37 @@ def _open_workbook(data: bytes, filename: str, max_bytes: int) -> Any:
     for marker, kind in (("word/document.xml", "Word 文档"), ("ppt/presentation.xml", "PowerPoint 演示文稿")):
         if marker in names:
             raise TableError(f"“{filename}”不是电子表格（看起来是{kind}），请上传 .xlsx 或 .csv 文件。")
+    if "xl/workbook.xml" not in names:
+        raise _not_spreadsheet(filename)
     if unpacked > max(max_bytes, 1024 * 1024) * _MAX_UNZIP_RATIO:
         raise TableError(f"“{filename}”解压后过大，疑似异常文件，请检查后重新导出。")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except Exception as exc:  # openpyxl raises many kinds (KeyError, InvalidFileException, XML errors)
-        raise _not_spreadsheet(filename) from exc
 
 
 def _xlsx_rows(data: bytes, filename: str, max_bytes: int, index: _HeaderIndex) -> tuple[str, list[Row]]:
-    """Rows of the sheet with the best header (the active sheet first, so it wins ties)."""
-    wb = _open_workbook(data, filename, max_bytes)
+    """Rows of the visible sheet with the best header (the first sheet wins ties).
+
+    Read with calamine (Rust): about ten times faster than openpyxl's reader on large sheets; cells come
+    back as their cached values (formulas are not evaluated), dates as dates.
+    """
+    _check_zip(data, filename, max_bytes)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            worksheets = [ws for ws in wb.worksheets if hasattr(ws, "iter_rows")]
-            active = wb.active
-            if active in worksheets:
-                worksheets.remove(active)
-                worksheets.insert(0, active)
-            best: Any = None
-            best_score = -1
-            for ws in worksheets:
-                ws.reset_dimensions()  # some writers store a wrong <dimension>; read what is there
-                head = [tuple(r) for r in itertools.islice(ws.iter_rows(values_only=True), HEADER_SCAN_ROWS)]
-                if not any(_clean_cell(v) is not None for r in head for v in r):
-                    continue
-                score = _find_header(head, index)[2]
-                if score > best_score:
-                    best, best_score = ws, score
-            if best is None:
-                return "Sheet1", []
-            return str(best.title), [tuple(r) for r in best.iter_rows(values_only=True)]
-    except Exception as exc:
+        workbook = CalamineWorkbook.from_filelike(io.BytesIO(data))
+        visible = [m.name for m in workbook.sheets_metadata if str(m.visible).lower().endswith("visible")]
+        best_name, best_rows, best_score = "Sheet1", [], -1
+        for name in visible or workbook.sheet_names:
+            sheet = workbook.get_sheet_by_name(name)
+            rows: list[Row] = [tuple(r) for r in sheet.to_python(skip_empty_area=False)]
+            head = rows[:HEADER_SCAN_ROWS]
+            if not any(_clean_cell(v) is not None for r in head for v in r):
+                continue
+            score = _find_header(head, index)[2]
+            if score > best_score:
+                best_name, best_rows, best_score = name, rows, score
+        return best_name, best_rows
+    except TableError:
+        raise
+    except Exception as exc:  # calamine raises its own error kinds for broken parts
         raise _not_spreadsheet(filename) from exc
-    finally:
-        wb.close()
 
 
 def _decode_text(data: bytes, filename: str) -> str:

@@ -34,6 +34,18 @@ _OWNER_KINDS = {"elderly_single": 1, "single": 10, "elderly_couple": 8, "middle_
 _TENANT_KINDS = {"single": 30, "couple": 30, "couple_kids": 30, "shared": 10}
 
 
+# The id columns of each batch table and which table's ids they hold.
+LINKS: dict[str, dict[str, str]] = {
+    "buildings": {"id": "building"},
+    "houses": {"id": "house", "building_id": "building"},
+    "people": {"id": "person"},
+    "residences": {"id": "residence", "person_id": "person", "house_id": "house"},
+    "tags": {"id": "tag", "person_id": "person"},
+    "organisations": {"id": "organisation", "house_id": "house"},
+    "vehicles": {"id": "vehicle", "owner_person_id": "person"},
+}
+
+
 @dataclass
 class Ids:
     """The next id of each table."""
@@ -75,28 +87,14 @@ class Batch:
 
     def shift(self, start: Ids) -> None:
         """Renumber every row (and every link between them) so the batch begins at start."""
-        d = {f.name: getattr(start, f.name) - getattr(self.start, f.name) for f in fields(Ids)}
-        _add(self.buildings, "id", d["building"])
-        _add(self.houses, "id", d["house"])
-        _add(self.houses, "building_id", d["building"])
-        _add(self.people, "id", d["person"])
-        _add(self.residences, "id", d["residence"])
-        _add(self.residences, "person_id", d["person"])
-        _add(self.residences, "house_id", d["house"])
-        _add(self.tags, "id", d["tag"])
-        _add(self.tags, "person_id", d["person"])
-        _add(self.organisations, "id", d["organisation"])
-        _add(self.organisations, "house_id", d["house"])
-        _add(self.vehicles, "id", d["vehicle"])
-        _add(self.vehicles, "owner_person_id", d["person"])
+        delta = {f.name: getattr(start, f.name) - getattr(self.start, f.name) for f in fields(Ids)}
+        for name, links in LINKS.items():
+            for key, kind in links.items():
+                if delta[kind]:
+                    for row in getattr(self, name):
+                        if row[key] is not None:
+                            row[key] += delta[kind]
         self.start = replace(start)
-
-
-def _add(rows: list[dict[str, Any]], key: str, delta: int) -> None:
-    if delta:
-        for row in rows:
-            if row[key] is not None:
-                row[key] += delta
 
 
 def generate_community(community: Community, *, seed: int, start: Ids | None = None) -> Batch:

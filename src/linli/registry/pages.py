@@ -1,4 +1,4 @@
-"""Registry console pages: people search and profile (more entities follow the same shape)."""
+"""Registry console pages: people search, profile, reveal and export; the other entities' pages are joined here."""
 
 from __future__ import annotations
 
@@ -9,11 +9,16 @@ from fastapi.responses import HTMLResponse, Response
 
 from linli.areas import service as areas
 from linli.core.auth.roles import Perm
-from linli.registry import history, people, search, vehicles
+from linli.core.timeutil import local_today
+from linli.registry import exports, history, people, search, vehicles
+from linli.registry.pages_import import router as import_router
+from linli.registry.pages_import import xlsx_download
+from linli.registry.pages_orgs import router as orgs_router
+from linli.registry.pages_places import router as places_router
 from linli.registry.vocab import CARE_TAGS
 from linli.web.deps import DB
 from linli.web.pages import PagePrincipal
-from linli.web.render import render
+from linli.web.render import is_htmx, render
 
 router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 50
@@ -36,7 +41,7 @@ def people_list(
         limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE,
     )
     communities = areas.get_all(session, level="community")
-    template = "registry/people_rows.html" if request.headers.get("hx-request") else "registry/people.html"
+    template = "registry/people_rows.html" if is_htmx(request) else "registry/people.html"
     return render(
         request, template, people=found[:PAGE_SIZE], has_more=len(found) > PAGE_SIZE, q=q, tag=tag,
         community=community, page=page, communities=communities, care_tags=CARE_TAGS,
@@ -74,3 +79,22 @@ def reveal_field(
     """Reveal one masked field (htmx partial); audited with the reason."""
     value = people.reveal(session, principal, person_id=person_id, field=field, reason=reason)
     return render(request, "registry/revealed.html", field=field, value=value)
+
+
+@router.get("/export/people.xlsx")
+def export_people(
+    session: DB,
+    principal: PagePrincipal,
+    q: Annotated[str, Query(max_length=64)] = "",
+    tag: str = "",
+    community: str = "",
+) -> Response:
+    """The people of a search as .xlsx (masked, audited), named in Chinese."""
+    data, _ = exports.people_xlsx(
+        session, principal, text=q, community_code=community or None, tags=[tag] if tag else None
+    )
+    return xlsx_download(data, f"实有人口-{local_today():%Y%m%d}.xlsx", fallback="people.xlsx")
+
+
+for _sub in (places_router, orgs_router, import_router):
+    router.include_router(_sub)
