@@ -10,8 +10,21 @@ import openpyxl
 
 from linli.registry.validation import gb11643_check_digit
 
-HEADERS = ["序号", "姓名", "公民身份号码", "联系电话", "楼号", "单元", "门牌号", "与户主关系", "户籍地", "民族"]
-SURNAMES = "王李张刘陈杨赵黄周吴徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈"
+HEADERS = [
+    "序号",
+    "姓名",
+    "公民身份号码",
+    "联系电话",
+    "楼号",
+    "单元",
+    "门牌号",
+    "与户主关系",
+    "户籍地",
+    "民族",
+]
+SURNAMES = (
+    "王李张刘陈杨赵黄周吴徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈"
+)
 GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华建国红梅兰凤玉珍文辉鹏飞宇浩然子轩梓涵欣怡"
 
 
@@ -41,8 +54,20 @@ def people_rows(n: int, *, seed: int = 7) -> list[list[object]]:
             name = rng.choice(SURNAMES) + "".join(rng.choice(GIVEN) for _ in range(rng.randint(1, 2)))
             phone = f"1{rng.choice('3456789')}{rng.randrange(10**9):09d}"
             relation = "户主" if member == 0 else rng.choice(["家庭成员", "配偶", "子女"])
-            rows.append([len(rows) + 1, name, number, phone, building + 1, unit + 1, room, relation,
-                         "陕西省咸阳市秦都区", "汉族"])
+            rows.append(
+                [
+                    len(rows) + 1,
+                    name,
+                    number,
+                    phone,
+                    building + 1,
+                    unit + 1,
+                    room,
+                    relation,
+                    "陕西省咸阳市秦都区",
+                    "汉族",
+                ]
+            )
     return rows
 
 

@@ -37,7 +37,8 @@ class Console:
         form = self.client.get("/login")
         assert form.status_code == 200
         landed = self.client.post(
-            "/login", data={"username": username, "password": password, "csrf": csrf_of(form.text), "next": "/"}
+            "/login",
+            data={"username": username, "password": password, "csrf": csrf_of(form.text), "next": "/"},
         )
         assert landed.status_code == 200, landed.text
         assert f"{username} ·" in landed.text
@@ -86,30 +87,76 @@ def build_register(session: Session, world: World) -> Register:
     system = Principal.system()
     community = areas.get_or_raise(session, code=world.tianfu)
     community.boundary = square(108.6995, 34.2995, 0.0020)
-    b, _ = places.upsert_building(session, system, community_code=world.tianfu, number="3", floors=6, units=2,
-                                  footprint=square(108.7001, 34.3001, 0.0004))
-    places.upsert_building(session, system, community_code=world.tianfu, number="5", floors=11, units=1,
-                           footprint=square(108.7008, 34.3001, 0.0003))
-    h, _ = places.upsert_house(session, system, building=b, unit="2", room="501",
-                               facts={"area_m2": "89.5", "use": "住宅", "occupancy": "自住"})
-    empty, _ = places.upsert_house(session, system, building=b, unit="1", room="302", facts={"occupancy": "空置"})
-    p, _ = people.upsert(session, system, person(name="张秀英", tags="独居老人", male=False), house=h,
-                         relation="户主")
+    b, _ = places.upsert_building(
+        session,
+        system,
+        community_code=world.tianfu,
+        number="3",
+        floors=6,
+        units=2,
+        footprint=square(108.7001, 34.3001, 0.0004),
+    )
+    places.upsert_building(
+        session,
+        system,
+        community_code=world.tianfu,
+        number="5",
+        floors=11,
+        units=1,
+        footprint=square(108.7008, 34.3001, 0.0003),
+    )
+    h, _ = places.upsert_house(
+        session,
+        system,
+        building=b,
+        unit="2",
+        room="501",
+        facts={"area_m2": "89.5", "use": "住宅", "occupancy": "自住"},
+    )
+    empty, _ = places.upsert_house(
+        session, system, building=b, unit="1", room="302", facts={"occupancy": "空置"}
+    )
+    p, _ = people.upsert(
+        session, system, person(name="张秀英", tags="独居老人", male=False), house=h, relation="户主"
+    )
     people.upsert(session, system, person(name="李建国"), house=h, relation="家庭成员")
-    org, _ = organisations.upsert(session, system, {"name": "天府和苑便民超市", "uscc": make_uscc("MA6CU7K1"),
-                                                    "org_type": "个体工商户", "contact_phone": "13912345678"},
-                                  community_code=world.tianfu)
+    org, _ = organisations.upsert(
+        session,
+        system,
+        {
+            "name": "天府和苑便民超市",
+            "uscc": make_uscc("MA6CU7K1"),
+            "org_type": "个体工商户",
+            "contact_phone": "13912345678",
+        },
+        community_code=world.tianfu,
+    )
     org.house_id = h.id
-    v, _ = vehicles.upsert(session, system, {"plate": "陕A12345", "colour": "白色", "parking_space": "B-101"},
-                           community_code=world.tianfu, owner=p)
+    v, _ = vehicles.upsert(
+        session,
+        system,
+        {"plate": "陕A12345", "colour": "白色", "parking_space": "B-101"},
+        community_code=world.tianfu,
+        owner=p,
+    )
     ob, _ = places.upsert_building(session, system, community_code=world.xingfu, number="8")
     oh, _ = places.upsert_house(session, system, building=ob, unit="1", room="101")
     op, _ = people.upsert(session, system, person(name="王幸福"), house=oh, relation="户主")
-    oorg, _ = organisations.upsert(session, system, {"name": "幸福里物业", "uscc": make_uscc("MA6CU7K2")},
-                                   community_code=world.xingfu)
+    oorg, _ = organisations.upsert(
+        session, system, {"name": "幸福里物业", "uscc": make_uscc("MA6CU7K2")}, community_code=world.xingfu
+    )
     ov, _ = vehicles.upsert(session, system, {"plate": "陕A54321"}, community_code=world.xingfu, owner=op)
     session.commit()
-    return Register(person=p.id, house=h.id, empty_house=empty.id, building=b.id, org=org.id, vehicle=v.id,
-                    other_person=op.id, other_house=oh.id, other_building=ob.id, other_org=oorg.id,
-                    other_vehicle=ov.id)
-
+    return Register(
+        person=p.id,
+        house=h.id,
+        empty_house=empty.id,
+        building=b.id,
+        org=org.id,
+        vehicle=v.id,
+        other_person=op.id,
+        other_house=oh.id,
+        other_building=ob.id,
+        other_org=oorg.id,
+        other_vehicle=ov.id,
+    )

@@ -63,11 +63,24 @@ def audit_page(
     principal.require(Perm.AUDIT_READ)
     first, last = parse_day(since, field="since"), parse_day(until, field="until")
     rows = audit.query(
-        session, scope=principal.scope, action=action or None, actor=actor.strip() or None,
-        since=local_day_start(first), until=local_day_start(last + timedelta(days=1)) if last else None,
-        limit=PAGE_SIZE + 1, before_id=before_id,
+        session,
+        scope=principal.scope,
+        action=action or None,
+        actor=actor.strip() or None,
+        since=local_day_start(first),
+        until=local_day_start(last + timedelta(days=1)) if last else None,
+        limit=PAGE_SIZE + 1,
+        before_id=before_id,
     )
     return render(
-        request, "accounts/audit.html", entries=rows[:PAGE_SIZE], has_more=len(rows) > PAGE_SIZE,
-        actions=ACTIONS, action=action, actor=actor, since=first, until=last, before_id=before_id,
+        request,
+        "accounts/audit.html",
+        entries=rows[:PAGE_SIZE],
+        has_more=len(rows) > PAGE_SIZE,
+        actions=ACTIONS,
+        action=action,
+        actor=actor,
+        since=first,
+        until=last,
+        before_id=before_id,
     )

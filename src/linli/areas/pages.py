@@ -34,7 +34,9 @@ def area_index(request: Request, session: DB, principal: PagePrincipal) -> Respo
 
 
 @router.get("/areas/tree", response_class=HTMLResponse)
-def area_tree(request: Request, session: DB, principal: PagePrincipal, code: Code, current: Code = "") -> Response:
+def area_tree(
+    request: Request, session: DB, principal: PagePrincipal, code: Code, current: Code = ""
+) -> Response:
     """The children of one node of the tree (an htmx partial)."""
     principal.require(Perm.AREAS_READ)
     return render(request, "areas/tree.html", children=areas.children(session, code=code), current=current)

@@ -34,42 +34,97 @@ PILOTS: dict[str, tuple[int, int, str]] = {
 # (code, name, name_en, centre lat, centre lon, streets); a street lists its communities, a trailing
 # "*" marks a resettlement community (回迁安置社区).
 _NEW_CITIES: tuple[tuple[str, str, str, float, float, tuple[tuple[str, str], ...]], ...] = (
-    ("611101", "空港新城", "Konggang New City", 34.445, 108.735, (
-        ("底张街道", "底张新苑* 陈马家园* 马家堡和苑* 坡刘佳苑* 航港花园 长兴社区* 空港雅苑"),
-        ("北杜街道", "北杜家园* 成任新苑* 上召安居苑* 蒋刘小区* 空港国际社区 润泽苑"),
-        ("太平镇", "太平家园* 西孙佳苑* 东孙和苑* 崇礼新苑* 临空花园 太平社区*"),
-        ("航港街道", "航港家园* 空港新苑* 云港佳苑 临港小区 自贸花园 北区社区*"),
-    )),
-    ("611102", "沣东新城", "Fengdong New City", 34.270, 108.815, (
-        ("斗门街道", "昱宇西苑* 斗门家园* 石匣新苑* 花园村社区* 镐京佳苑* 丰镐和苑* 沣东花园 斗门小区 普渡新苑*"),
-        ("王寺街道", "天府和苑* 王寺家园* 西围墙新苑* 东马坊佳苑* 大石头和苑* 沣泽苑 王寺小区* 三义社区*"),
-        ("上林街道", "上林家园* 上林苑 张旺渠新苑* 兴隆安居苑* 东张和苑* 阿房宫小区 上林雅居"),
-        ("建章路街道", "建章佳苑* 建章小区 后卫寨家园* 南沣新苑* 大兴社区 建章花园 沣东雅苑"),
-        ("三桥街道", "三桥家园* 车张新苑* 车刘和苑* 小苏佳苑* 三桥花园 王家庄社区* 新桥小区 凤栖苑"),
-    )),
-    ("611103", "秦汉新城", "Qinhan New City", 34.375, 108.850, (
-        ("渭城街道", "幸福里* 渭城家园* 聂家沟新苑* 渭阳佳苑* 秦汉花园 兰池社区* 渭城小区 兰池大道小区"),
-        ("窑店街道", "窑店家园* 毛王新苑* 黄家沟和苑* 仓张佳苑* 渭陵社区* 窑店小区 秦汉新苑"),
-        ("正阳街道", "正阳家园* 柏家嘴新苑* 后排和苑* 肖家村社区* 正阳小区 秦汉雅苑 咸阳原花园"),
-        ("周陵街道", "周陵家园* 严家沟新苑* 新庄佳苑* 贺家社区* 周陵小区 秦汉御苑"),
-    )),
-    ("611104", "沣西新城", "Fengxi New City", 34.275, 108.660, (
-        ("大王街道", "大王家园* 西宝新苑* 康定和园* 同德佳苑* 沣西花园 大王社区* 沣西小区"),
-        ("马王街道", "马王家园* 客省庄新苑* 西户佳苑* 张家堡和苑* 马王小区 沣西雅苑 沣河社区*"),
-        ("高桥街道", "高桥家园* 新寨新苑* 曹家和苑* 沣西新苑 高桥小区 沣柳佳苑*"),
-        ("钓台街道", "钓台家园* 马坊新苑* 钓台社区* 统一佳苑* 白马河小区 沣润苑"),
-    )),
-    ("611105", "泾河新城", "Jinghe New City", 34.455, 108.935, (
-        ("泾干街道", "泾干家园* 泾河新苑* 泾阳社区* 茯茶佳苑* 泾干小区 泾河花园"),
-        ("永乐镇", "永乐家园* 永乐新苑* 店子王和苑* 永乐社区* 永乐小区 泾河雅苑"),
-        ("崇文镇", "崇文家园* 崇文新苑* 塔底佳苑* 崇文社区* 崇文小区 泾河湾苑"),
-        ("高庄镇", "高庄家园* 高庄新苑* 桥底和苑* 寨头佳苑* 高庄社区* 泾渭小区"),
-    )),
+    (
+        "611101",
+        "空港新城",
+        "Konggang New City",
+        34.445,
+        108.735,
+        (
+            ("底张街道", "底张新苑* 陈马家园* 马家堡和苑* 坡刘佳苑* 航港花园 长兴社区* 空港雅苑"),
+            ("北杜街道", "北杜家园* 成任新苑* 上召安居苑* 蒋刘小区* 空港国际社区 润泽苑"),
+            ("太平镇", "太平家园* 西孙佳苑* 东孙和苑* 崇礼新苑* 临空花园 太平社区*"),
+            ("航港街道", "航港家园* 空港新苑* 云港佳苑 临港小区 自贸花园 北区社区*"),
+        ),
+    ),
+    (
+        "611102",
+        "沣东新城",
+        "Fengdong New City",
+        34.270,
+        108.815,
+        (
+            (
+                "斗门街道",
+                "昱宇西苑* 斗门家园* 石匣新苑* 花园村社区* 镐京佳苑* 丰镐和苑* 沣东花园 斗门小区 普渡新苑*",
+            ),
+            (
+                "王寺街道",
+                "天府和苑* 王寺家园* 西围墙新苑* 东马坊佳苑* 大石头和苑* 沣泽苑 王寺小区* 三义社区*",
+            ),
+            ("上林街道", "上林家园* 上林苑 张旺渠新苑* 兴隆安居苑* 东张和苑* 阿房宫小区 上林雅居"),
+            ("建章路街道", "建章佳苑* 建章小区 后卫寨家园* 南沣新苑* 大兴社区 建章花园 沣东雅苑"),
+            ("三桥街道", "三桥家园* 车张新苑* 车刘和苑* 小苏佳苑* 三桥花园 王家庄社区* 新桥小区 凤栖苑"),
+        ),
+    ),
+    (
+        "611103",
+        "秦汉新城",
+        "Qinhan New City",
+        34.375,
+        108.850,
+        (
+            ("渭城街道", "幸福里* 渭城家园* 聂家沟新苑* 渭阳佳苑* 秦汉花园 兰池社区* 渭城小区 兰池大道小区"),
+            ("窑店街道", "窑店家园* 毛王新苑* 黄家沟和苑* 仓张佳苑* 渭陵社区* 窑店小区 秦汉新苑"),
+            ("正阳街道", "正阳家园* 柏家嘴新苑* 后排和苑* 肖家村社区* 正阳小区 秦汉雅苑 咸阳原花园"),
+            ("周陵街道", "周陵家园* 严家沟新苑* 新庄佳苑* 贺家社区* 周陵小区 秦汉御苑"),
+        ),
+    ),
+    (
+        "611104",
+        "沣西新城",
+        "Fengxi New City",
+        34.275,
+        108.660,
+        (
+            ("大王街道", "大王家园* 西宝新苑* 康定和园* 同德佳苑* 沣西花园 大王社区* 沣西小区"),
+            ("马王街道", "马王家园* 客省庄新苑* 西户佳苑* 张家堡和苑* 马王小区 沣西雅苑 沣河社区*"),
+            ("高桥街道", "高桥家园* 新寨新苑* 曹家和苑* 沣西新苑 高桥小区 沣柳佳苑*"),
+            ("钓台街道", "钓台家园* 马坊新苑* 钓台社区* 统一佳苑* 白马河小区 沣润苑"),
+        ),
+    ),
+    (
+        "611105",
+        "泾河新城",
+        "Jinghe New City",
+        34.455,
+        108.935,
+        (
+            ("泾干街道", "泾干家园* 泾河新苑* 泾阳社区* 茯茶佳苑* 泾干小区 泾河花园"),
+            ("永乐镇", "永乐家园* 永乐新苑* 店子王和苑* 永乐社区* 永乐小区 泾河雅苑"),
+            ("崇文镇", "崇文家园* 崇文新苑* 塔底佳苑* 崇文社区* 崇文小区 泾河湾苑"),
+            ("高庄镇", "高庄家园* 高庄新苑* 桥底和苑* 寨头佳苑* 高庄社区* 泾渭小区"),
+        ),
+    ),
 )
 
 _GRID_NAMES = ("第一网格", "第二网格", "第三网格", "第四网格")
-_SUFFIXES = ("安居苑", "家园", "新苑", "和苑", "佳苑", "和园", "雅苑", "花园", "社区", "小区", "雅居", "御苑",
-             "湾苑", "苑")
+_SUFFIXES = (
+    "安居苑",
+    "家园",
+    "新苑",
+    "和苑",
+    "佳苑",
+    "和园",
+    "雅苑",
+    "花园",
+    "社区",
+    "小区",
+    "雅居",
+    "御苑",
+    "湾苑",
+    "苑",
+)
 _STREET_RADIUS_M = 3_600.0
 _COMMUNITY_SPACING_M = 800.0
 
@@ -211,12 +266,18 @@ def _grids(code: str, households: int, buildings: int, box: Box) -> tuple[Grid, 
     """1-4 grids, one per ~1,500 households, as west-to-east strips of the community."""
     count = max(1, min(4, math.ceil(households / 1500), buildings))
     return tuple(
-        Grid(code=f"{code}{i + 1:02d}", name=_GRID_NAMES[i], box=sub_box(box, x0=i / count, y0=0, x1=(i + 1) / count, y1=1))
+        Grid(
+            code=f"{code}{i + 1:02d}",
+            name=_GRID_NAMES[i],
+            box=sub_box(box, x0=i / count, y0=0, x1=(i + 1) / count, y1=1),
+        )
         for i in range(count)
     )
 
 
-def _street(code: str, name: str, spec: str, centre: tuple[float, float], first_index: int, new_city: str) -> Street:
+def _street(
+    code: str, name: str, spec: str, centre: tuple[float, float], first_index: int, new_city: str
+) -> Street:
     names = spec.split()
     cols = math.ceil(math.sqrt(len(names)))
     rows = math.ceil(len(names) / cols)
@@ -224,18 +285,33 @@ def _street(code: str, name: str, spec: str, centre: tuple[float, float], first_
     for j, raw in enumerate(names):
         cname, resettlement = raw.rstrip("*"), raw.endswith("*")
         ccode = f"{code}{j + 1:03d}"
-        households, buildings, floor_area, plot_ratio, green_ratio, built_year = _facts(ccode, cname, resettlement)
+        households, buildings, floor_area, plot_ratio, green_ratio, built_year = _facts(
+            ccode, cname, resettlement
+        )
         row, col = divmod(j, cols)
         lat, lon = offset(
-            *centre, (row - (rows - 1) / 2) * _COMMUNITY_SPACING_M, (col - (cols - 1) / 2) * _COMMUNITY_SPACING_M
+            *centre,
+            (row - (rows - 1) / 2) * _COMMUNITY_SPACING_M,
+            (col - (cols - 1) / 2) * _COMMUNITY_SPACING_M,
         )
         box = _community_box(ccode, lat, lon, floor_area, plot_ratio)
         communities.append(
             Community(
-                code=ccode, name=cname, name_en=community_name_en(cname), resettlement=resettlement,
-                index=first_index + j, new_city_code=new_city, street_code=code, households=households,
-                buildings=buildings, floor_area=floor_area, plot_ratio=plot_ratio, green_ratio=green_ratio,
-                built_year=built_year, box=box, grids=_grids(ccode, households, buildings, box),
+                code=ccode,
+                name=cname,
+                name_en=community_name_en(cname),
+                resettlement=resettlement,
+                index=first_index + j,
+                new_city_code=new_city,
+                street_code=code,
+                households=households,
+                buildings=buildings,
+                floor_area=floor_area,
+                plot_ratio=plot_ratio,
+                green_ratio=green_ratio,
+                built_year=built_year,
+                box=box,
+                grids=_grids(ccode, households, buildings, box),
             )
         )
     box = enclosing([c.box for c in communities], pad_m=150)
@@ -259,5 +335,9 @@ def district() -> District:
         new_cities.append(NewCity(code=code, name=name, name_en=name_en, box=box, streets=tuple(streets)))
     box = enclosing([c.box for c in new_cities], pad_m=500)
     return District(
-        code=DISTRICT_CODE, name=DISTRICT_NAME, name_en=DISTRICT_NAME_EN, box=box, new_cities=tuple(new_cities)
+        code=DISTRICT_CODE,
+        name=DISTRICT_NAME,
+        name_en=DISTRICT_NAME_EN,
+        box=box,
+        new_cities=tuple(new_cities),
     )

@@ -27,10 +27,28 @@ _AS_OF_ORDINAL = AS_OF.toordinal()
 _M_PER_DEG_LAT = 111_320.0
 
 # Household shapes and their weights: owners in resettlement housing, other owners, tenants.
-_RESETTLED_KINDS = {"elderly_single": 2, "single": 3, "elderly_couple": 18, "middle_couple": 12, "couple": 7,
-                    "couple_kids": 26, "three_gen": 26, "skipped": 3, "parent_child": 6}
-_OWNER_KINDS = {"elderly_single": 1, "single": 10, "elderly_couple": 8, "middle_couple": 10, "couple": 18,
-                "couple_kids": 37, "three_gen": 12, "skipped": 1, "parent_child": 4}
+_RESETTLED_KINDS = {
+    "elderly_single": 2,
+    "single": 3,
+    "elderly_couple": 18,
+    "middle_couple": 12,
+    "couple": 7,
+    "couple_kids": 26,
+    "three_gen": 26,
+    "skipped": 3,
+    "parent_child": 6,
+}
+_OWNER_KINDS = {
+    "elderly_single": 1,
+    "single": 10,
+    "elderly_couple": 8,
+    "middle_couple": 10,
+    "couple": 18,
+    "couple_kids": 37,
+    "three_gen": 12,
+    "skipped": 1,
+    "parent_child": 4,
+}
 _TENANT_KINDS = {"single": 30, "couple": 30, "couple_kids": 30, "shared": 10}
 
 
@@ -162,10 +180,18 @@ class _Builder:
         footprint = box_around(lat, lon, min(width_m * 0.8, 18 * units + 10), min(height_m * 0.6, 15))
         code = places.building_code(self.c.code, str(number))
         building = {
-            "id": self._id("building"), "area_code": grid.code, "community_code": self.c.code,
-            "number": str(number), "name": f"{number}号楼", "address_code": code,
-            "full_address": f"{self.c.name}{number}号楼", "floors": floors, "units": units,
-            "lat": lat, "lon": lon, "footprint": footprint.polygon(),
+            "id": self._id("building"),
+            "area_code": grid.code,
+            "community_code": self.c.code,
+            "number": str(number),
+            "name": f"{number}号楼",
+            "address_code": code,
+            "full_address": f"{self.c.name}{number}号楼",
+            "floors": floors,
+            "units": units,
+            "lat": lat,
+            "lon": lon,
+            "footprint": footprint.polygon(),
         }
         self.batch.buildings.append(building)
         sizes = [round(rng.uniform(55, 140), 2) for _ in range(per_floor)]
@@ -199,11 +225,19 @@ class _Builder:
             else:
                 occupancy = rng.choices(("owner_occupied", "rented", "vacant"), (76, 15, 9))[0]
         house = {
-            "id": self._id("house"), "area_code": building["area_code"], "building_id": building["id"],
-            "community_code": self.c.code, "unit": str(unit), "floor": places.floor_of_room(room), "room": room,
+            "id": self._id("house"),
+            "area_code": building["area_code"],
+            "building_id": building["id"],
+            "community_code": self.c.code,
+            "unit": str(unit),
+            "floor": places.floor_of_room(room),
+            "room": room,
             "address_code": places.house_code(building["address_code"], str(unit), room),
-            "full_address": f"{building['full_address']}{unit}单元{room}室", "area_m2": area, "use": use,
-            "ownership": ownership, "occupancy": occupancy,
+            "full_address": f"{building['full_address']}{unit}单元{room}室",
+            "area_m2": area,
+            "use": use,
+            "ownership": ownership,
+            "occupancy": occupancy,
         }
         self.batch.houses.append(house)
         if use == "shop":
@@ -224,8 +258,11 @@ class _Builder:
         kind = rng.choices(list(kinds), list(kinds.values()))[0]
         members = _members(rng, kind)
         if tenants or not resettled:
-            region = rng.choice(pools.MIGRANT_REGIONS) if tenants or rng.random() < 0.6 else rng.choice(
-                self.local_regions)
+            region = (
+                rng.choice(pools.MIGRANT_REGIONS)
+                if tenants or rng.random() < 0.6
+                else rng.choice(self.local_regions)
+            )
         else:
             region = rng.choice(self.local_regions)
         ethnicity = _ethnicity(rng, region)
@@ -258,7 +295,12 @@ class _Builder:
                 tags.append("key_care")
             for tag in tags:
                 self.batch.tags.append(
-                    {"id": self._id("tag"), "person_id": person["id"], "tag": tag, "area_code": house["area_code"]}
+                    {
+                        "id": self._id("tag"),
+                        "person_id": person["id"],
+                        "tag": tag,
+                        "area_code": house["area_code"],
+                    }
                 )
             if 20 <= m.age <= 72:
                 adults.append(person)
@@ -268,8 +310,16 @@ class _Builder:
                 self._vehicle(rng.choice(adults), house)
 
     def _person(
-        self, house: dict[str, Any], surname: str, m: _Member, region: str, relation: str, move_in: date,
-        ethnicity: str, *, local_birth: bool,
+        self,
+        house: dict[str, Any],
+        surname: str,
+        m: _Member,
+        region: str,
+        relation: str,
+        move_in: date,
+        ethnicity: str,
+        *,
+        local_birth: bool,
     ) -> dict[str, Any]:
         rng = self.rng
         birth = date.fromordinal(_AS_OF_ORDINAL - int((m.age + rng.random()) * 365.2425))
@@ -280,37 +330,72 @@ class _Builder:
         full, initials = pinyin_keys(name)
         phone = self.ids.mobile() if m.age >= 14 and (m.age < 85 or rng.random() < 0.5) else None
         person = {
-            "id": self._id("person"), "area_code": house["area_code"], "name": name, "name_pinyin": full,
-            "name_initials": initials, "id_type": "resident_id", "id_number": number,
-            "id_hash": id_hash("resident_id", number), "id_tail": number[-4:], "birth_date": birth, "sex": m.sex,
-            "phone": phone, "phone_hash": pii.lookup_hash("phone", phone) if phone else None,
-            "phone_tail": phone[-4:] if phone else "", "hukou_place": pools.REGIONS[region],
-            "ethnicity": ethnicity, "notes": "", "merged_into_id": None,
+            "id": self._id("person"),
+            "area_code": house["area_code"],
+            "name": name,
+            "name_pinyin": full,
+            "name_initials": initials,
+            "id_type": "resident_id",
+            "id_number": number,
+            "id_hash": id_hash("resident_id", number),
+            "id_tail": number[-4:],
+            "birth_date": birth,
+            "sex": m.sex,
+            "phone": phone,
+            "phone_hash": pii.lookup_hash("phone", phone) if phone else None,
+            "phone_tail": phone[-4:] if phone else "",
+            "hukou_place": pools.REGIONS[region],
+            "ethnicity": ethnicity,
+            "notes": "",
+            "merged_into_id": None,
         }
         self.batch.people.append(person)
-        self.batch.residences.append({
-            "id": self._id("residence"), "person_id": person["id"], "house_id": house["id"], "relation": relation,
-            "move_in": max(move_in, birth), "move_out": None, "area_code": house["area_code"],
-        })
+        self.batch.residences.append(
+            {
+                "id": self._id("residence"),
+                "person_id": person["id"],
+                "house_id": house["id"],
+                "relation": relation,
+                "move_in": max(move_in, birth),
+                "move_out": None,
+                "area_code": house["area_code"],
+            }
+        )
         return person
 
     def _vehicle(self, owner: dict[str, Any], house: dict[str, Any]) -> None:
         rng = self.rng
         plate, kind = self.ids.plate()
         where = rng.random()
-        space = f"B1-{rng.randint(1, 999):03d}" if where < 0.6 else f"地上{rng.randint(1, 300):03d}" if where < 0.8 else ""
-        self.batch.vehicles.append({
-            "id": self._id("vehicle"), "area_code": house["area_code"], "plate": plate, "plate_kind": kind,
-            "vehicle_type": "car", "colour": rng.choice(pools.COLOURS), "owner_person_id": owner["id"],
-            "owner_org_id": None, "parking_space": space,
-        })
+        space = (
+            f"B1-{rng.randint(1, 999):03d}"
+            if where < 0.6
+            else f"地上{rng.randint(1, 300):03d}"
+            if where < 0.8
+            else ""
+        )
+        self.batch.vehicles.append(
+            {
+                "id": self._id("vehicle"),
+                "area_code": house["area_code"],
+                "plate": plate,
+                "plate_kind": kind,
+                "vehicle_type": "car",
+                "colour": rng.choice(pools.COLOURS),
+                "owner_person_id": owner["id"],
+                "owner_org_id": None,
+                "parking_space": space,
+            }
+        )
 
     # ------------------------------------------------------------------ organisations
 
     def _organisations(self) -> None:
         rng, c = self.rng, self.c
         word = rng.choice(pools.ENTERPRISE_WORDS)
-        self._org(f"陕西{word}物业服务有限公司", "property", None, f"{c.name}物业服务中心", rng.randint(20, 80))
+        self._org(
+            f"陕西{word}物业服务有限公司", "property", None, f"{c.name}物业服务中心", rng.randint(20, 80)
+        )
         short = c.name[:2]
         for house in self.shops:
             kind = rng.choice(pools.SHOP_KINDS)
@@ -318,22 +403,35 @@ class _Builder:
             self._org(name, "shop", house, house["full_address"], rng.randint(1, 6))
         for _ in range(rng.randint(1, 4)):
             name = f"陕西{rng.choice(pools.ENTERPRISE_WORDS)}{rng.choice(pools.ENTERPRISE_TRADES)}有限公司"
-            house = rng.choice(self.homes) if self.homes else None
-            self._org(name, "enterprise", house, house["full_address"] if house else c.name, rng.randint(2, 40))
+            office = rng.choice(self.homes) if self.homes else None
+            address = office["full_address"] if office else c.name
+            self._org(name, "enterprise", office, address, rng.randint(2, 40))
         if rng.random() < 0.6:
             self._org(f"{c.name}{rng.choice(pools.SOCIAL_ORGS)}", "social", None, c.name, rng.randint(3, 15))
 
-    def _org(self, name: str, org_type: str, house: dict[str, Any] | None, address: str, employees: int) -> None:
+    def _org(
+        self, name: str, org_type: str, house: dict[str, Any] | None, address: str, employees: int
+    ) -> None:
         rng = self.rng
         boss = _surname(rng) + rng.choice(pools.GIVEN_NAMES[("mid", rng.choice("MF"))])
         phone = self.ids.mobile()
-        self.batch.organisations.append({
-            "id": self._id("organisation"), "area_code": house["area_code"] if house else self.c.code,
-            "name": name, "name_initials": pinyin_keys(name)[1], "uscc": self.ids.uscc(org_type, self.c.new_city_code),
-            "org_type": org_type, "address": address, "house_id": house["id"] if house else None,
-            "legal_rep": boss, "contact_name": boss, "contact_phone": phone, "phone_tail": phone[-4:],
-            "employees": employees,
-        })
+        self.batch.organisations.append(
+            {
+                "id": self._id("organisation"),
+                "area_code": house["area_code"] if house else self.c.code,
+                "name": name,
+                "name_initials": pinyin_keys(name)[1],
+                "uscc": self.ids.uscc(org_type, self.c.new_city_code),
+                "org_type": org_type,
+                "address": address,
+                "house_id": house["id"] if house else None,
+                "legal_rep": boss,
+                "contact_name": boss,
+                "contact_phone": phone,
+                "phone_tail": phone[-4:],
+                "employees": employees,
+            }
+        )
 
 
 def _cells(box: Box, count: int) -> list[Box]:
@@ -358,7 +456,9 @@ def _surname(rng: random.Random) -> str:
 def _ethnicity(rng: random.Random, region: str) -> str:
     draw = rng.random()
     hui = pools.HUI_SHARE.get(region, 0.006)
-    return "回族" if draw < hui else "满族" if draw < hui + 0.002 else "蒙古族" if draw < hui + 0.003 else "汉族"
+    return (
+        "回族" if draw < hui else "满族" if draw < hui + 0.002 else "蒙古族" if draw < hui + 0.003 else "汉族"
+    )
 
 
 def _members(rng: random.Random, kind: str) -> list[_Member]:
@@ -382,7 +482,10 @@ def _members(rng: random.Random, kind: str) -> list[_Member]:
     if kind == "couple_kids":
         father = r(28, 56)
         mother = max(24, father + r(-5, 2))
-        kids = [_Member(r(0, min(mother - 20, 26)), rng.choice("MF"), True) for _ in range(1 if rng.random() < 0.6 else 2)]
+        kids = [
+            _Member(r(0, min(mother - 20, 26)), rng.choice("MF"), True)
+            for _ in range(1 if rng.random() < 0.6 else 2)
+        ]
         return [_Member(father, "M", True), _Member(mother, "F", False), *kids]
     if kind == "skipped":
         grandfather = r(55, 78)
@@ -390,16 +493,19 @@ def _members(rng: random.Random, kind: str) -> list[_Member]:
         return [*elders[: r(1, 2)], _Member(r(4, 15), rng.choice("MF"), True)]
     if kind == "parent_child":
         elder = int(rng.triangular(65, 95, 78))
-        return [_Member(elder, rng.choice("MF"), True), _Member(r(35, min(60, elder - 22)), rng.choice("MF"), True)]
+        return [
+            _Member(elder, rng.choice("MF"), True),
+            _Member(r(35, min(60, elder - 22)), rng.choice("MF"), True),
+        ]
     # three generations, at most four people
     son = r(28, 55)
     elder = min(95, son + r(24, 34))
-    grandfather, grandmother = _Member(elder, "M", True), _Member(max(50, elder + r(-5, 2)), "F", False)
-    son_m, wife = _Member(son, "M", True), _Member(max(24, son + r(-4, 2)), "F", False)
+    grandpa, grandma = _Member(elder, "M", True), _Member(max(50, elder + r(-5, 2)), "F", False)
+    adult, spouse = _Member(son, "M", True), _Member(max(24, son + r(-4, 2)), "F", False)
     child = _Member(r(0, min(son - 22, 20)), rng.choice("MF"), True)
     shape = rng.random()
     if shape < 0.4:
-        return [grandfather, grandmother, son_m, child]
+        return [grandpa, grandma, adult, child]
     if shape < 0.75:
-        return [rng.choice((grandfather, grandmother)), son_m, wife, child]
-    return [grandfather, grandmother, son_m, wife]
+        return [rng.choice((grandpa, grandma)), adult, spouse, child]
+    return [grandpa, grandma, adult, spouse]

@@ -28,8 +28,16 @@ _ORDINARY_PATTERNS = (
 _ORDINARY_WEIGHTS = (45, 25, 12, 10, 8)
 _NEV_PATTERN = ("DF", _NEV_SECOND, *(_DIGITS,) * 4)
 # (issuing prefix, new energy?) and weights: Xi'an 陕A and Xianyang 陕D most, a few from elsewhere.
-_PLATE_PREFIXES = (("陕A", False), ("陕D", False), ("陕A", True), ("陕D", True), ("陕E", False),
-                   ("陕C", False), ("甘A", False), ("豫A", False))
+_PLATE_PREFIXES = (
+    ("陕A", False),
+    ("陕D", False),
+    ("陕A", True),
+    ("陕D", True),
+    ("陕E", False),
+    ("陕C", False),
+    ("甘A", False),
+    ("豫A", False),
+)
 _PLATE_WEIGHTS = (50, 30, 9, 4, 3, 2, 1, 1)
 _USCC_KINDS = {"enterprise": "91", "property": "91", "shop": "92", "social": "52"}
 
@@ -70,7 +78,7 @@ class Identities:
         return _spell(self.index + PARTITIONS * self.rng.randrange(count), pattern)
 
     def resident_id(self, region: str, birth: date, sex: str) -> tuple[str, date]:
-        """A valid, unused 18-digit ID number for (region, birth, sex); the birth date moves a day on a clash."""
+        """A valid unused 18-digit ID number for (region, birth, sex); on a clash the birth moves a day."""
         parity = 1 if sex == "M" else 0
         while True:
             stem = f"{region}{birth:%Y%m%d}"

@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from functools import lru_cache
-from typing import Any
+from operator import itemgetter
+from typing import Any, cast
 
 from sqlalchemy import Table, insert
 from sqlalchemy.dialects import sqlite
@@ -24,14 +25,17 @@ from linli.registry.models import Building, House, Organisation, Person, PersonT
 
 CHUNK = 5_000
 # The batch attribute of each table, parents before children (foreign keys are checked as rows arrive).
-TABLES: tuple[tuple[str, Table], ...] = (
-    ("buildings", Building.__table__),
-    ("houses", House.__table__),
-    ("people", Person.__table__),
-    ("residences", Residence.__table__),
-    ("tags", PersonTag.__table__),
-    ("organisations", Organisation.__table__),
-    ("vehicles", Vehicle.__table__),
+TABLES: tuple[tuple[str, Table], ...] = tuple(
+    (name, cast(Table, model.__table__))
+    for name, model in (
+        ("buildings", Building),
+        ("houses", House),
+        ("people", Person),
+        ("residences", Residence),
+        ("tags", PersonTag),
+        ("organisations", Organisation),
+        ("vehicles", Vehicle),
+    )
 )
 _STAMPS = ("created_at", "updated_at")
 
@@ -66,65 +70,84 @@ def _dialect() -> Dialect:
 
 @dataclass
 class Prepared:
-    """A batch as driver-ready SQLite rows (lists, so ids can be renumbered in place)."""
+    """A batch as SQLite driver rows: per table the column names and the rows (lists, renumbered in place)."""
 
     community: Community
     start: Ids
-    counts: dict[str, int]
+    columns: dict[str, tuple[str, ...]]
     rows: dict[str, list[list[Any]]]
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Rows per table."""
+        return {name: len(rows) for name, rows in self.rows.items()}
 
     def end(self) -> Ids:
         """The ids that follow this batch."""
-        return Ids(**{
-            f.name: getattr(self.start, f.name) + self.counts[_TABLE_OF_ID[f.name]] for f in fields(Ids)
-        })
+        counts = self.counts
+        return Ids(
+            **{f.name: getattr(self.start, f.name) + counts[_TABLE_OF_ID[f.name]] for f in fields(Ids)}
+        )
 
     def shift(self, start: Ids) -> None:
         """Renumber rows and links so the batch begins at start."""
         delta = {f.name: getattr(start, f.name) - getattr(self.start, f.name) for f in fields(Ids)}
-        for name, table in TABLES:
-            positions = [(_position(table, column), delta[kind]) for column, kind in LINKS[name].items()]
-            positions = [(p, d) for p, d in positions if d]
-            for row in self.rows[name]:
-                for p, d in positions:
-                    if row[p] is not None:
-                        row[p] += d
+        for name, links in LINKS.items():
+            for column, kind in links.items():
+                if not delta[kind] or not self.rows[name]:
+                    continue
+                i, d = self.columns[name].index(column), delta[kind]
+                for row in self.rows[name]:
+                    if row[i] is not None:
+                        row[i] += d
         self.start = replace(start)
 
 
-_TABLE_OF_ID = {"building": "buildings", "house": "houses", "person": "people", "residence": "residences",
-                "tag": "tags", "organisation": "organisations", "vehicle": "vehicles"}
+_TABLE_OF_ID = {
+    "building": "buildings",
+    "house": "houses",
+    "person": "people",
+    "residence": "residences",
+    "tag": "tags",
+    "organisation": "organisations",
+    "vehicle": "vehicles",
+}
 
 
-def _position(table: Table, column: str) -> int:
-    return [c.key for c in table.columns].index(column)
+def _processor(table: Table, key: str) -> Any:
+    dialect = _dialect()
+    return table.c[key].type.dialect_impl(dialect).bind_processor(dialect)
 
 
 def prepare(batch: Batch, now: datetime) -> Prepared:
-    """Turn a batch into SQLite driver rows (runs anywhere: needs no connection)."""
-    dialect = _dialect()
+    """Turn a batch into SQLite driver rows with the columns' bind processors (needs no connection)."""
+    columns: dict[str, tuple[str, ...]] = {}
     rows: dict[str, list[list[Any]]] = {}
     for name, table in TABLES:
-        keys: list[str] = []
-        processors: list[Any] = []
-        for column in table.columns:
-            keys.append(column.key)
-            processors.append(column.type.dialect_impl(dialect).bind_processor(dialect))
-        stamp = {k: p(now) if p else now for k, p in zip(keys, processors, strict=True) if k in _STAMPS}
-        plan = [(k, None if k in stamp else p) for k, p in zip(keys, processors, strict=True)]
+        source = getattr(batch, name)
+        keys = tuple(source[0]) if source else ()
+        stamps = [k for k in _STAMPS if k in table.c and k not in keys]
+        stamp_values = [(p(now) if (p := _processor(table, k)) else now) for k in stamps]
+        processors = [(i, p) for i, k in enumerate(keys) if (p := _processor(table, k)) is not None]
         out = []
-        for row in getattr(batch, name):
-            out.append([stamp[k] if k in stamp else p(row[k]) if p else row[k] for k, p in plan])
+        if keys:
+            pick = itemgetter(*keys)
+            for row in source:
+                values = list(pick(row))
+                for i, process in processors:
+                    values[i] = process(values[i])
+                values += stamp_values
+                out.append(values)
+        columns[name] = (*keys, *stamps)
         rows[name] = out
-    counts = {name: len(rows[name]) for name, _ in TABLES}
-    return Prepared(community=batch.community, start=replace(batch.start), counts=counts, rows=rows)
+    return Prepared(community=batch.community, start=replace(batch.start), columns=columns, rows=rows)
 
 
-@lru_cache(maxsize=16)
-def _sql(table: Table) -> str:
+@lru_cache(maxsize=64)
+def _sql(table: Table, columns: tuple[str, ...]) -> str:
     quote = _dialect().identifier_preparer.quote
-    names = ", ".join(quote(c.name) for c in table.columns)
-    marks = ", ".join("?" for _ in table.columns)
+    names = ", ".join(quote(table.c[k].name) for k in columns)
+    marks = ", ".join("?" for _ in columns)
     return f"INSERT INTO {quote(table.name)} ({names}) VALUES ({marks})"
 
 
@@ -133,5 +156,6 @@ def insert_prepared(session: Session, prepared: Prepared) -> None:
     connection = session.connection()
     for name, table in TABLES:
         rows = prepared.rows[name]
+        sql = _sql(table, prepared.columns[name])
         for i in range(0, len(rows), CHUNK):
-            connection.exec_driver_sql(_sql(table), rows[i : i + CHUNK])
+            connection.exec_driver_sql(sql, list(map(tuple, rows[i : i + CHUNK])))

@@ -19,7 +19,7 @@ from linli.core import audit, tabular
 from linli.core.auth.roles import Perm
 from linli.core.auth.service import Principal
 from linli.core.errors import Invalid, LinliError
-from linli.registry import organisations, people, places, validation, vehicles
+from linli.registry import organisations, people, people_import, places, validation, vehicles
 from linli.registry.models import Building, House
 
 PEOPLE_SYNONYMS: dict[str, list[str]] = {
@@ -275,7 +275,8 @@ def import_table(
     ctx = _Places(session, principal, community.code, source=f"import:{filename}"[:64])
     handler = _ROW_HANDLERS[entity]
     whole = session.begin_nested() if dry_run else None
-    for row in table.rows:
+
+    def one_by_one(row: tabular.SourceRow) -> None:
         savepoint = session.begin_nested()
         try:
             outcome = handler(ctx, row.values)
@@ -283,9 +284,26 @@ def import_table(
         except LinliError as exc:
             savepoint.rollback()
             ctx.buildings.clear()  # a rolled-back row may have created a building
-            report.rejected.append(Rejected(row=row.row, field=exc.field or "", reason=exc.message))
-            continue
-        setattr(report, outcome, getattr(report, outcome) + 1)
+            rejected(row.row, exc)
+            return
+        count(outcome, 1)
+
+    def rejected(row: int, exc: LinliError) -> None:
+        report.rejected.append(Rejected(row=row, field=exc.field or "", reason=exc.message))
+
+    def count(outcome: str, n: int) -> None:
+        setattr(report, outcome, getattr(report, outcome) + n)
+
+    if entity == "people":
+        batch = people_import.context(session, principal, community.code, ctx.source, tabular_date)
+        batch.buildings = ctx.buildings
+        for start in range(0, len(table.rows), people_import.CHUNK):
+            chunk = table.rows[start : start + people_import.CHUNK]
+            people_import.run_chunk(batch, chunk, one_by_one=one_by_one, rejected=rejected, count=count)
+        report.rejected.sort(key=lambda r: r.row)
+    else:
+        for row in table.rows:
+            one_by_one(row)
     if whole is not None:
         whole.rollback()
     audit.record(

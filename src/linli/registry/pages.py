@@ -1,4 +1,4 @@
-"""Registry console pages: people search, profile, reveal and export; the other entities' pages are joined here."""
+"""Registry console pages: people search, profile, reveal, export; the other entities' routers join here."""
 
 from __future__ import annotations
 
@@ -37,14 +37,26 @@ def people_list(
     """Search people: name, pinyin initials, ID/phone tail, address; filter by tag and community."""
     principal.require(Perm.PEOPLE_READ)
     found = search.search(
-        session, text=q, tags=[tag] if tag else None, community_code=community or None,
-        limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE,
+        session,
+        text=q,
+        tags=[tag] if tag else None,
+        community_code=community or None,
+        limit=PAGE_SIZE + 1,
+        offset=(page - 1) * PAGE_SIZE,
     )
     communities = areas.get_all(session, level="community")
     template = "registry/people_rows.html" if is_htmx(request) else "registry/people.html"
     return render(
-        request, template, people=found[:PAGE_SIZE], has_more=len(found) > PAGE_SIZE, q=q, tag=tag,
-        community=community, page=page, communities=communities, care_tags=CARE_TAGS,
+        request,
+        template,
+        people=found[:PAGE_SIZE],
+        has_more=len(found) > PAGE_SIZE,
+        q=q,
+        tag=tag,
+        community=community,
+        page=page,
+        communities=communities,
+        care_tags=CARE_TAGS,
     )
 
 

@@ -32,7 +32,13 @@ from linli.web.pages import PagePrincipal
 from linli.web.render import render
 
 router = APIRouter(include_in_schema=False)
-ENTITY_LABELS = {"auto": "自动识别", "people": "人口", "houses": "房屋", "organisations": "单位", "vehicles": "车辆"}
+ENTITY_LABELS = {
+    "auto": "自动识别",
+    "people": "人口",
+    "houses": "房屋",
+    "organisations": "单位",
+    "vehicles": "车辆",
+}
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 FORM_OVERHEAD = 64 * 1024  # multipart boundaries and the small fields around the file
 REPORT_TTL_SECONDS = 30 * 60
@@ -99,15 +105,20 @@ async def read_upload(request: Request) -> Upload:
     limit = upload_limit(request)
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit + FORM_OVERHEAD:
-        raise TooLarge(f"文件过大：上限 {request.app.state.settings.max_upload_mb} MB，请拆分后分批导入", field="file")
+        raise TooLarge(
+            f"文件过大：上限 {request.app.state.settings.max_upload_mb} MB，请拆分后分批导入", field="file"
+        )
     form = await request.form()
     file = form.get("file")
     data, name = b"", ""
     if isinstance(file, UploadFile):
         data, name = await file.read(limit + 1), PurePath(file.filename or "upload.xlsx").name
     return Upload(
-        filename=name, data=data[: limit + 1], entity=str(form.get("entity") or "auto"),
-        community=str(form.get("community") or ""), dry_run=str(form.get("dry_run") or "") in ("1", "on", "true"),
+        filename=name,
+        data=data[: limit + 1],
+        entity=str(form.get("entity") or "auto"),
+        community=str(form.get("community") or ""),
+        dry_run=str(form.get("dry_run") or "") in ("1", "on", "true"),
         too_large=len(data) > limit,
     )
 
@@ -147,12 +158,19 @@ def run_import(
     session: Session, principal: Principal, upload: Upload, *, max_bytes: int
 ) -> tuple[importers.ImportReport, bytes | None]:
     """Read and apply the sheet in a savepoint (rolled back for a dry run); the report and error sheet."""
-    entity = importers.detect_entity(upload.data, upload.filename) if upload.entity == "auto" else upload.entity
+    entity = (
+        importers.detect_entity(upload.data, upload.filename) if upload.entity == "auto" else upload.entity
+    )
     table = importers.read(upload.data, upload.filename, entity=entity, max_bytes=max_bytes)
     savepoint = session.begin_nested()
     try:
         report = importers.import_table(
-            session, principal, table, entity=entity, community_code=upload.community, filename=upload.filename,
+            session,
+            principal,
+            table,
+            entity=entity,
+            community_code=upload.community,
+            filename=upload.filename,
             dry_run=upload.dry_run,
         )
     except BaseException:
@@ -165,12 +183,18 @@ def run_import(
     return report, importers.error_report(table, report) if report.rejected else None
 
 
-def _page(request: Request, session: Session, upload: Upload, *, status_code: int = 200, **context: object
-          ) -> Response:
+def _page(
+    request: Request, session: Session, upload: Upload, *, status_code: int = 200, **context: object
+) -> Response:
     return render(
-        request, "registry/import.html", status_code=status_code, upload=upload, entities=ENTITY_LABELS,
+        request,
+        "registry/import.html",
+        status_code=status_code,
+        upload=upload,
+        entities=ENTITY_LABELS,
         communities=areas.get_all(session, level=Level.COMMUNITY.value),
-        max_mb=request.app.state.settings.max_upload_mb, **context,
+        max_mb=request.app.state.settings.max_upload_mb,
+        **context,
     )
 
 
@@ -189,7 +213,9 @@ def import_template(entity: str, principal: PagePrincipal) -> Response:
     """An empty template of entity with the expected Chinese headers."""
     principal.require(Perm.IMPORT)
     data = importers.template(entity)
-    return xlsx_download(data, f"{ENTITY_LABELS.get(entity, entity)}导入模板.xlsx", fallback=f"{entity}-template.xlsx")
+    return xlsx_download(
+        data, f"{ENTITY_LABELS.get(entity, entity)}导入模板.xlsx", fallback=f"{entity}-template.xlsx"
+    )
 
 
 def xlsx_download(data: bytes, filename: str, *, fallback: str) -> Response:

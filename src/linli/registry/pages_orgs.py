@@ -1,4 +1,4 @@
-"""Registry console pages for 实有单位 and vehicles: lists and detail pages (owners are linked, not copied)."""
+"""Registry console pages for 实有单位 and vehicles: lists and details (owners linked, never copied)."""
 
 from __future__ import annotations
 
@@ -34,8 +34,13 @@ def organisation_list(
         session, community_code=community or None, limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE
     )
     return render(
-        request, "registry/organisations.html", orgs=found[:PAGE_SIZE], has_more=len(found) > PAGE_SIZE,
-        page=page, community=community, communities=areas.get_all(session, level=Level.COMMUNITY.value),
+        request,
+        "registry/organisations.html",
+        orgs=found[:PAGE_SIZE],
+        has_more=len(found) > PAGE_SIZE,
+        page=page,
+        community=community,
+        communities=areas.get_all(session, level=Level.COMMUNITY.value),
     )
 
 
@@ -45,7 +50,10 @@ def organisation_page(request: Request, org_id: int, session: DB, principal: Pag
     principal.require(Perm.ORGS_READ)
     org = organisations.get_or_raise(session, org_id=org_id)
     return render(
-        request, "registry/organisation.html", org=org, area=areas.get(session, code=org.area_code),
+        request,
+        "registry/organisation.html",
+        org=org,
+        area=areas.get(session, code=org.area_code),
         house=_house(session, org.house_id),
         changes=history.get_all(session, entity="organisation", entity_id=org.id, limit=50),
     )
@@ -53,18 +61,30 @@ def organisation_page(request: Request, org_id: int, session: DB, principal: Pag
 
 @router.get("/vehicles", response_class=HTMLResponse)
 def vehicle_list(
-    request: Request, session: DB, principal: PagePrincipal, community: Community = "",
-    plate: Annotated[str, Query(max_length=16)] = "", page: Page = 1,
+    request: Request,
+    session: DB,
+    principal: PagePrincipal,
+    community: Community = "",
+    plate: Annotated[str, Query(max_length=16)] = "",
+    page: Page = 1,
 ) -> Response:
     """Vehicles in the caller's areas, by plate (prefix search), a page at a time."""
     principal.require(Perm.VEHICLES_READ)
     found = vehicles.get_all(
-        session, community_code=community or None, plate_prefix=plate.strip() or None, limit=PAGE_SIZE + 1,
+        session,
+        community_code=community or None,
+        plate_prefix=plate.strip() or None,
+        limit=PAGE_SIZE + 1,
         offset=(page - 1) * PAGE_SIZE,
     )
     return render(
-        request, "registry/vehicles.html", vehicles=found[:PAGE_SIZE], has_more=len(found) > PAGE_SIZE,
-        page=page, community=community, plate=plate,
+        request,
+        "registry/vehicles.html",
+        vehicles=found[:PAGE_SIZE],
+        has_more=len(found) > PAGE_SIZE,
+        page=page,
+        community=community,
+        plate=plate,
         communities=areas.get_all(session, level=Level.COMMUNITY.value),
     )
 
@@ -76,7 +96,10 @@ def vehicle_page(request: Request, vehicle_id: int, session: DB, principal: Page
     vehicle = vehicles.get_or_raise(session, vehicle_id=vehicle_id)
     owner = _person(session, vehicle.owner_person_id) if principal.can(Perm.PEOPLE_READ) else None
     return render(
-        request, "registry/vehicle.html", vehicle=vehicle, owner=owner,
+        request,
+        "registry/vehicle.html",
+        vehicle=vehicle,
+        owner=owner,
         owner_org=_org(session, vehicle.owner_org_id) if principal.can(Perm.ORGS_READ) else None,
         area=areas.get(session, code=vehicle.area_code),
         changes=history.get_all(session, entity="vehicle", entity_id=vehicle.id, limit=50),

@@ -30,11 +30,15 @@ FloorPlan = list[tuple[str, list[tuple[int, list[House]]]]]
 
 
 @router.get("/buildings", response_class=HTMLResponse)
-def building_list(request: Request, session: DB, principal: PagePrincipal, community: Community = "") -> Response:
+def building_list(
+    request: Request, session: DB, principal: PagePrincipal, community: Community = ""
+) -> Response:
     """Buildings in the caller's areas, optionally of one community."""
     principal.require(Perm.HOUSES_READ)
     return render(
-        request, "registry/buildings.html", community=community,
+        request,
+        "registry/buildings.html",
+        community=community,
         buildings=places.list_buildings(session, community_code=community or None),
         communities=areas.get_all(session, level=Level.COMMUNITY.value),
     )
@@ -47,7 +51,11 @@ def building_page(request: Request, building_id: int, session: DB, principal: Pa
     building = places.get_building(session, building_id=building_id)
     houses = places.list_houses(session, building_id=building.id, limit=5000)
     return render(
-        request, "registry/building.html", building=building, plan=floor_plan(houses), house_count=len(houses),
+        request,
+        "registry/building.html",
+        building=building,
+        plan=floor_plan(houses),
+        house_count=len(houses),
         community=areas.get(session, code=building.community_code),
         changes=history.get_all(session, entity="building", entity_id=building.id, limit=20),
     )
@@ -55,18 +63,31 @@ def building_page(request: Request, building_id: int, session: DB, principal: Pa
 
 @router.get("/houses", response_class=HTMLResponse)
 def house_list(
-    request: Request, session: DB, principal: PagePrincipal, community: Community = "",
-    building: Annotated[int | None, Query(ge=1)] = None, page: Page = 1,
+    request: Request,
+    session: DB,
+    principal: PagePrincipal,
+    community: Community = "",
+    building: Annotated[int | None, Query(ge=1)] = None,
+    page: Page = 1,
 ) -> Response:
     """Houses in the caller's areas in address order, by community or building, a page at a time."""
     principal.require(Perm.HOUSES_READ)
     found = places.list_houses(
-        session, building_id=building, community_code=community or None, limit=PAGE_SIZE + 1,
+        session,
+        building_id=building,
+        community_code=community or None,
+        limit=PAGE_SIZE + 1,
         offset=(page - 1) * PAGE_SIZE,
     )
     return render(
-        request, "registry/houses.html", houses=found[:PAGE_SIZE], has_more=len(found) > PAGE_SIZE, page=page,
-        community=community, building=building, communities=areas.get_all(session, level=Level.COMMUNITY.value),
+        request,
+        "registry/houses.html",
+        houses=found[:PAGE_SIZE],
+        has_more=len(found) > PAGE_SIZE,
+        page=page,
+        community=community,
+        building=building,
+        communities=areas.get_all(session, level=Level.COMMUNITY.value),
     )
 
 
@@ -77,7 +98,9 @@ def house_page(request: Request, house_id: int, session: DB, principal: PagePrin
     house = places.get_house(session, house_id=house_id)
     occupants = with_people(session, places.occupants(session, house_id=house.id, current_only=False))
     return render(
-        request, "registry/house.html", house=house,
+        request,
+        "registry/house.html",
+        house=house,
         building=places.get_building(session, building_id=house.building_id),
         current=[(r, p) for r, p in occupants if r.move_out is None],
         past=[(r, p) for r, p in occupants if r.move_out is not None],

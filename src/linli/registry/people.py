@@ -64,9 +64,13 @@ def clean(data: dict[str, Any]) -> CleanPerson:
     birth = data.get("birth_date")
     sex = to_code(SEX, data.get("sex"), field="sex")
     try:
-        number = validation.validate_id(id_type, str(raw_id))
-        if id_type in ("resident_id", "hmt_residence"):
-            rid = validation.parse_resident_id(number)
+        if id_type == "resident_id":  # parsed once: the number, its birth date and sex
+            rid = validation.parse_resident_id(str(raw_id))
+            number = rid.number
+        else:
+            number = validation.validate_id(id_type, str(raw_id))
+            rid = validation.parse_resident_id(number) if id_type == "hmt_residence" else None
+        if rid is not None:
             validation.check_resident_id_matches(rid, birth_date=birth, sex=sex)
             birth, sex = rid.birth_date, rid.sex
         phone = validation.normalise_mobile(str(data["phone"])) if data.get("phone") else None
@@ -179,26 +183,36 @@ def _visible(session: Session, person: Person) -> bool:
     return session.scalar(select(Person.id).where(Person.id == person.id)) is not None
 
 
-def _create(session: Session, principal: Principal, facts: CleanPerson, *, home: str, source: str) -> Person:
+def columns(facts: CleanPerson, *, home: str) -> dict[str, Any]:
+    """The stored columns of a new person: search keys, keyed hashes and tails derived from the facts."""
     full, initials = pinyin_keys(facts.name)
-    person = Person(
-        area_code=home,
-        name=facts.name,
-        name_pinyin=full,
-        name_initials=initials,
-        id_type=facts.id_type,
-        id_number=facts.id_number,
-        id_hash=id_hash(facts.id_type, facts.id_number),
-        id_tail=facts.id_number[-4:],
-        birth_date=facts.birth_date,
-        sex=facts.sex,
-        phone=facts.phone,
-        phone_hash=pii.lookup_hash("phone", facts.phone) if facts.phone else None,
-        phone_tail=facts.phone[-4:] if facts.phone else "",
-        hukou_place=facts.hukou_place or "",
-        ethnicity=facts.ethnicity or "",
-        notes=facts.notes or "",
-    )
+    return {
+        "area_code": home,
+        "name": facts.name,
+        "name_pinyin": full,
+        "name_initials": initials,
+        "id_type": facts.id_type,
+        "id_number": facts.id_number,
+        "id_hash": id_hash(facts.id_type, facts.id_number),
+        "id_tail": facts.id_number[-4:],
+        "birth_date": facts.birth_date,
+        "sex": facts.sex,
+        "phone": facts.phone,
+        "phone_hash": pii.lookup_hash("phone", facts.phone) if facts.phone else None,
+        "phone_tail": facts.phone[-4:] if facts.phone else "",
+        "hukou_place": facts.hukou_place or "",
+        "ethnicity": facts.ethnicity or "",
+        "notes": facts.notes or "",
+    }
+
+
+def creation_changes(facts: CleanPerson) -> dict[str, list[Any]]:
+    """The history entry of a new person (personal data masked)."""
+    return history.diff({}, {**_masked_snapshot(facts), "tags": facts.tags})
+
+
+def _create(session: Session, principal: Principal, facts: CleanPerson, *, home: str, source: str) -> Person:
+    person = Person(**columns(facts, home=home))
     session.add(person)
     session.flush()
     for tag in facts.tags:
@@ -210,10 +224,20 @@ def _create(session: Session, principal: Principal, facts: CleanPerson, *, home:
         entity_id=person.id,
         area_code=home,
         action="create",
-        changes=history.diff({}, {**_masked_snapshot(facts), "tags": facts.tags}),
+        changes=creation_changes(facts),
         source=source,
     )
     return person
+
+
+def find_many_by_hash(session: Session, *, hashes: list[str]) -> dict[str, Person]:
+    """Registered (unmerged) people by ID-number hash, across the district: dedup ignores scope."""
+    found: dict[str, Person] = {}
+    for start in range(0, len(hashes), 500):
+        stmt = select(Person).where(Person.id_hash.in_(hashes[start : start + 500]))
+        for person in session.scalars(stmt.execution_options(skip_scope=True)):
+            found[person.id_hash or ""] = person
+    return found
 
 
 def _update(

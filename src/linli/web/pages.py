@@ -32,14 +32,17 @@ router = APIRouter(include_in_schema=False)
 
 async def read_form_csrf(request: Request) -> None:
     """Make a posted form's csrf field available to the CSRF check (htmx sends a header instead)."""
-    if request.headers.get("content-type", "").startswith(("application/x-www-form-urlencoded", "multipart/")):
+    if request.headers.get("content-type", "").startswith(
+        ("application/x-www-form-urlencoded", "multipart/")
+    ):
         form = await request.form()
         token = form.get("csrf")
         request.state.form_csrf = token if isinstance(token, str) else None
 
 
 def page_principal(
-    request: Request, session: Annotated[Session, Depends(get_db, scope="function")],
+    request: Request,
+    session: Annotated[Session, Depends(get_db, scope="function")],
     _: Annotated[None, Depends(read_form_csrf)] = None,
 ) -> Principal:
     """The signed-in user of a page (Unauthorized sends the browser to the login page)."""
@@ -77,8 +80,12 @@ async def login(
         with request.app.state.session_factory() as session:
             try:
                 user = accounts.authenticate(
-                    session, username=username, password=password, max_failures=settings.login_max_failures,
-                    lockout=timedelta(minutes=settings.login_lockout_minutes), ip=client_ip(request),
+                    session,
+                    username=username,
+                    password=password,
+                    max_failures=settings.login_max_failures,
+                    lockout=timedelta(minutes=settings.login_lockout_minutes),
+                    ip=client_ip(request),
                 )
                 result: tuple[int, int] | str = (user.id, user.session_version)
             except Unauthorized as exc:
@@ -120,5 +127,11 @@ def home(request: Request, session: DB, principal: PagePrincipal) -> Response:
     return render(request, "home.html", roots=roots, stats=stats, tag_counts=tags)
 
 
-_STAT_LINKS = {"社区": "/areas", "楼栋": "/buildings", "房屋": "/houses", "人口": "/people", "单位": "/organisations",
-               "车辆": "/vehicles"}
+_STAT_LINKS = {
+    "社区": "/areas",
+    "楼栋": "/buildings",
+    "房屋": "/houses",
+    "人口": "/people",
+    "单位": "/organisations",
+    "车辆": "/vehicles",
+}
