@@ -88,7 +88,9 @@ def split(
     ctx: Context, chunk: list[SourceRow], rejected: Callable[[int, LinliError], None]
 ) -> tuple[list[Planned], list[Planned], list[SourceRow]]:
     """(new people for the bulk path, existing people to check, rows for the per-row path)."""
-    fresh, existing, slow = [], [], []
+    fresh: list[Planned] = []
+    existing: list[Planned] = []
+    slow: list[SourceRow] = []
     planned: list[Planned] = []
     for row in chunk:
         if row.values.get("plate"):
@@ -165,7 +167,8 @@ def unchanged(ctx: Context, existing: list[Planned]) -> tuple[list[Planned], lis
     ):
         tags.setdefault(t.person_id, set()).add(t.tag)
     houses = _existing_houses(ctx, {p.spec for p in existing if p.spec is not None})
-    same, changed = [], []
+    same: list[Planned] = []
+    changed: list[Planned] = []
     for item in existing:
         person = known[item.id_hash]
         house = houses.get(item.spec) if item.spec else None
