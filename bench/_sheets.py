@@ -1,4 +1,4 @@
-"""Deterministic register sheets for benchmarks: valid IDs, phones, addresses, as community offices keep them."""
+"""Deterministic register sheets for benchmarks: valid IDs, phones and addresses, as offices keep them."""
 
 from __future__ import annotations
 

@@ -93,9 +93,10 @@ def bench_import(rows: int) -> None:
     reimport_s = time.perf_counter() - started
     assert again.unchanged == rows, again.summary()
     bare_s, read_bare_s = _baselines(engine, data)
-    print(f"   import:            {import_s:7.2f} s  {rate:10,.0f} rows/s   (target >= 5,000)")
+    print(f"   import:            {import_s:7.2f} s  {rate:10,.0f} rows/s (target >= 5,000)")
     print(
-        f"   re-import (no-op): {reimport_s:7.2f} s  {rows / reimport_s:10,.0f} rows/s   unchanged={again.unchanged:,}"
+        f"   re-import (no-op): {reimport_s:7.2f} s  {rows / reimport_s:10,.0f} rows/s "
+        f"unchanged={again.unchanged:,}"
     )
     print(f"   baseline executemany of the same rows:        {rows / bare_s:10,.0f} rows/s")
     print(f"   baseline read .xlsx + executemany:            {rows / read_bare_s:10,.0f} rows/s")

@@ -87,6 +87,8 @@ def build_register(session: Session, world: World) -> Register:
     system = Principal.system()
     community = areas.get_or_raise(session, code=world.tianfu)
     community.boundary = square(108.6995, 34.2995, 0.0020)
+    community.buildings, community.households, community.floor_area = 24, 1480, 156000.0
+    community.plot_ratio, community.green_ratio = 2.3, 0.35
     b, _ = places.upsert_building(
         session,
         system,

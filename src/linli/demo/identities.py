@@ -18,14 +18,14 @@ _DIGITS = "0123456789"
 _USCC_CHARS = "0123456789ABCDEFGHJKLMNPQRTUWXY"  # valid in both GB 32100 and GB 11714
 _NEV_SECOND = "ABCDEFGHJKLMNPQRSTUVWXYZ0123456789"
 # Ordinary plate serials: each position's alphabet; no two patterns can spell the same serial.
-_ORDINARY_PATTERNS = (
-    (_DIGITS,) * 5,
-    (pools.PLATE_LETTERS, *(_DIGITS,) * 4),
-    (pools.PLATE_LETTERS, pools.PLATE_LETTERS, *(_DIGITS,) * 3),
-    (*(_DIGITS,) * 4, pools.PLATE_LETTERS),
-    (_DIGITS, pools.PLATE_LETTERS, *(_DIGITS,) * 3),
-)
-_ORDINARY_WEIGHTS = (45, 25, 12, 10, 8)
+_ORDINARY_PATTERNS = {
+    "DDDDD": (_DIGITS,) * 5,
+    "LDDDD": (pools.PLATE_LETTERS, *(_DIGITS,) * 4),
+    "LLDDD": (pools.PLATE_LETTERS, pools.PLATE_LETTERS, *(_DIGITS,) * 3),
+    "DDDDL": (*(_DIGITS,) * 4, pools.PLATE_LETTERS),
+    "DLDDD": (_DIGITS, pools.PLATE_LETTERS, *(_DIGITS,) * 3),
+}
+_ORDINARY_KINDS = Weighted({"DDDDD": 45, "LDDDD": 25, "LLDDD": 12, "DDDDL": 10, "DLDDD": 8})
 _NEV_PATTERN = ("DF", _NEV_SECOND, *(_DIGITS,) * 4)
 # (issuing prefix, new energy?) and weights: Xi'an 陕A and Xianyang 陕D most, a few from elsewhere.
 _PLATE_PREFIXES = (
@@ -75,15 +75,17 @@ class Identities:
     def _pick(self, pattern: tuple[str, ...]) -> str:
         """A random value of pattern in this community's slice."""
         count = (_space(pattern) - 1 - self.index) // PARTITIONS + 1
-        return _spell(self.index + PARTITIONS * self.rng.randrange(count), pattern)
+        return _spell(self.index + PARTITIONS * int(self.rng.random() * count), pattern)
 
     def resident_id(self, region: str, birth: date, sex: str) -> tuple[str, date]:
         """A valid unused 18-digit ID number for (region, birth, sex); on a clash the birth moves a day."""
         parity = 1 if sex == "M" else 0
+        slots = self._slots
+        first = int(self.rng.random() * len(slots))
         while True:
             stem = f"{region}{birth:%Y%m%d}"
-            for slot in self.rng.sample(self._slots, len(self._slots)):
-                first17 = f"{stem}{2 * slot + parity:03d}"
+            for k in range(len(slots)):
+                first17 = f"{stem}{2 * slots[(first + k) % len(slots)] + parity:03d}"
                 if first17 not in self._ids:
                     self._ids.add(first17)
                     return first17 + gb11643_check_digit(first17), birth
@@ -91,16 +93,17 @@ class Identities:
 
     def mobile(self) -> str:
         """A mainland mobile number (may repeat: numbers are not unique in the register)."""
-        return f"{self.rng.choice(pools.MOBILE_PREFIXES)}{self.rng.randrange(100_000_000):08d}"
+        rng = self.rng
+        return f"{pick(rng, pools.MOBILE_PREFIXES)}{int(rng.random() * 100_000_000):08d}"
 
     def plate(self) -> tuple[str, str]:
         """(plate, kind): an unused plate of a common mainland format."""
         while True:
-            prefix, nev = self.rng.choices(_PLATE_PREFIXES, weights=_PLATE_WEIGHTS)[0]
+            prefix, nev = _PLATE_PREFIXES[_PLATE_KINDS.draw(self.rng)]
             if nev:
                 number, kind = prefix + self._pick(_NEV_PATTERN), "new_energy"
             else:
-                pattern = self.rng.choices(_ORDINARY_PATTERNS, weights=_ORDINARY_WEIGHTS)[0]
+                pattern = _ORDINARY_PATTERNS[_ORDINARY_KINDS.draw(self.rng)]
                 number, kind = prefix + self._pick(pattern), "ordinary"
             if number not in self._plates:
                 self._plates.add(number)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, insert, select
 from sqlalchemy.orm import Session
 
 from linli.core.auth.service import Principal
@@ -93,8 +93,13 @@ def ensure_houses(
                     history.diff({}, {"address_code": row["address_code"], **dict(spec.facts)}),
                 )
             )
-        session.execute(ChangeRecord.__table__.insert(), log)
+        session.execute(insert(_table(ChangeRecord)), log)
     return refs
+
+
+def _table(model: type[Any]) -> Table:
+    table: Table = model.__table__
+    return table
 
 
 def _insert_returning_ids(
@@ -107,13 +112,13 @@ def _insert_returning_ids(
     max(id) and written with one executemany. A concurrent writer taking the same ids makes the insert
     fail on the primary key, and the importer then falls back to its per-row path: nothing is lost.
     """
-    table = model.__table__
+    table = _table(model)
     if session.get_bind().dialect.name != "sqlite":
-        stmt = table.insert().returning(table.c.id, sort_by_parameter_order=True)
+        stmt = insert(table).returning(table.c.id, sort_by_parameter_order=True)
         return [row[0] for row in session.execute(stmt, rows)]
     first = (session.scalar(select(func.max(table.c.id))) or 0) + 1
     ids = list(range(first, first + len(rows)))
-    session.execute(table.insert(), [{**row, "id": new_id} for row, new_id in zip(rows, ids, strict=True)])
+    session.execute(insert(table), [{**row, "id": new_id} for row, new_id in zip(rows, ids, strict=True)])
     return ids
 
 
@@ -176,7 +181,9 @@ def create_people(
         home = r.house.area_code if r.house else community_code
         rows.append({**people.columns(r.facts, home=home), "created_at": now, "updated_at": now})
     ids = _insert_returning_ids(session, Person, rows)
-    residences, tags, log = [], [], []
+    residences: list[dict[str, Any]] = []
+    tags: list[dict[str, Any]] = []
+    log: list[dict[str, Any]] = []
     today = local_today()
     for person_id, r, row in zip(ids, residents, rows, strict=True):
         home = row["area_code"]
@@ -210,5 +217,5 @@ def create_people(
             )
     for model, values in ((Residence, residences), (PersonTag, tags), (ChangeRecord, log)):
         if values:
-            session.execute(model.__table__.insert(), values)
+            session.execute(insert(_table(model)), values)
     return ids

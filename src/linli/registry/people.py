@@ -63,6 +63,7 @@ def clean(data: dict[str, Any]) -> CleanPerson:
         raise Invalid("证件号码不能为空", field="id_number")
     birth = data.get("birth_date")
     sex = to_code(SEX, data.get("sex"), field="sex")
+    rid: validation.ResidentId | None = None
     try:
         if id_type == "resident_id":  # parsed once: the number, its birth date and sex
             rid = validation.parse_resident_id(str(raw_id))
