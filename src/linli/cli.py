@@ -199,5 +199,28 @@ def export_people(
     typer.echo(json.dumps({"file": str(out), "rows": count}))
 
 
+@export_app.command("list")
+def export_list(
+    entity: Annotated[str, typer.Argument(help="houses, organisations or vehicles")],
+    out: Annotated[Path, typer.Argument(dir_okay=False)],
+    community: Annotated[str | None, typer.Option(help="community code")] = None,
+) -> None:
+    """Export houses, organisations or vehicles to .xlsx."""
+    from linli.registry import exports
+
+    makers = {
+        "houses": exports.houses_xlsx,
+        "organisations": exports.organisations_xlsx,
+        "vehicles": exports.vehicles_xlsx,
+    }
+    if entity not in makers:
+        raise _fail("entity must be houses, organisations or vehicles")
+    _, factory = _factory()
+    with unit_of_work(factory, scope=Scope.everything()) as session:
+        data, count = makers[entity](session, Principal.system(), community_code=community)
+    out.write_bytes(data)
+    typer.echo(json.dumps({"file": str(out), "rows": count}))
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -1,4 +1,4 @@
-"""Browser-test harness: a real uvicorn server on a fresh SQLite file, and Debian's Chromium via Playwright."""
+"""Browser-test harness: a real uvicorn server on a fresh SQLite file; Debian's Chromium via Playwright."""
 
 from __future__ import annotations
 
@@ -69,7 +69,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveSite]:
 def browser() -> Iterator[object]:
     """Debian's Chromium, headless (skipped, with the reason, when it is not installed)."""
     if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium (CI=true turns this skip into a failure)")
+        pytest.skip(
+            f"{CHROMIUM} is missing: apt-get install chromium (CI=true turns this skip into a failure)"
+        )
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:

@@ -7,6 +7,7 @@ import re
 
 import pytest
 from openpyxl import Workbook
+from playwright.sync_api import expect
 from sqlalchemy.orm import Session
 
 from linli.registry import people
@@ -26,13 +27,19 @@ def test_overview_shows_the_counts(page, site: LiveSite) -> None:  # type: ignor
     )
     assert numbers["人口"] == 2 and numbers["房屋"] == 2 and numbers["楼栋"] == 2 and numbers["车辆"] == 1
     screenshot(page, "overview", must_show=["天府和苑", "独居老人"])
+    tree = page.get_by_test_id("sidebar")
+    tree.locator("summary").first.click(position={"x": 4, "y": 8})  # the disclosure marker, not the link
+    tree.get_by_role("link", name="第一网格").wait_for()  # children loaded by htmx on first opening
 
 
 def test_search_by_initials_reveal_and_audit(page, site: LiveSite) -> None:  # type: ignore[no-untyped-def]
     sign_in(page, "shequ")
     page.goto("/people")
     page.get_by_test_id("search").fill("zxy")  # 张秀英's pinyin initials; htmx searches as you type
-    page.get_by_test_id("people").get_by_role("link", name="张秀英").click()
+    rows = page.get_by_test_id("people")
+    expect(rows).not_to_contain_text("李建国")  # the list narrowed to the match
+    screenshot(page, "people-search", must_show=["张秀英"])
+    rows.get_by_role("link", name="张秀英").click()
     page.wait_for_url(f"**/people/{site.register.person}")
     masked = page.get_by_test_id("id-number").inner_text()
     assert masked.count("*") == 11
@@ -68,6 +75,9 @@ def test_community_map_draws_the_buildings(page, site: LiveSite) -> None:  # typ
     page.locator("#map path.bldg").first.click(force=True)
     page.wait_for_url(re.compile(r".*/buildings/\d+$"))
     screenshot(page, "building", must_show=["天府和苑3号楼", "501"])
+    page.get_by_test_id("floor-plan").get_by_role("link", name="501").click()
+    page.wait_for_url(f"**/houses/{site.register.house}")
+    screenshot(page, "house", must_show=["张秀英", "李建国", "天府和苑便民超市"])
 
 
 def test_import_dry_run_in_the_browser(page, site: LiveSite, tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -130,6 +130,7 @@ def test_too_large_uploads_are_refused(console: Console, world: World) -> None:
     declared_too_big = _post(console, b"x" * (1024 * 1024 + 200 * 1024), world)
     assert declared_too_big.status_code == 413
     assert "文件过大" in declared_too_big.text and "1 MB" in declared_too_big.text
+    assert 'data-testid="error"' in declared_too_big.text  # refused on Content-Length, before reading
     just_over = _post(console, b"x" * (1024 * 1024 + 10), world)
     assert just_over.status_code == 413
     assert 'data-testid="import-error"' in just_over.text and "文件过大：上限 1 MB" in just_over.text

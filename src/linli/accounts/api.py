@@ -136,6 +136,32 @@ def create_user(body: UserIn, session: DB, principal: CurrentPrincipal) -> UserO
     )
 
 
+class PermissionsIn(BaseModel):
+    """A user's new role and areas."""
+
+    role: str
+    areas: list[str] = Field(min_length=1, max_length=20)
+
+
+@router.put("/users/{user_id}/permissions", response_model=UserOut)
+def set_permissions(user_id: int, body: PermissionsIn, session: DB, principal: CurrentPrincipal) -> UserOut:
+    """Change a user's role and areas (audited; the user's page sessions end)."""
+    principal.require(Perm.USERS_MANAGE)
+    user = accounts.get_or_raise(session, user_id=user_id)
+    for code in (*body.areas, *user.area_codes):
+        if not principal.scope.allows(code):
+            raise NotFound(f"区域不存在或不在权限范围内：{code}", field="areas")
+    accounts.set_role(session, user=user, role=body.role, area_codes=body.areas, actor=principal.actor)
+    return UserOut(
+        id=user.id,
+        username=user.username,
+        display_name=user.display_name,
+        role=user.role,
+        areas=list(user.area_codes),
+        active=user.active,
+    )
+
+
 @router.get("/audit", response_model=list[AuditOut])
 def audit_log(
     session: DB,

@@ -235,7 +235,9 @@ class _Builder:
             family = surname if m.own_surname and kind != "shared" else SURNAMES.draw(rng)
             home = region if m.own_surname or rng.random() < 0.7 else pick(rng, self.local_regions)
             relation = "tenant" if tenants else "owner" if i == 0 else "resettled" if resettled else "family"
-            person = self._person(house, family, m, home, relation, move_in, ethnicity, local_birth=not tenants)
+            person = self._person(
+                house, family, m, home, relation, move_in, ethnicity, local_birth=not tenants
+            )
             self._tags(person, m, kind=kind, low_income=low_income)
             if 20 <= m.age <= 72:
                 adults.append(person)

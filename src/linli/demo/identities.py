@@ -11,6 +11,7 @@ import random
 from datetime import date, timedelta
 
 from linli.demo import pools
+from linli.demo.households import Weighted, pick
 from linli.registry.validation import gb11643_check_digit, gb11714_check_char, gb32100_check_char
 
 PARTITIONS = 142  # at least the number of communities
@@ -27,18 +28,8 @@ _ORDINARY_PATTERNS = {
 }
 _ORDINARY_KINDS = Weighted({"DDDDD": 45, "LDDDD": 25, "LLDDD": 12, "DDDDL": 10, "DLDDD": 8})
 _NEV_PATTERN = ("DF", _NEV_SECOND, *(_DIGITS,) * 4)
-# (issuing prefix, new energy?) and weights: Xi'an 陕A and Xianyang 陕D most, a few from elsewhere.
-_PLATE_PREFIXES = (
-    ("陕A", False),
-    ("陕D", False),
-    ("陕A", True),
-    ("陕D", True),
-    ("陕E", False),
-    ("陕C", False),
-    ("甘A", False),
-    ("豫A", False),
-)
-_PLATE_WEIGHTS = (50, 30, 9, 4, 3, 2, 1, 1)
+# Issuing prefix ("+" for new energy) and weights: Xi'an 陕A and Xianyang 陕D most, a few from elsewhere.
+_PLATE_KINDS = Weighted({"陕A": 50, "陕D": 30, "陕A+": 9, "陕D+": 4, "陕E": 3, "陕C": 2, "甘A": 1, "豫A": 1})
 _USCC_KINDS = {"enterprise": "91", "property": "91", "shop": "92", "social": "52"}
 
 
@@ -99,8 +90,9 @@ class Identities:
     def plate(self) -> tuple[str, str]:
         """(plate, kind): an unused plate of a common mainland format."""
         while True:
-            prefix, nev = _PLATE_PREFIXES[_PLATE_KINDS.draw(self.rng)]
-            if nev:
+            prefix = _PLATE_KINDS.draw(self.rng)
+            if prefix.endswith("+"):
+                prefix = prefix[:-1]
                 number, kind = prefix + self._pick(_NEV_PATTERN), "new_energy"
             else:
                 pattern = _ORDINARY_PATTERNS[_ORDINARY_KINDS.draw(self.rng)]

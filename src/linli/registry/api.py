@@ -62,6 +62,8 @@ def list_people(
 def upsert_person(body: PersonIn, session: DB, principal: CurrentPrincipal) -> UpsertResult:
     """Register a person, or link the existing record with the same ID number (最多录一次)."""
     house = places.get_house(session, house_id=body.house_id) if body.house_id else None
+    if house is not None:
+        places.check_same_community(body.community, house.community_code, field="house_id")
     person, outcome = people.upsert(
         session,
         principal,
@@ -176,6 +178,7 @@ def list_houses(
 def upsert_house(body: HouseIn, session: DB, principal: CurrentPrincipal) -> UpsertResult:
     """Register a house (one per address code) or update its facts."""
     building = places.get_building(session, building_id=body.building_id)
+    places.check_same_community(body.community, building.community_code, field="building_id")
     house, outcome = places.upsert_house(
         session,
         principal,
@@ -323,6 +326,26 @@ def export_people(
     """People matching a search as .xlsx (masked; formula-looking cells neutralised; audited)."""
     data, _ = exports.people_xlsx(session, principal, text=q, community_code=community, tags=tag)
     return xlsx_response(data, "people.xlsx")
+
+
+@router.get("/export/{entity}.xlsx")
+def export_list(
+    entity: str,
+    session: DB,
+    principal: CurrentPrincipal,
+    community: str | None = None,
+    plate: Annotated[str | None, Query(max_length=16)] = None,
+) -> Response:
+    """Houses, organisations or vehicles in the caller's areas as .xlsx (audited)."""
+    if entity == "houses":
+        data, _ = exports.houses_xlsx(session, principal, community_code=community)
+    elif entity == "organisations":
+        data, _ = exports.organisations_xlsx(session, principal, community_code=community)
+    elif entity == "vehicles":
+        data, _ = exports.vehicles_xlsx(session, principal, community_code=community, plate_prefix=plate)
+    else:
+        raise Invalid(f"未知的导出类型：{entity}", field="entity")
+    return xlsx_response(data, f"{entity}.xlsx")
 
 
 def xlsx_response(data: bytes, filename: str) -> Response:

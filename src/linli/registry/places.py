@@ -142,6 +142,12 @@ def upsert_building(
     return building, "updated" if changes else "unchanged"
 
 
+def check_same_community(community_code: str | None, actual: str, *, field: str) -> None:
+    """Invalid when a record is said to be in one community but its building is in another."""
+    if community_code and community_code != actual:
+        raise Invalid(f"所选楼栋/房屋属于社区 {actual}，不属于 {community_code}", field=field)
+
+
 def get_house(session: Session, *, house_id: int) -> House:
     """A house in scope, else NotFound."""
     house = session.scalar(select(House).where(House.id == house_id))

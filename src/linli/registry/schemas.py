@@ -197,6 +197,7 @@ class BuildingOut(BaseModel):
 class HouseIn(BaseModel):
     """A house at (building, unit, room) with its facts."""
 
+    community: str | None = Field(default=None, description="checked against the building's community")
     building_id: int
     unit: str | None = Field(default=None, max_length=8)
     room: str = Field(max_length=16)
