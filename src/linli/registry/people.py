@@ -14,7 +14,7 @@ from linli.core import audit, pii
 from linli.core.auth.roles import Perm
 from linli.core.auth.service import Principal
 from linli.core.errors import Conflict, Invalid, NotFound
-from linli.core.text import pinyin_keys
+from linli.core.text import name_pinyin_keys
 from linli.core.timeutil import local_today
 from linli.registry import history, validation
 from linli.registry.models import House, Person, PersonTag, Residence, Vehicle
@@ -186,7 +186,7 @@ def _visible(session: Session, person: Person) -> bool:
 
 def columns(facts: CleanPerson, *, home: str) -> dict[str, Any]:
     """The stored columns of a new person: search keys, keyed hashes and tails derived from the facts."""
-    full, initials = pinyin_keys(facts.name)
+    full, initials = name_pinyin_keys(facts.name)
     return {
         "area_code": home,
         "name": facts.name,
@@ -247,7 +247,7 @@ def _update(
     new = {k: getattr(facts, k) for k in _PLAIN_FIELDS if getattr(facts, k) is not None}
     changes = history.apply(person, new)
     if "name" in changes:
-        person.name_pinyin, person.name_initials = pinyin_keys(person.name)
+        person.name_pinyin, person.name_initials = name_pinyin_keys(person.name)
     if facts.phone and facts.phone != person.phone:
         changes["phone"] = [pii.mask_phone(person.phone), pii.mask_phone(facts.phone)]
         person.phone = facts.phone
