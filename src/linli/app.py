@@ -56,7 +56,8 @@ def _mount_routes(app: FastAPI) -> None:
     from linli.registry.pages import router as registry_pages
     from linli.web.pages import router as web_pages
 
-    pages = (web_pages, registry_pages, areas_pages, accounts_pages)
+    # areas_pages before registry_pages: /areas/tree must not be taken for the area page /areas/{code}.
+    pages = (web_pages, areas_pages, registry_pages, accounts_pages)
     for router in (accounts_api, areas_api, registry_api, *pages):
         app.include_router(router)
 

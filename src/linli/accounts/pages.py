@@ -12,8 +12,7 @@ from linli.core import audit
 from linli.core.auth.roles import Perm
 from linli.core.errors import Invalid
 from linli.core.timeutil import LOCAL_TZ
-from linli.web.deps import DB
-from linli.web.pages import PagePrincipal
+from linli.web.deps import DB, PagePrincipal
 from linli.web.render import render
 
 router = APIRouter(include_in_schema=False)

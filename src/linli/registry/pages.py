@@ -11,13 +11,13 @@ from linli.areas import service as areas
 from linli.core.auth.roles import Perm
 from linli.core.timeutil import local_today
 from linli.registry import exports, history, people, search, vehicles
+from linli.registry.pages_areas import router as areas_router
 from linli.registry.pages_import import router as import_router
 from linli.registry.pages_import import xlsx_download
 from linli.registry.pages_orgs import router as orgs_router
 from linli.registry.pages_places import router as places_router
 from linli.registry.vocab import CARE_TAGS
-from linli.web.deps import DB
-from linli.web.pages import PagePrincipal
+from linli.web.deps import DB, PagePrincipal
 from linli.web.render import is_htmx, render
 
 router = APIRouter(include_in_schema=False)
@@ -108,5 +108,5 @@ def export_people(
     return xlsx_download(data, f"实有人口-{local_today():%Y%m%d}.xlsx", fallback="people.xlsx")
 
 
-for _sub in (places_router, orgs_router, import_router):
+for _sub in (places_router, orgs_router, import_router, areas_router):
     router.include_router(_sub)

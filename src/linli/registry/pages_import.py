@@ -27,8 +27,7 @@ from linli.core.auth.roles import Perm
 from linli.core.auth.service import Principal
 from linli.core.errors import Invalid, NotFound, TooLarge
 from linli.registry import importers
-from linli.web.deps import DB
-from linli.web.pages import PagePrincipal
+from linli.web.deps import DB, PagePrincipal
 from linli.web.render import render
 
 router = APIRouter(include_in_schema=False)

@@ -16,8 +16,7 @@ from linli.core.auth.roles import Perm
 from linli.core.errors import NotFound
 from linli.registry import history, organisations, people, places
 from linli.registry.models import House, Person, Residence
-from linli.web.deps import DB
-from linli.web.pages import PagePrincipal
+from linli.web.deps import DB, PagePrincipal
 from linli.web.render import render
 
 router = APIRouter(include_in_schema=False)

@@ -91,6 +91,28 @@ def current_principal(request: Request, session: DB) -> Principal:
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 
 
+async def read_form_csrf(request: Request) -> None:
+    """Make a posted form's csrf field available to the CSRF check (htmx sends a header instead)."""
+    if request.headers.get("content-type", "").startswith(
+        ("application/x-www-form-urlencoded", "multipart/")
+    ):
+        form = await request.form()
+        token = form.get("csrf")
+        request.state.form_csrf = token if isinstance(token, str) else None
+
+
+def page_principal(
+    request: Request,
+    session: Annotated[Session, Depends(get_db, scope="function")],
+    _: Annotated[None, Depends(read_form_csrf)] = None,
+) -> Principal:
+    """The signed-in user of a page (Unauthorized sends the browser to the login page)."""
+    return current_principal(request, session)
+
+
+PagePrincipal = Annotated[Principal, Depends(page_principal)]
+
+
 def csrf_token(request: Request) -> str:
     """The session's CSRF token, created on first use."""
     token = request.session.get(SESSION_CSRF)

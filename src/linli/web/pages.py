@@ -6,14 +6,12 @@ import secrets
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy.orm import Session
 
 from linli.areas import service as areas
 from linli.core.auth import service as accounts
-from linli.core.auth.service import Principal
 from linli.core.errors import Forbidden, Unauthorized
 from linli.registry import overview
 from linli.web.deps import (
@@ -21,35 +19,12 @@ from linli.web.deps import (
     SESSION_CSRF,
     SESSION_USER,
     SESSION_VERSION,
+    PagePrincipal,
     client_ip,
-    current_principal,
-    get_db,
 )
 from linli.web.render import LANG_COOKIE, render
 
 router = APIRouter(include_in_schema=False)
-
-
-async def read_form_csrf(request: Request) -> None:
-    """Make a posted form's csrf field available to the CSRF check (htmx sends a header instead)."""
-    if request.headers.get("content-type", "").startswith(
-        ("application/x-www-form-urlencoded", "multipart/")
-    ):
-        form = await request.form()
-        token = form.get("csrf")
-        request.state.form_csrf = token if isinstance(token, str) else None
-
-
-def page_principal(
-    request: Request,
-    session: Annotated[Session, Depends(get_db, scope="function")],
-    _: Annotated[None, Depends(read_form_csrf)] = None,
-) -> Principal:
-    """The signed-in user of a page (Unauthorized sends the browser to the login page)."""
-    return current_principal(request, session)
-
-
-PagePrincipal = Annotated[Principal, Depends(page_principal)]
 
 
 def _safe_next(target: str | None) -> str:
