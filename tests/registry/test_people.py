@@ -173,3 +173,19 @@ def test_audit_query_is_scoped(session, as_user, world) -> None:
     street = as_user("jiedao")
     seen = audit.query(session, scope=street.scope, action="export")
     assert [e.area_code for e in seen] == [world.tianfu]
+
+
+def test_occupants_hide_people_outside_scope(session, as_user, world, system) -> None:
+    home = house(session, system, world.tianfu, building="7", room="301")
+    local = resident(session, system, home, person(name="本社区居民"))
+    # Someone whose home record is elsewhere and who moved out of this house long ago.
+    away_home = house(session, system, world.xingfu, building="1", room="101")
+    away = resident(session, system, away_home, person(name="外社区居民"))
+    people.link_residence(
+        session, system, person=away, house=home, relation="tenant", move_in=date(2015, 1, 1)
+    )
+    (res,) = [r for r, _ in people.residences(session, person_id=away.id) if r.house_id == home.id]
+    people.end_residence(session, system, residence_id=res.id, move_out=date(2016, 1, 1))
+    as_user("shequ")
+    seen = {(r.person_id, p.name if p else None) for r, p in people.occupants(session, house_id=home.id)}
+    assert seen == {(local.id, "本社区居民"), (away.id, None)}

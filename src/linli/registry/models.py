@@ -6,7 +6,7 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import JSON, Date, Float, ForeignKey, Index, String, UniqueConstraint, exists, or_, select
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, aliased, mapped_column
 from sqlalchemy.sql.elements import ColumnElement
 
 from linli.core.pii import EncryptedText
@@ -85,12 +85,12 @@ class Person(AreaScoped, Timestamped, Base):
     @classmethod
     def scope_criteria(cls, scope: Scope) -> ColumnElement[bool]:
         """A person is seen in their home area and wherever they currently live."""
+        # An alias, so a query that also selects residences does not swallow the subquery's FROM.
+        lived = aliased(Residence, name="scope_residence")
         lives_here = exists(
-            select(Residence.id).where(
-                Residence.person_id == cls.id,
-                Residence.move_out.is_(None),
-                scope.clause(Residence.area_code),
-            )
+            select(lived.id)
+            .where(lived.person_id == cls.id, lived.move_out.is_(None), scope.clause(lived.area_code))
+            .correlate_except(lived)
         )
         return or_(scope.clause(cls.area_code), lives_here)
 

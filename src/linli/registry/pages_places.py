@@ -8,14 +8,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
-from sqlalchemy.orm import Session
 
 from linli.areas import service as areas
 from linli.areas.models import Level
 from linli.core.auth.roles import Perm
-from linli.core.errors import NotFound
 from linli.registry import history, organisations, people, places
-from linli.registry.models import House, Person, Residence
+from linli.registry.models import House
 from linli.web.deps import DB, PagePrincipal
 from linli.web.render import render
 
@@ -95,7 +93,7 @@ def house_page(request: Request, house_id: int, session: DB, principal: PagePrin
     """A house: its facts, who lives and lived there, organisations at the address, its history."""
     principal.require(Perm.HOUSES_READ)
     house = places.get_house(session, house_id=house_id)
-    occupants = with_people(session, places.occupants(session, house_id=house.id, current_only=False))
+    occupants = people.occupants(session, house_id=house.id)
     return render(
         request,
         "registry/house.html",
@@ -107,18 +105,6 @@ def house_page(request: Request, house_id: int, session: DB, principal: PagePrin
         can_read_people=principal.can(Perm.PEOPLE_READ),
         changes=history.get_all(session, entity="house", entity_id=house.id, limit=50),
     )
-
-
-def with_people(session: Session, residences: Iterable[Residence]) -> list[tuple[Residence, Person | None]]:
-    """Each residence with its person, or None for someone the caller may not see (moved out of scope)."""
-    out: list[tuple[Residence, Person | None]] = []
-    for residence in residences:
-        try:
-            person: Person | None = people.get_or_raise(session, person_id=residence.person_id)
-        except NotFound:
-            person = None
-        out.append((residence, person))
-    return out
 
 
 def _natural(text: str) -> tuple[int, str]:

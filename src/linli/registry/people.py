@@ -410,6 +410,21 @@ def residences(session: Session, *, person_id: int) -> list[tuple[Residence, Hou
     return [(r, h) for r, h in session.execute(stmt.execution_options(skip_scope=True))]
 
 
+def occupants(
+    session: Session, *, house_id: int, current_only: bool = False
+) -> list[tuple[Residence, Person | None]]:
+    """Who lives (and lived) in a house, in one query; None for a person outside the caller's scope."""
+    stmt = (
+        select(Residence, Person)
+        .outerjoin(Person, Person.id == Residence.person_id)  # the scope lands in the ON clause
+        .where(Residence.house_id == house_id)
+        .order_by(Residence.move_out.is_not(None), Residence.move_in)
+    )
+    if current_only:
+        stmt = stmt.where(Residence.move_out.is_(None))
+    return [(residence, person) for residence, person in session.execute(stmt)]
+
+
 def merge(session: Session, principal: Principal, *, keep_id: int, drop_id: int, reason: str) -> Person:
     """Two records that are one person: move every link to keep, mark drop as merged, keep all history."""
     principal.require(Perm.RECORDS_MERGE)

@@ -13,7 +13,7 @@ from linli.core.auth.roles import Perm
 from linli.core.auth.service import Principal
 from linli.core.errors import Invalid, NotFound
 from linli.registry import history
-from linli.registry.models import Building, House, Residence
+from linli.registry.models import Building, House
 from linli.registry.vocab import HOUSE_USE, OCCUPANCY, OWNERSHIP, to_code
 
 _NUMBER = re.compile(r"^\s*(?:第)?([0-9A-Za-z]{1,6})\s*(?:号楼|栋|幢|号|#|楼)?\s*$")
@@ -259,12 +259,4 @@ def list_houses(
         stmt = stmt.where(House.building_id == building_id)
     if community_code:
         stmt = stmt.where(House.community_code == community_code)
-    return list(session.scalars(stmt))
-
-
-def occupants(session: Session, *, house_id: int, current_only: bool = True) -> list[Residence]:
-    """Who lives or lived in a house."""
-    stmt = select(Residence).where(Residence.house_id == house_id).order_by(Residence.move_in)
-    if current_only:
-        stmt = stmt.where(Residence.move_out.is_(None))
     return list(session.scalars(stmt))
