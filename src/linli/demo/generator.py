@@ -15,7 +15,7 @@ from itertools import count
 from typing import Any
 
 from linli.core import pii
-from linli.core.text import pinyin_keys
+from linli.core.text import name_pinyin_keys, pinyin_keys
 from linli.demo import pools
 from linli.demo.data import Community, Grid
 from linli.demo.geo import Box, box_around, sub_box
@@ -264,7 +264,7 @@ class _Builder:
             region = self.c.new_city_code  # born here, registered by the new area
         number, birth = self.ids.resident_id(region, birth, m.sex)
         name = surname + pick(rng, pools.GIVEN_NAMES[(pools.cohort(birth.year), m.sex)])
-        full, initials = pinyin_keys(name)
+        full, initials = name_pinyin_keys(name)  # as registry.people.columns derives them
         phone = self.ids.mobile() if m.age >= 14 and (m.age < 85 or rng.random() < 0.5) else None
         person = {
             "id": next(self.next_id["person"]),

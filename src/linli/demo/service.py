@@ -1,8 +1,10 @@
 """Seed the demo district into the register: areas, buildings, houses, people, organisations, cars, users.
 
-Rows go in as Core bulk inserts with ids assigned here, community by community; the caller owns the
-transaction. At district scale the next communities are generated in a worker process while this one
-inserts the last, which keeps both cores busy.
+Rows go in community by community as bulk inserts with ids assigned here (no ORM objects, no change
+records: one audit entry says what was seeded); the caller owns the transaction. On SQLite the rows are
+prepared with the columns' own bind processors and written by the driver's executemany (see writer.py);
+elsewhere they are Core inserts. At district scale a forked worker generates the next communities while
+this process writes, which keeps two cores busy.
 """
 
 from __future__ import annotations

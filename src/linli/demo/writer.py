@@ -119,6 +119,23 @@ def _processor(table: Table, key: str) -> Any:
     return table.c[key].type.dialect_impl(dialect).bind_processor(dialect)
 
 
+def _fixed_values(table: Table, keys: tuple[str, ...], now: datetime) -> dict[str, Any]:
+    """Driver values of the columns rows leave out: the timestamps, and scalar Python-side defaults."""
+    fixed: dict[str, Any] = {}
+    for column in table.columns:
+        if column.key in keys:
+            continue
+        if column.key in _STAMPS:
+            value: Any = now
+        elif column.default is not None and getattr(column.default, "is_scalar", False):
+            value = getattr(column.default, "arg", None)
+        else:
+            continue  # the database default (or NULL) applies
+        process = _processor(table, column.key)
+        fixed[column.key] = process(value) if process else value
+    return fixed
+
+
 def prepare(batch: Batch, now: datetime) -> Prepared:
     """Turn a batch into SQLite driver rows with the columns' bind processors (needs no connection)."""
     columns: dict[str, tuple[str, ...]] = {}
@@ -126,9 +143,9 @@ def prepare(batch: Batch, now: datetime) -> Prepared:
     for name, table in TABLES:
         source = getattr(batch, name)
         keys = tuple(source[0]) if source else ()
-        stamps = [k for k in _STAMPS if k in table.c and k not in keys]
-        stamp_values = [(p(now) if (p := _processor(table, k)) else now) for k in stamps]
+        fixed = _fixed_values(table, keys, now)
         processors = [(i, p) for i, k in enumerate(keys) if (p := _processor(table, k)) is not None]
+        tail = list(fixed.values())
         out = []
         if keys:
             pick = itemgetter(*keys)
@@ -136,9 +153,9 @@ def prepare(batch: Batch, now: datetime) -> Prepared:
                 values = list(pick(row))
                 for i, process in processors:
                     values[i] = process(values[i])
-                values += stamp_values
+                values += tail
                 out.append(values)
-        columns[name] = (*keys, *stamps)
+        columns[name] = (*keys, *fixed)
         rows[name] = out
     return Prepared(community=batch.community, start=replace(batch.start), columns=columns, rows=rows)
 
