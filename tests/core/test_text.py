@@ -21,6 +21,8 @@ from linli.core.text import is_latin_query, name_pinyin_keys, pinyin_keys
         ("尉迟恭", "yuchigong", "ycg"),
         ("欧阳 娜娜", "ouyangnana", "oynn"),
         ("李 Mary", "limary", "lm"),
+        ("李朝阳", "lizhaoyang", "lzy"),  # a given name read as a phrase
+        ("朝晖", "chaohui", "ch"),  # 朝 as a surname
     ],
 )
 def test_name_keys(name: str, full: str, initials: str) -> None:

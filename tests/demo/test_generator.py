@@ -23,7 +23,7 @@ from linli.core import pii
 from linli.core.audit import AuditEntry
 from linli.core.auth import service as accounts
 from linli.core.errors import Conflict
-from linli.core.text import pinyin_keys
+from linli.core.text import name_pinyin_keys
 from linli.db import Base, Scope, make_engine, make_session_factory, set_scope
 from linli.demo import service, writer
 from linli.demo.data import TIANFU, XINGFULI, YUYU, District, district
@@ -156,7 +156,7 @@ def test_every_resident_id_is_valid_and_matches_birth_and_sex(pilots: dict[str, 
             assert rid.region_code[:2] in {"61", "41", "62", "14", "51", "64", "50", "13", "34"}
             assert p["id_hash"] == people.id_hash("resident_id", p["id_number"])
             assert p["id_tail"] == p["id_number"][-4:]
-            assert (p["name_pinyin"], p["name_initials"]) == pinyin_keys(p["name"])
+            assert (p["name_pinyin"], p["name_initials"]) == name_pinyin_keys(p["name"])
             assert 2 <= len(p["name"]) <= 3 and p["hukou_place"].startswith(HOME_PROVINCES)
 
 

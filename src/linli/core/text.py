@@ -75,23 +75,18 @@ def _char(ch: str) -> str:
 
 @lru_cache(maxsize=262144)
 def name_pinyin_keys(name: str) -> tuple[str, str]:
-    """Pinyin keys of a person's name: surnames read as surnames (曾伟 → zengwei, zw; 单田芳 → shan…).
-
-    Read character by character (cached), which is both faster than phrase segmentation and right for
-    given names, where phrase readings do not apply.
+    """Pinyin keys of a person's name: the surname read as a surname (曾伟 → zengwei, zw; 单田芳 → shan…),
+    the given name as a phrase (朝阳 → zhaoyang). Cached per name: names repeat a lot in a district.
     """
     chars = [c for c in name if not c.isspace()]
     head = "".join(chars[:2])
     if head in _COMPOUND_SURNAMES:
         syllables, rest = list(_COMPOUND_SURNAMES[head]), chars[2:]
-    elif chars and chars[0] in _SURNAMES:
-        syllables, rest = [_SURNAMES[chars[0]]], chars[1:]
-    else:
+    elif chars and "\u4e00" <= chars[0] <= "\u9fff":
+        syllables, rest = [_SURNAMES.get(chars[0]) or _char(chars[0])], chars[1:]
+    else:  # a foreign or mixed name: pypinyin keeps latin runs whole
         syllables, rest = [], chars
-    if all("\u4e00" <= c <= "\u9fff" for c in rest):
-        syllables += [_char(c) for c in rest]
-    else:  # a foreign or mixed name: let pypinyin keep latin runs whole
-        syllables += [s.lower() for s in lazy_pinyin("".join(rest), style=Style.NORMAL) if s.strip()]
+    syllables += [s.lower() for s in lazy_pinyin("".join(rest), style=Style.NORMAL) if s.strip()]
     return _keys(syllables)
 
 
