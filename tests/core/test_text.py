@@ -32,3 +32,10 @@ def test_name_keys(name: str, full: str, initials: str) -> None:
 def test_text_keys_and_query_kind() -> None:
     assert pinyin_keys("重庆路") == ("chongqinglu", "cql")  # phrases read as phrases in ordinary text
     assert is_latin_query("zs") and not is_latin_query("张s") and not is_latin_query("1234")
+
+
+def test_chinese_unless_switched() -> None:
+    from linli.core.i18n import pick_lang, translate
+
+    assert pick_lang(None) == "zh" and pick_lang("fr") == "zh" and pick_lang("en") == "en"
+    assert translate("人口", "en") == "People" and translate("人口", "zh") == "人口"

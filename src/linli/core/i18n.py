@@ -25,13 +25,13 @@ def catalogue(lang: str) -> dict[str, str]:
     return data
 
 
-def pick_lang(requested: str | None, accept_language: str | None = None) -> str:
-    """The language to use: an explicit choice, else the browser's first preference, else Chinese."""
-    if requested in LANGS:
-        return requested
-    if accept_language and accept_language.strip().lower().startswith("en"):
-        return "en"
-    return DEFAULT_LANG
+def pick_lang(requested: str | None) -> str:
+    """The language to use: the user's explicit choice, else Chinese.
+
+    The browser's Accept-Language is not followed: office PCs often run an English browser, and the
+    console is Chinese unless its user switches.
+    """
+    return requested if requested in LANGS else DEFAULT_LANG
 
 
 def translate(message: str, lang: str = DEFAULT_LANG, **values: object) -> str:

@@ -31,8 +31,8 @@ LANG_COOKIE = "linli_lang"
 
 
 def lang_of(request: Request) -> str:
-    """The page language: the user's switch (cookie), else the browser's, else Chinese."""
-    return pick_lang(request.cookies.get(LANG_COOKIE), request.headers.get("accept-language"))
+    """The page language: the user's switch (cookie), else Chinese."""
+    return pick_lang(request.cookies.get(LANG_COOKIE))
 
 
 def is_htmx(request: Request) -> bool:
