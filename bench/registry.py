@@ -32,7 +32,7 @@ from bench._sheets import HEADERS, people_rows, xlsx  # noqa: E402
 from linli.areas import service as areas  # noqa: E402
 from linli.core import pii  # noqa: E402
 from linli.core.auth.service import Principal  # noqa: E402
-from linli.db import make_engine, make_session_factory  # noqa: E402
+from linli.db import analyze, make_engine, make_session_factory  # noqa: E402
 from linli.migrate import upgrade  # noqa: E402
 from linli.registry import importers  # noqa: E402
 from linli.settings import Settings  # noqa: E402
@@ -156,6 +156,7 @@ def bench_search(db_path: Path, queries: int) -> None:
             started = time.perf_counter()
             counts = demo.seed(session, scale="district", progress=lambda m: print("   " + m))
             session.commit()
+            analyze(engine)
             print(f"   seeded {counts} in {time.perf_counter() - started:.0f} s")
         total = session.scalar(text("SELECT count(*) FROM people"))
         rng = random.Random(5)

@@ -16,7 +16,7 @@ from linli.core import pii
 from linli.core.auth import service as accounts
 from linli.core.auth.service import Principal
 from linli.core.errors import LinliError
-from linli.db import Scope, make_engine, make_session_factory, unit_of_work
+from linli.db import Scope, analyze, make_engine, make_session_factory, unit_of_work
 from linli.settings import get_settings
 
 app = typer.Typer(help="Linli 邻里 smart-community platform", no_args_is_help=True, add_completion=False)
@@ -94,6 +94,7 @@ def demo(
         counts = demo_service.seed(
             session, scale=scale, seed=seed, progress=lambda m: typer.echo(m, err=True)
         )
+    analyze(engine)  # the planner needs fresh statistics to pick the search indexes
     typer.echo(json.dumps({**counts, "seconds": round(time.perf_counter() - started, 1)}, ensure_ascii=False))
 
 
@@ -147,7 +148,7 @@ def import_registry(
 
     settings = get_settings()
     data = file.read_bytes()
-    _, factory = _factory()
+    engine, factory = _factory()
     try:
         kind = importers.detect_entity(data, file.name) if entity == "auto" else entity
         table = importers.read(data, file.name, entity=kind, max_bytes=settings.max_upload_mb * 1024 * 1024)
@@ -165,6 +166,8 @@ def import_registry(
             session.commit()  # a dry run has already undone its rows; its audit entry stays
         finally:
             session.close()
+        if result.created > 10_000:
+            analyze(engine)
     except LinliError as exc:
         raise _fail(f"{exc.field or ''} {exc.message}".strip()) from None
     summary = result.summary()

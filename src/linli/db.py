@@ -154,6 +154,12 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False)
 
 
+def analyze(engine: Engine) -> None:
+    """Refresh the query planner's statistics (after seeding or a large import)."""
+    with engine.begin() as conn:
+        conn.exec_driver_sql("ANALYZE")
+
+
 @contextmanager
 def unit_of_work(factory: sessionmaker[Session], scope: Scope | None = None) -> Iterator[Session]:
     """A transaction owned by the caller: commit on success, roll back on error."""

@@ -128,6 +128,27 @@ def _digits_clause(digits: str) -> ColumnElement[bool]:
     return or_(Person.id_tail == tail, Person.phone_tail == tail)
 
 
+def _search_pinyin(
+    session: Session, key: str, tags: list[str] | None, community_code: str | None, limit: int, offset: int
+) -> list[Person]:
+    """Initials matches first (zs → 张三, 张淑...), then full-pinyin matches (zhang → 张...).
+
+    Two queries, each walking its own index in order and stopping at limit: one query with
+    "initials OR pinyin" would have to collect and sort every match (tens of ms at district scale).
+    """
+    base = build_query(session, tags=tags, community_code=community_code)
+    need = offset + limit
+    by_initials = base.where(starts_with(Person.name_initials, key)).order_by(
+        Person.name_initials, Person.name, Person.id
+    )
+    by_pinyin = base.where(starts_with(Person.name_pinyin, key)).order_by(Person.name_pinyin, Person.id)
+    found: dict[int, Person] = {}
+    for stmt in (by_initials, by_pinyin):
+        for person in session.scalars(stmt.limit(need)):
+            found.setdefault(person.id, person)
+    return list(found.values())[offset:need]
+
+
 def search(
     session: Session,
     *,
@@ -139,8 +160,10 @@ def search(
 ) -> list[Person]:
     """People matching the query in the caller's scope, by name; a tail longer than 4 digits is checked
     against the decrypted number (only for the few rows the indexed tail found)."""
-    stmt = build_query(session, text=text, tags=tags, community_code=community_code)
     compact = validation.fold_width(text).replace(" ", "").upper()
+    if is_latin_query(compact):
+        return _search_pinyin(session, compact.lower(), tags, community_code, limit, offset)
+    stmt = build_query(session, text=text, tags=tags, community_code=community_code)
     long_tail = bool(_TAIL.match(compact)) and 4 < len(compact) < 11
     stmt = stmt.order_by(Person.name, Person.id)
     if not long_tail:
