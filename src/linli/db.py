@@ -6,10 +6,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, Engine, String, create_engine, event, or_
+from sqlalchemy import DateTime, Engine, String, Table, create_engine, event, insert, or_
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import (
     DeclarativeBase,
@@ -152,6 +153,36 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     """A session factory bound to engine (no autoflush surprises, objects usable after commit)."""
     return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+def bulk_insert(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Insert many rows that all have the same keys, in the caller's transaction.
+
+    On SQLite the rows go through each column's own bind processor (so encrypted columns are encrypted,
+    dates and JSON stored as SQLAlchemy stores them) and straight to the driver's executemany: Core's
+    per-row bookkeeping costs more than the insert itself there. Other databases get a Core insert.
+    Python-side column defaults are not applied: rows must carry every value they need.
+    """
+    if not rows:
+        return
+    connection = session.connection()
+    dialect = connection.dialect
+    if dialect.name != "sqlite":
+        session.execute(insert(table), rows)
+        return
+    keys = list(rows[0])
+    processors = [table.c[key].type.dialect_impl(dialect).bind_processor(dialect) for key in keys]
+    converted = [(i, process) for i, process in enumerate(processors) if process is not None]
+    pick = itemgetter(*keys)
+    values: list[tuple[Any, ...]] = []
+    for row in rows:
+        value = list(pick(row)) if len(keys) > 1 else [row[keys[0]]]
+        for i, process in converted:
+            value[i] = process(value[i])
+        values.append(tuple(value))
+    names = ", ".join(f'"{table.c[key].name}"' for key in keys)
+    marks = ", ".join("?" for _ in keys)
+    connection.exec_driver_sql(f'INSERT INTO "{table.name}" ({names}) VALUES ({marks})', values)
 
 
 def analyze(engine: Engine) -> None:

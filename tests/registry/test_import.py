@@ -93,6 +93,7 @@ def test_import_creates_links_and_is_idempotent(session, world) -> None:
     first = run(session, data, world.tianfu)
     assert first.summary()["rejected"] == []
     assert (first.created, first.updated, first.unchanged) == (3, 0, 0)
+    assert first.bulk == 2  # new people in bulk; the row with a plate goes one by one by design
     assert session.scalar(select(func.count()).select_from(House)) == 2
     assert session.scalar(select(Vehicle.plate)) == "陕A12345"
     second = run(session, data, world.tianfu)

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from linli.core.auth.service import Principal
 from linli.core.timeutil import local_today, utcnow
+from linli.db import bulk_insert
 from linli.registry import history, people, places
 from linli.registry.models import Building, ChangeRecord, House, Person, PersonTag, Residence
 
@@ -48,6 +49,7 @@ class NewResident:
     house: HouseRef | None
     relation: str
     move_in: date | None
+    id_hash: str | None = None  # when the caller has already computed it
 
 
 def ensure_houses(
@@ -93,7 +95,7 @@ def ensure_houses(
                     history.diff({}, {"address_code": row["address_code"], **dict(spec.facts)}),
                 )
             )
-        session.execute(insert(_table(ChangeRecord)), log)
+        bulk_insert(session, _table(ChangeRecord), log)
     return refs
 
 
@@ -118,7 +120,7 @@ def _insert_returning_ids(
         return [row[0] for row in session.execute(stmt, rows)]
     first = (session.scalar(select(func.max(table.c.id))) or 0) + 1
     ids = list(range(first, first + len(rows)))
-    session.execute(insert(table), [{**row, "id": new_id} for row, new_id in zip(rows, ids, strict=True)])
+    bulk_insert(session, table, [{"id": new_id, **row} for row, new_id in zip(rows, ids, strict=True)])
     return ids
 
 
@@ -179,7 +181,8 @@ def create_people(
     rows = []
     for r in residents:
         home = r.house.area_code if r.house else community_code
-        rows.append({**people.columns(r.facts, home=home), "created_at": now, "updated_at": now})
+        columns = people.columns(r.facts, home=home, hashed_id=r.id_hash)
+        rows.append({**columns, "created_at": now, "updated_at": now})
     ids = _insert_returning_ids(session, Person, rows)
     residences: list[dict[str, Any]] = []
     tags: list[dict[str, Any]] = []
@@ -217,5 +220,5 @@ def create_people(
             )
     for model, values in ((Residence, residences), (PersonTag, tags), (ChangeRecord, log)):
         if values:
-            session.execute(insert(_table(model)), values)
+            bulk_insert(session, _table(model), values)
     return ids

@@ -101,6 +101,7 @@ class ImportReport:
     rejected: list[Rejected] = field(default_factory=list)
     unmapped_columns: list[str] = field(default_factory=list)
     dry_run: bool = False
+    bulk: int = 0  # of the created, how many were written by the bulk path (the rest one by one)
 
     def summary(self) -> dict[str, Any]:
         """The JSON summary printed by the CLI and returned by the API."""
@@ -112,6 +113,7 @@ class ImportReport:
             "rejected": [{"row": r.row, "field": r.field, "reason": r.reason} for r in self.rejected],
             "unmapped_columns": self.unmapped_columns,
             "dry_run": self.dry_run,
+            "bulk": self.bulk,
         }
 
 

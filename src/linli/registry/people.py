@@ -131,14 +131,6 @@ def get_or_raise(session: Session, *, person_id: int) -> Person:
     return person
 
 
-def _masked_snapshot(clean_person: CleanPerson) -> dict[str, Any]:
-    return {
-        "name": clean_person.name,
-        "id_number": pii.mask_id_number(clean_person.id_number),
-        "phone": pii.mask_phone(clean_person.phone),
-    }
-
-
 def upsert(
     session: Session,
     principal: Principal,
@@ -184,7 +176,7 @@ def _visible(session: Session, person: Person) -> bool:
     return session.scalar(select(Person.id).where(Person.id == person.id)) is not None
 
 
-def columns(facts: CleanPerson, *, home: str) -> dict[str, Any]:
+def columns(facts: CleanPerson, *, home: str, hashed_id: str | None = None) -> dict[str, Any]:
     """The stored columns of a new person: search keys, keyed hashes and tails derived from the facts."""
     full, initials = name_pinyin_keys(facts.name)
     return {
@@ -194,7 +186,7 @@ def columns(facts: CleanPerson, *, home: str) -> dict[str, Any]:
         "name_initials": initials,
         "id_type": facts.id_type,
         "id_number": facts.id_number,
-        "id_hash": id_hash(facts.id_type, facts.id_number),
+        "id_hash": hashed_id or id_hash(facts.id_type, facts.id_number),
         "id_tail": facts.id_number[-4:],
         "birth_date": facts.birth_date,
         "sex": facts.sex,
@@ -208,8 +200,16 @@ def columns(facts: CleanPerson, *, home: str) -> dict[str, Any]:
 
 
 def creation_changes(facts: CleanPerson) -> dict[str, list[Any]]:
-    """The history entry of a new person (personal data masked)."""
-    return history.diff({}, {**_masked_snapshot(facts), "tags": facts.tags})
+    """The history entry of a new person (personal data masked; only the facts that were given)."""
+    entry: dict[str, list[Any]] = {
+        "name": [None, facts.name],
+        "id_number": [None, pii.mask_id_number(facts.id_number)],
+    }
+    if facts.phone:
+        entry["phone"] = [None, pii.mask_phone(facts.phone)]
+    if facts.tags:
+        entry["tags"] = [None, list(facts.tags)]
+    return entry
 
 
 def _create(session: Session, principal: Principal, facts: CleanPerson, *, home: str, source: str) -> Person:

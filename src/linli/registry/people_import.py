@@ -9,6 +9,7 @@ If a bulk write fails the chunk falls back to the per-row path, so one bad row n
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
@@ -25,6 +26,7 @@ from linli.registry.models import Building, House, Person, PersonTag, Residence
 from linli.registry.vocab import RELATION, to_code
 
 CHUNK = 2000
+log = logging.getLogger(__name__)
 _PLAIN = ("name", "birth_date", "sex", "phone", "hukou_place", "ethnicity", "notes")
 
 
@@ -137,7 +139,8 @@ def write_new(ctx: Context, fresh: list[Planned]) -> int:
                 source=ctx.source,
             )
     residents = [
-        bulk.NewResident(p.facts, refs[p.spec] if p.spec else None, p.relation, p.move_in) for p in fresh
+        bulk.NewResident(p.facts, refs[p.spec] if p.spec else None, p.relation, p.move_in, p.id_hash)
+        for p in fresh
     ]
     return len(
         bulk.create_people(
@@ -219,8 +222,10 @@ def run_chunk(
         count_created = write_new(ctx, fresh)
         savepoint.commit()
         count("created", count_created)
-    except (LinliError, SQLAlchemyError):
+        count("bulk", count_created)
+    except (LinliError, SQLAlchemyError) as exc:
         savepoint.rollback()
+        log.warning("bulk import of %d rows failed (%s); importing them one by one", len(fresh), exc)
         ctx.buildings.clear()
         for item in fresh:
             ctx.seen.discard(item.id_hash)
