@@ -155,31 +155,40 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False)
 
 
-def bulk_insert(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
+def bulk_insert(
+    session: Session, table: Table, rows: list[dict[str, Any]], constants: dict[str, Any] | None = None
+) -> None:
     """Insert many rows that all have the same keys, in the caller's transaction.
 
     On SQLite the rows go through each column's own bind processor (so encrypted columns are encrypted,
     dates and JSON stored as SQLAlchemy stores them) and straight to the driver's executemany: Core's
     per-row bookkeeping costs more than the insert itself there. Other databases get a Core insert.
-    Python-side column defaults are not applied: rows must carry every value they need.
+    Python-side column defaults are not applied: rows must carry every value they need; constants holds
+    values shared by every row (timestamps of a batch), converted once.
     """
     if not rows:
         return
+    constants = constants or {}
     connection = session.connection()
     dialect = connection.dialect
     if dialect.name != "sqlite":
-        session.execute(insert(table), rows)
+        session.execute(insert(table).values(**constants) if constants else insert(table), rows)
         return
     keys = list(rows[0])
     processors = [table.c[key].type.dialect_impl(dialect).bind_processor(dialect) for key in keys]
     converted = [(i, process) for i, process in enumerate(processors) if process is not None]
     pick = itemgetter(*keys)
+    fixed = []
+    for key, value in constants.items():
+        process = table.c[key].type.dialect_impl(dialect).bind_processor(dialect)
+        fixed.append(process(value) if process else value)
     values: list[tuple[Any, ...]] = []
     for row in rows:
         value = list(pick(row)) if len(keys) > 1 else [row[keys[0]]]
         for i, process in converted:
             value[i] = process(value[i])
-        values.append(tuple(value))
+        values.append((*value, *fixed))
+    keys += list(constants)
     names = ", ".join(f'"{table.c[key].name}"' for key in keys)
     marks = ", ".join("?" for _ in keys)
     connection.exec_driver_sql(f'INSERT INTO "{table.name}" ({names}) VALUES ({marks})', values)

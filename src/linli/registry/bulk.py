@@ -8,7 +8,7 @@ places.house_code ...), so a record looks the same however it entered the regist
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Table, func, insert, select
@@ -95,7 +95,7 @@ def ensure_houses(
                     history.diff({}, {"address_code": row["address_code"], **dict(spec.facts)}),
                 )
             )
-        bulk_insert(session, _table(ChangeRecord), log)
+        bulk_insert(session, _table(ChangeRecord), log, {"at": utcnow()})
     return refs
 
 
@@ -115,13 +115,19 @@ def _insert_returning_ids(
     fail on the primary key, and the importer then falls back to its per-row path: nothing is lost.
     """
     table = _table(model)
+    stamps = _stamps(utcnow())
     if session.get_bind().dialect.name != "sqlite":
-        stmt = insert(table).returning(table.c.id, sort_by_parameter_order=True)
+        stmt = insert(table).values(**stamps).returning(table.c.id, sort_by_parameter_order=True)
         return [row[0] for row in session.execute(stmt, rows)]
     first = (session.scalar(select(func.max(table.c.id))) or 0) + 1
     ids = list(range(first, first + len(rows)))
-    bulk_insert(session, table, [{"id": new_id, **row} for row, new_id in zip(rows, ids, strict=True)])
+    rows = [{"id": new_id, **row} for row, new_id in zip(rows, ids, strict=True)]
+    bulk_insert(session, table, rows, stamps)
     return ids
+
+
+def _stamps(now: datetime) -> dict[str, datetime]:
+    return {"created_at": now, "updated_at": now}
 
 
 def _facts_of(house: House) -> tuple[tuple[str, Any], ...]:
@@ -129,7 +135,6 @@ def _facts_of(house: House) -> tuple[tuple[str, Any], ...]:
 
 
 def _house_row(building: Building, spec: HouseSpec, code: str) -> dict[str, Any]:
-    now = utcnow()
     return {
         "area_code": building.area_code,
         "building_id": building.id,
@@ -143,8 +148,6 @@ def _house_row(building: Building, spec: HouseSpec, code: str) -> dict[str, Any]
         "use": "residence",
         "ownership": "resettlement",
         "occupancy": "owner_occupied",
-        "created_at": now,
-        "updated_at": now,
         **dict(spec.facts),
     }
 
@@ -159,7 +162,6 @@ def _change(
     changes: dict[str, Any],
 ) -> dict[str, Any]:
     return {
-        "at": utcnow(),
         "actor_id": principal.actor.id,
         "actor": principal.actor.name,
         "entity": entity,
@@ -182,7 +184,7 @@ def create_people(
     for r in residents:
         home = r.house.area_code if r.house else community_code
         columns = people.columns(r.facts, home=home, hashed_id=r.id_hash)
-        rows.append({**columns, "created_at": now, "updated_at": now})
+        rows.append(columns)
     ids = _insert_returning_ids(session, Person, rows)
     residences: list[dict[str, Any]] = []
     tags: list[dict[str, Any]] = []
@@ -203,8 +205,6 @@ def create_people(
                     "area_code": home,
                     "move_in": r.move_in or today,
                     "move_out": None,
-                    "created_at": now,
-                    "updated_at": now,
                 }
             )
             log.append(
@@ -220,5 +220,6 @@ def create_people(
             )
     for model, values in ((Residence, residences), (PersonTag, tags), (ChangeRecord, log)):
         if values:
-            bulk_insert(session, _table(model), values)
+            stamps = {} if model is PersonTag else {"at": now} if model is ChangeRecord else _stamps(now)
+            bulk_insert(session, _table(model), values, stamps)
     return ids
