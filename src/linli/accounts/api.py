@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from linli.core import audit
 from linli.core.auth import service as accounts
+from linli.core.auth.models import User
 from linli.core.auth.roles import Perm
 from linli.core.errors import NotFound
 from linli.web.deps import DB, CurrentPrincipal, client_ip
@@ -54,6 +55,18 @@ class UserIn(BaseModel):
 
 class UserOut(BaseModel):
     """A user."""
+
+    @classmethod
+    def of(cls, user: User) -> UserOut:
+        """The API view of a user."""
+        return cls(
+            id=user.id,
+            username=user.username,
+            display_name=user.display_name,
+            role=user.role,
+            areas=list(user.area_codes),
+            active=user.active,
+        )
 
     id: int
     username: str
@@ -126,14 +139,7 @@ def create_user(body: UserIn, session: DB, principal: CurrentPrincipal) -> UserO
         display_name=body.display_name,
         actor=principal.actor,
     )
-    return UserOut(
-        id=user.id,
-        username=user.username,
-        display_name=user.display_name,
-        role=user.role,
-        areas=list(user.area_codes),
-        active=user.active,
-    )
+    return UserOut.of(user)
 
 
 class PermissionsIn(BaseModel):
@@ -152,14 +158,7 @@ def set_permissions(user_id: int, body: PermissionsIn, session: DB, principal: C
         if not principal.scope.allows(code):
             raise NotFound(f"区域不存在或不在权限范围内：{code}", field="areas")
     accounts.set_role(session, user=user, role=body.role, area_codes=body.areas, actor=principal.actor)
-    return UserOut(
-        id=user.id,
-        username=user.username,
-        display_name=user.display_name,
-        role=user.role,
-        areas=list(user.area_codes),
-        active=user.active,
-    )
+    return UserOut.of(user)
 
 
 @router.get("/audit", response_model=list[AuditOut])

@@ -61,6 +61,28 @@ def record(
     return entry
 
 
+def log(
+    session: Session,
+    actor: Actor,
+    row: Any,
+    entity: str,
+    action: str,
+    changes: dict[str, Any] | None = None,
+    source: str = "",
+) -> ChangeRecord:
+    """Append a history entry about row (anything with an id and an area_code)."""
+    return record(
+        session,
+        actor=actor,
+        entity=entity,
+        entity_id=row.id,
+        area_code=row.area_code,
+        action=action,
+        changes=changes,
+        source=source,
+    )
+
+
 def get_all(session: Session, *, entity: str, entity_id: int, limit: int = 200) -> list[ChangeRecord]:
     """A record's history, newest first (scoped like everything else)."""
     stmt = (

@@ -97,14 +97,13 @@ def upsert(
         )
         session.add(org)
         session.flush()
-        history.record(
+        history.log(
             session,
-            actor=principal.actor,
-            entity="organisation",
-            entity_id=org.id,
-            area_code=org.area_code,
-            action="create",
-            changes=history.diff({}, {"name": org.name, "uscc": org.uscc}),
+            principal.actor,
+            org,
+            "organisation",
+            "create",
+            history.diff({}, {"name": org.name, "uscc": org.uscc}),
             source=source,
         )
         return org, "created"
@@ -119,16 +118,7 @@ def upsert(
         org.contact_phone = facts["contact_phone"]
         org.phone_tail = facts["contact_phone"][-4:]
     if changes:
-        history.record(
-            session,
-            actor=principal.actor,
-            entity="organisation",
-            entity_id=org.id,
-            area_code=org.area_code,
-            action="update",
-            changes=changes,
-            source=source,
-        )
+        history.log(session, principal.actor, org, "organisation", "update", changes, source=source)
     return org, "updated" if changes else "unchanged"
 
 

@@ -257,16 +257,7 @@ def _update(
     if added:
         changes["tags"] = [None, sorted(added)]
     if changes:
-        history.record(
-            session,
-            actor=principal.actor,
-            entity="person",
-            entity_id=person.id,
-            area_code=person.area_code,
-            action="update",
-            changes=changes,
-            source=source,
-        )
+        history.log(session, principal.actor, person, "person", "update", changes, source=source)
     return "updated" if changes else "unchanged"
 
 
@@ -285,14 +276,13 @@ def edit(session: Session, principal: Principal, *, person_id: int, data: dict[s
             session.execute(
                 delete(PersonTag).where(PersonTag.person_id == person.id, PersonTag.tag.in_(removed))
             )
-            history.record(
+            history.log(
                 session,
-                actor=principal.actor,
-                entity="person",
-                entity_id=person.id,
-                area_code=person.area_code,
-                action="update",
-                changes={"tags": [sorted(removed), None]},
+                principal.actor,
+                person,
+                "person",
+                "update",
+                {"tags": [sorted(removed), None]},
                 source="form",
             )
     return person
@@ -459,16 +449,7 @@ def merge(session: Session, principal: Principal, *, keep_id: int, drop_id: int,
         "filled": [None, sorted(filled)],
     }
     for person in (keep, drop):
-        history.record(
-            session,
-            actor=principal.actor,
-            entity="person",
-            entity_id=person.id,
-            area_code=person.area_code,
-            action="merge",
-            changes=detail,
-            source=reason[:64],
-        )
+        history.log(session, principal.actor, person, "person", "merge", detail, source=reason[:64])
     audit.record(
         session,
         actor=principal.actor,

@@ -117,28 +117,19 @@ def upsert_building(
         )
         session.add(building)
         session.flush()
-        history.record(
+        history.log(
             session,
-            actor=principal.actor,
-            entity="building",
-            entity_id=building.id,
-            area_code=building.area_code,
-            action="create",
-            changes={"address_code": [None, building.address_code]},
+            principal.actor,
+            building,
+            "building",
+            "create",
+            {"address_code": [None, building.address_code]},
         )
         return building, "created"
     sizes = {"floors": floors, "units": units}
     changes = history.apply(building, {k: v for k, v in sizes.items() if v is not None})
     if changes:
-        history.record(
-            session,
-            actor=principal.actor,
-            entity="building",
-            entity_id=building.id,
-            area_code=building.area_code,
-            action="update",
-            changes=changes,
-        )
+        history.log(session, principal.actor, building, "building", "update", changes)
     return building, "updated" if changes else "unchanged"
 
 
@@ -209,29 +200,19 @@ def upsert_house(
         )
         session.add(house)
         session.flush()
-        history.record(
+        history.log(
             session,
-            actor=principal.actor,
-            entity="house",
-            entity_id=house.id,
-            area_code=house.area_code,
-            action="create",
-            changes=history.diff({}, {"address_code": house.address_code, **values}),
+            principal.actor,
+            house,
+            "house",
+            "create",
+            history.diff({}, {"address_code": house.address_code, **values}),
             source=source,
         )
         return house, "created"
     changes = history.apply(house, values)
     if changes:
-        history.record(
-            session,
-            actor=principal.actor,
-            entity="house",
-            entity_id=house.id,
-            area_code=house.area_code,
-            action="update",
-            changes=changes,
-            source=source,
-        )
+        history.log(session, principal.actor, house, "house", "update", changes, source=source)
     return house, "updated" if changes else "unchanged"
 
 

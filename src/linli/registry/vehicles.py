@@ -68,14 +68,13 @@ def upsert(
         vehicle = Vehicle(area_code=community.code, plate=plate.number, **new)
         session.add(vehicle)
         session.flush()
-        history.record(
+        history.log(
             session,
-            actor=principal.actor,
-            entity="vehicle",
-            entity_id=vehicle.id,
-            area_code=vehicle.area_code,
-            action="create",
-            changes=history.diff({}, {"plate": plate.number, **new}),
+            principal.actor,
+            vehicle,
+            "vehicle",
+            "create",
+            history.diff({}, {"plate": plate.number, **new}),
             source=source,
         )
         return vehicle, "created"
@@ -83,16 +82,7 @@ def upsert(
         raise Conflict("该车牌已在其他辖区登记", field="plate")
     changes = history.apply(vehicle, new)
     if changes:
-        history.record(
-            session,
-            actor=principal.actor,
-            entity="vehicle",
-            entity_id=vehicle.id,
-            area_code=vehicle.area_code,
-            action="update",
-            changes=changes,
-            source=source,
-        )
+        history.log(session, principal.actor, vehicle, "vehicle", "update", changes, source=source)
     return vehicle, "updated" if changes else "unchanged"
 
 
