@@ -167,3 +167,26 @@ def test_permission_change_is_audited(client, login, world) -> None:
         headers=login("jiedao"),
         json={"role": "community_worker", "areas": [world.xingfu]},
     ).status_code in (403, 404)
+
+
+def test_organisation_at_an_address_shows_on_the_house(client, login, world, session) -> None:
+    from linli.registry import organisations
+
+    headers = login("shequ")
+    bid = client.post(
+        "/api/v1/buildings", headers=headers, json={"community": world.tianfu, "number": "1"}
+    ).json()
+    hid = client.post(
+        "/api/v1/houses",
+        headers=headers,
+        json={"building_id": bid["id"], "unit": "1", "room": "101", "use": "商铺"},
+    ).json()["id"]
+    body = {"community": world.tianfu, "name": "天府便民超市", "uscc": _uscc(), "house_id": hid}
+    org = client.post("/api/v1/organisations", headers=headers, json=body).json()
+    detail = client.get(f"/api/v1/organisations/{org['id']}", headers=headers).json()
+    assert detail["address"] == "天府和苑1号楼1单元101室"
+    assert [o.name for o in organisations.at_house(session, house_id=hid)] == ["天府便民超市"]
+    other = client.post(
+        "/api/v1/organisations", headers=login("shequ2"), json={**body, "community": world.yuyu}
+    )
+    assert other.status_code == 404  # Yuyu's worker cannot see Tianfu's house

@@ -214,12 +214,14 @@ def list_organisations(
 
 @router.post("/organisations", response_model=UpsertResult)
 def upsert_organisation(body: OrganisationIn, session: DB, principal: CurrentPrincipal) -> UpsertResult:
-    """Register an organisation (one per USCC) or update it."""
+    """Register an organisation (one per USCC) or update it; with house_id it occupies that address."""
+    house = places.get_house(session, house_id=body.house_id) if body.house_id else None
     org, outcome = organisations.upsert(
         session,
         principal,
-        body.model_dump(exclude={"community"}),
+        body.model_dump(exclude={"community", "house_id"}),
         community_code=body.community,
+        house=house,
         source="api",
     )
     return UpsertResult(id=org.id, outcome=outcome)

@@ -59,6 +59,9 @@ ORG_SYNONYMS: dict[str, list[str]] = {
     "contact_name": ["联系人"],
     "contact_phone": ["联系电话", "联系人电话", "电话", "手机"],
     "employees": ["从业人数", "员工人数", "职工人数"],
+    "building": PEOPLE_SYNONYMS["building"],
+    "unit": PEOPLE_SYNONYMS["unit"],
+    "room": PEOPLE_SYNONYMS["room"],
 }
 VEHICLE_SYNONYMS: dict[str, list[str]] = {
     "plate": PEOPLE_SYNONYMS["plate"],
@@ -212,9 +215,16 @@ def _house_row(ctx: _Places, values: dict[str, str | None]) -> str:
 
 
 def _org_row(ctx: _Places, values: dict[str, str | None]) -> str:
-    return organisations.upsert(
-        ctx.session, ctx.principal, values, community_code=ctx.community, source=ctx.source
-    )[1]
+    located = ctx.house(values)
+    _, outcome = organisations.upsert(
+        ctx.session,
+        ctx.principal,
+        values,
+        community_code=ctx.community,
+        house=located[0] if located else None,
+        source=ctx.source,
+    )
+    return _row_outcome(outcome, located[1] if located else "unchanged")
 
 
 def _vehicle_row(ctx: _Places, values: dict[str, str | None]) -> str:

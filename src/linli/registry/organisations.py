@@ -14,10 +14,10 @@ from linli.core.auth.service import Principal
 from linli.core.errors import Conflict, Invalid, NotFound
 from linli.core.text import pinyin_keys
 from linli.registry import history, validation
-from linli.registry.models import Organisation
+from linli.registry.models import House, Organisation
 from linli.registry.vocab import ORG_TYPE, to_code
 
-_FIELDS = ("name", "org_type", "address", "legal_rep", "contact_name", "employees")
+_FIELDS = ("name", "org_type", "address", "legal_rep", "contact_name", "employees", "house_id")
 
 
 def clean(data: dict[str, Any]) -> dict[str, Any]:
@@ -71,19 +71,35 @@ def get_or_raise(session: Session, *, org_id: int) -> Organisation:
 
 
 def upsert(
-    session: Session, principal: Principal, data: dict[str, Any], *, community_code: str, source: str = ""
+    session: Session,
+    principal: Principal,
+    data: dict[str, Any],
+    *,
+    community_code: str,
+    house: House | None = None,
+    source: str = "",
 ) -> tuple[Organisation, str]:
-    """Create the organisation or update the one with the same USCC; returns (org, outcome)."""
+    """Create the organisation or update the one with the same USCC; returns (org, outcome).
+
+    With a house, the organisation is linked to that standard address (and its address text is the
+    house's unless another was given).
+    """
     principal.require(Perm.ORGS_WRITE)
     facts = clean(data)
     community = areas.get_community_or_raise(session, code=community_code)
+    if house is not None:
+        if house.community_code != community.code:
+            raise Invalid(f"房屋属于社区 {house.community_code}，不属于 {community.code}", field="house")
+        facts["house_id"] = house.id
+        facts["address"] = facts["address"] or house.full_address
     org = session.scalar(
         select(Organisation).where(Organisation.uscc == facts["uscc"]).execution_options(skip_scope=True)
     )
     if org is None:
         _, initials = pinyin_keys(facts["name"])
         org = Organisation(
-            area_code=community.code,
+            area_code=house.area_code if house else community.code,
+            house_id=facts.get("house_id"),
             name=facts["name"],
             name_initials=initials,
             uscc=facts["uscc"],
@@ -109,7 +125,7 @@ def upsert(
         return org, "created"
     if not principal.scope.allows(org.area_code):
         raise Conflict("该统一社会信用代码的单位已在其他辖区登记", field="uscc")
-    new = {k: facts[k] for k in _FIELDS if facts[k] is not None}
+    new = {k: facts[k] for k in _FIELDS if facts.get(k) is not None}
     changes = history.apply(org, new)
     if "name" in changes:
         org.name_initials = pinyin_keys(org.name)[1]

@@ -238,6 +238,7 @@ class OrganisationIn(BaseModel):
     contact_name: str | None = Field(default=None, max_length=64)
     contact_phone: str | None = Field(default=None, max_length=40)
     employees: int | None = Field(default=None, ge=0)
+    house_id: int | None = Field(default=None, description="the standard address it occupies")
 
 
 class OrganisationOut(BaseModel):
