@@ -249,3 +249,28 @@ def _cleanup_committed(engine, world) -> None:  # type: ignore[no-untyped-def]
         conn.execute(delete(Person).where(Person.area_code.startswith(world.xingfu)))
         conn.execute(delete(House).where(House.area_code.startswith(world.xingfu)))
         conn.execute(delete(Building).where(Building.area_code.startswith(world.xingfu)))
+
+
+def test_organisation_sheet_links_the_address(session, world) -> None:
+    from linli.registry import organisations
+    from linli.registry.validation import gb11714_check_char, gb32100_check_char
+
+    def uscc(code: str) -> str:
+        body = "92610400" + code + gb11714_check_char(code)
+        return body + gb32100_check_char(body)
+
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(["商户名称", "统一社会信用代码", "单位类型", "负责人", "联系电话", "楼号", "房号"])
+    ws.append(["老王修脚店", uscc("MA6XK3LW"), "个体工商户", "王某", "13700001111", "2", "101"])
+    ws.append(["坏代码商店", "91610400MA6XK3LW8A", "个体工商户", "李某", "", "2", "102"])
+    buf = io.BytesIO()
+    wb.save(buf)
+    table = importers.read(buf.getvalue(), "商户.xlsx", entity="organisations", max_bytes=10**7)
+    report = importers.import_table(
+        session, Principal.system(), table, entity="organisations", community_code=world.tianfu
+    )
+    assert (report.created, [(r.row, r.field) for r in report.rejected]) == (1, [(3, "uscc")])
+    (house,) = session.scalars(select(House).where(House.community_code == world.tianfu))
+    assert [o.name for o in organisations.at_house(session, house_id=house.id)] == ["老王修脚店"]
+    assert importers.detect_entity(buf.getvalue(), "商户.xlsx") == "organisations"
