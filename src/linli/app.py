@@ -39,7 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         session_cookie="linli_session",
         max_age=settings.session_hours * 3600,
         same_site="lax",
-        https_only=False,
+        https_only=settings.cookie_secure,
     )
     _mount_routes(app)
     _install_error_handlers(app)

@@ -29,6 +29,7 @@ class Settings(BaseSettings):
     login_max_failures: int = 5
     login_lockout_minutes: int = 15
     session_hours: int = 12
+    cookie_secure: bool = False  # set true behind HTTPS: session cookies then travel over TLS only
     max_upload_mb: int = 20
     auto_migrate: bool = True
     bus_url: str = ""
