@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Query, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from linli.areas import service as areas
 from linli.core.auth.roles import Perm
@@ -76,7 +76,22 @@ def person_page(request: Request, person_id: int, session: DB, principal: PagePr
         changes=history.get_all(session, entity="person", entity_id=person.id, limit=50),
         can_reveal=principal.can(Perm.PII_REVEAL),
         area=areas.get(session, code=person.area_code),
+        can_merge=principal.can(Perm.RECORDS_MERGE) and person.merged_into_id is None,
+        duplicates=people.likely_duplicates(session, person=person),
     )
+
+
+@router.post("/people/{person_id}/merge")
+def merge_into(
+    person_id: int,
+    session: DB,
+    principal: PagePrincipal,
+    drop_id: Annotated[int, Form()],
+    reason: Annotated[str, Form(max_length=255)],
+) -> Response:
+    """Fold a duplicate record into this one (links and history kept); back to the kept record."""
+    people.merge(session, principal, keep_id=person_id, drop_id=drop_id, reason=reason)
+    return RedirectResponse(f"/people/{person_id}", status_code=303)
 
 
 @router.post("/people/{person_id}/reveal", response_class=HTMLResponse)

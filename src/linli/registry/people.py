@@ -400,6 +400,25 @@ def residences(session: Session, *, person_id: int) -> list[tuple[Residence, Hou
     return [(r, h) for r, h in session.execute(stmt.execution_options(skip_scope=True))]
 
 
+def likely_duplicates(session: Session, *, person: Person, limit: int = 10) -> list[Person]:
+    """Other unmerged records in scope with the same name and birth date (a passport typed for an ID card,
+    a mistyped number ...): candidates for a merge, never merged automatically."""
+    if person.birth_date is None:
+        return []
+    stmt = (
+        select(Person)
+        .where(
+            Person.name == person.name,
+            Person.birth_date == person.birth_date,
+            Person.id != person.id,
+            Person.merged_into_id.is_(None),
+        )
+        .order_by(Person.id)
+        .limit(limit)
+    )
+    return list(session.scalars(stmt))
+
+
 def occupants(
     session: Session, *, house_id: int, current_only: bool = False
 ) -> list[tuple[Residence, Person | None]]:
