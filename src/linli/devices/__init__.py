@@ -1,0 +1,1 @@
+"""Device hub: the device register, the open event schema, ingest from any vendor, the event store."""

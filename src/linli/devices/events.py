@@ -1,0 +1,212 @@
+"""The open event schema: one envelope for every device's data, and a payload model per event type.
+
+This module is the project's standard (documented in docs/events.md and served as JSON Schema at
+/schemas/events/v1/...). Adapters turn vendor formats into Envelopes; nothing else enters the store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = "1"
+
+
+class EventType(StrEnum):
+    """Every event type of schema v1."""
+
+    ACCESS_GRANTED = "access.granted"
+    ACCESS_DENIED = "access.denied"
+    VEHICLE_ENTERED = "vehicle.entered"
+    VEHICLE_EXITED = "vehicle.exited"
+    PATROL_CHECKED_IN = "patrol.checked_in"
+    SENSOR_READING = "sensor.reading"
+    METER_READING = "meter.reading"
+    ALARM_RAISED = "alarm.raised"
+    ALARM_CLEARED = "alarm.cleared"
+    THROW_DETECTED = "throw.detected"
+    MOTION_DETECTED = "motion.detected"
+    DEVICE_HEARTBEAT = "device.heartbeat"
+    DEVICE_ONLINE = "device.online"
+    DEVICE_OFFLINE = "device.offline"
+
+
+class _Payload(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AccessPayload(_Payload):
+    """access.granted / access.denied: someone at a door."""
+
+    credential: Literal["face", "card", "qr", "password", "fingerprint", "remote"]
+    door: str = Field(default="", max_length=64)
+    direction: Literal["in", "out", "unknown"] = "unknown"
+    card_no: str | None = Field(default=None, max_length=32)
+    person_ref: str | None = Field(default=None, max_length=64, description="the device's own person id")
+    reason: str | None = Field(default=None, max_length=128, description="why access was denied")
+    similarity: float | None = Field(default=None, ge=0, le=1)
+
+
+class VehiclePayload(_Payload):
+    """vehicle.entered / vehicle.exited: a plate read at a gate."""
+
+    plate: str = Field(max_length=16, description="as read; the hub normalises it")
+    plate_colour: Literal["blue", "yellow", "green", "white", "black", "yellow_green", "unknown"] = "unknown"
+    vehicle_colour: str | None = Field(default=None, max_length=16)
+    lane: str = Field(default="", max_length=32)
+    confidence: float | None = Field(default=None, ge=0, le=1)
+
+
+class PatrolPayload(_Payload):
+    """patrol.checked_in: a guard's handset touched a checkpoint tag."""
+
+    checkpoint: str = Field(max_length=64)
+    guard: str = Field(default="", max_length=64)
+    route: str | None = Field(default=None, max_length=64)
+
+
+class ReadingPayload(_Payload):
+    """sensor.reading / meter.reading: one measured quantity."""
+
+    quantity: str = Field(
+        max_length=32, description="e.g. temperature, humidity, pressure, water, electricity"
+    )
+    value: float
+    unit: str = Field(max_length=16, description="SI or customary unit: °C, %, kPa, m3, kWh ...")
+
+
+class AlarmPayload(_Payload):
+    """alarm.raised / alarm.cleared."""
+
+    alarm: Literal[
+        "smoke",
+        "gas",
+        "water",
+        "door_forced",
+        "door_open_too_long",
+        "tamper",
+        "sos",
+        "intrusion",
+        "line_crossing",
+        "elevator",
+        "hydrant_pressure",
+        "other",
+    ]
+    level: Literal["info", "warning", "critical"] = "warning"
+    detail: str = Field(default="", max_length=256)
+
+
+class ThrowPayload(_Payload):
+    """throw.detected: an object falling from a building."""
+
+    floor: int | None = None
+    column: int | None = None
+    floor_uncertainty: float | None = None
+    confidence: float = Field(ge=0, le=1)
+    trajectory: list[tuple[float, float, float]] = Field(
+        default_factory=list, max_length=2000, description="(seconds, x, y) in image pixels"
+    )
+
+
+class MotionPayload(_Payload):
+    """motion.detected: motion, intrusion or line crossing seen by a camera (before any rule judges it)."""
+
+    kind: Literal["motion", "intrusion", "line_crossing", "region_entrance", "region_exit"] = "motion"
+    region: str = Field(default="", max_length=64)
+    target: Literal["human", "vehicle", "unknown"] = "unknown"
+
+
+class DevicePayload(_Payload):
+    """device.heartbeat / device.online / device.offline."""
+
+    status: str = Field(default="", max_length=64)
+    firmware: str | None = Field(default=None, max_length=64)
+    last_seen: AwareDatetime | None = None
+
+
+PAYLOADS: dict[EventType, type[_Payload]] = {
+    EventType.ACCESS_GRANTED: AccessPayload,
+    EventType.ACCESS_DENIED: AccessPayload,
+    EventType.VEHICLE_ENTERED: VehiclePayload,
+    EventType.VEHICLE_EXITED: VehiclePayload,
+    EventType.PATROL_CHECKED_IN: PatrolPayload,
+    EventType.SENSOR_READING: ReadingPayload,
+    EventType.METER_READING: ReadingPayload,
+    EventType.ALARM_RAISED: AlarmPayload,
+    EventType.ALARM_CLEARED: AlarmPayload,
+    EventType.THROW_DETECTED: ThrowPayload,
+    EventType.MOTION_DETECTED: MotionPayload,
+    EventType.DEVICE_HEARTBEAT: DevicePayload,
+    EventType.DEVICE_ONLINE: DevicePayload,
+    EventType.DEVICE_OFFLINE: DevicePayload,
+}
+
+
+class MediaRef(BaseModel):
+    """A picture or clip that belongs to an event (stored by the hub; referenced, never inlined)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["image", "video"]
+    ref: str = Field(max_length=256, description="media store key or URL the hub can fetch")
+    content_type: str = Field(default="image/jpeg", max_length=64)
+    label: str = Field(default="", max_length=64, description="e.g. plate, face, scene, evidence")
+
+
+class Envelope(BaseModel):
+    """One event as any device or adapter sends it to the hub (schema v1)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: Annotated[
+        str, Field(min_length=1, max_length=128, description="the device's own event id (dedup key)")
+    ]
+    device: Annotated[
+        str, Field(min_length=1, max_length=64, description="the device's serial in the register")
+    ]
+    type: EventType
+    occurred_at: AwareDatetime
+    received_at: AwareDatetime | None = Field(default=None, description="set by the hub")
+    community: str | None = Field(default=None, max_length=32, description="set by the hub from the register")
+    source: str = Field(default="linli", max_length=64, description="the adapter that produced the event")
+    payload: dict[str, Any]
+    media: list[MediaRef] = Field(default_factory=list, max_length=10)
+
+    def typed_payload(self) -> _Payload:
+        """The payload validated against its type's model (raises pydantic.ValidationError)."""
+        return PAYLOADS[self.type].model_validate(self.payload)
+
+
+def json_schemas() -> dict[str, dict[str, Any]]:
+    """The published JSON Schemas: the envelope and one payload schema per event type."""
+    out = {"envelope": Envelope.model_json_schema()}
+    for event_type, model in PAYLOADS.items():
+        out[event_type.value] = model.model_json_schema()
+    return out
+
+
+def content_hash(envelope: Envelope) -> str:
+    """SHA-256 of what an event says (device, type, time, payload, media), ignoring ids and hub fields.
+
+    Adapters of devices without stable event ids use it as the envelope id, so a redelivered event
+    dedups like any other.
+    """
+    facts = {
+        "device": envelope.device,
+        "type": envelope.type.value,
+        "occurred_at": envelope.occurred_at.astimezone(UTC).isoformat(),
+        "payload": envelope.payload,
+        "media": [m.model_dump(mode="json") for m in envelope.media],
+    }
+    canonical = json.dumps(facts, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def subject_for(community: str, event_type: str) -> str:
+    """The bus subject of a stored event: linli.events.{community}.{type}."""
+    return f"linli.events.{community}.{event_type}"

@@ -1,0 +1,196 @@
+"""MQTT transport of the device hub: events in on linli/{community}/{device}/events, QoS 1.
+
+Messages are acknowledged only after the batch holding them has been handled (stored and committed), so a
+crash or a database outage loses nothing: the broker keeps unacknowledged messages in the persistent
+session (MQTT v5, clean_start off, a session expiry) and delivers them again. A batch whose handling fails
+is retried with back-off; the loop never dies. Bad *content* is the handler's business (dead letters):
+the handler raises only when it could not do its work at all.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import urlparse
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+log = logging.getLogger(__name__)
+
+EVENTS_SUBSCRIPTION = "linli/+/+/events"
+RECEIVE_MAXIMUM = 2000  # unacknowledged QoS 1 messages the broker may send us at once (room for a batch)
+SESSION_EXPIRY_S = 7 * 24 * 3600  # the broker keeps our queue a week while we are down
+
+
+@dataclass(frozen=True)
+class Message:
+    """One received event message and where its topic says it came from."""
+
+    topic: str
+    community: str
+    device: str
+    payload: bytes
+    mid: int
+    qos: int
+
+
+def events_topic(community: str, device: str) -> str:
+    """The topic a device publishes its events on."""
+    return f"linli/{community}/{device}/events"
+
+
+def commands_topic(community: str, device: str) -> str:
+    """The topic Linli publishes a device's commands on."""
+    return f"linli/{community}/{device}/commands"
+
+
+def parse_topic(topic: str) -> tuple[str, str, str] | None:
+    """(community, device, kind) of a linli/{community}/{device}/{kind} topic, None for anything else."""
+    parts = topic.split("/")
+    if len(parts) != 4 or parts[0] != "linli" or not parts[1] or not parts[2]:
+        return None
+    return parts[1], parts[2], parts[3]
+
+
+def broker_address(url: str) -> tuple[str, int, str | None, str | None]:
+    """(host, port, username, password) of mqtt://user:pass@host:port."""
+    parsed = urlparse(url if "://" in url else f"mqtt://{url}")
+    if parsed.scheme not in ("mqtt", "tcp"):
+        raise ValueError(f"unsupported MQTT URL scheme {parsed.scheme!r} (use mqtt://host:port)")
+    return parsed.hostname or "127.0.0.1", parsed.port or 1883, parsed.username, parsed.password
+
+
+class Subscriber:
+    """A durable QoS 1 subscriber that hands messages to handle_batch and acknowledges them afterwards."""
+
+    def __init__(
+        self,
+        url: str,
+        handle_batch: Callable[[list[Message]], None],
+        *,
+        client_id: str = "linli-ingest",
+        subscription: str = EVENTS_SUBSCRIPTION,
+        batch_size: int = 500,
+        max_wait_s: float = 0.05,
+    ) -> None:
+        self.host, self.port, user, password = broker_address(url)
+        self.handle_batch = handle_batch
+        self.subscription = subscription
+        self.batch_size = batch_size
+        self.max_wait_s = max_wait_s
+        self.connected = threading.Event()
+        self._queue: queue.Queue[Message] = queue.Queue()
+        self._stop = threading.Event()
+        self._worker: threading.Thread | None = None
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5, manual_ack=True
+        )
+        if user:
+            self.client.username_pw_set(user, password)
+        self.client.reconnect_delay_set(min_delay=1, max_delay=30)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = self._on_message
+
+    def start(self) -> None:
+        """Connect (in the background, reconnecting by itself) and start handling."""
+        properties = Properties(PacketTypes.CONNECT)
+        properties.SessionExpiryInterval = SESSION_EXPIRY_S
+        properties.ReceiveMaximum = RECEIVE_MAXIMUM
+        self.client.connect_async(
+            self.host, self.port, keepalive=30, clean_start=False, properties=properties
+        )
+        self.client.loop_start()
+        self._worker = threading.Thread(target=self._run, name="mqtt-ingest", daemon=True)
+        self._worker.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Finish the batch in hand, then disconnect (unhandled messages stay with the broker)."""
+        self._stop.set()
+        if self._worker is not None:
+            self._worker.join(timeout)
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def _on_connect(
+        self, client: mqtt.Client, _userdata: object, _flags: object, reason: object, _properties: object
+    ) -> None:
+        if getattr(reason, "is_failure", False):
+            log.warning("MQTT connect to %s:%s refused: %s", self.host, self.port, reason)
+            return
+        client.subscribe(self.subscription, qos=1)
+        self.connected.set()
+        log.info("MQTT connected to %s:%s, subscribed to %s", self.host, self.port, self.subscription)
+
+    def _on_disconnect(
+        self, _client: mqtt.Client, _userdata: object, _flags: object, reason: object, _properties: object
+    ) -> None:
+        self.connected.clear()
+        if not self._stop.is_set():
+            log.warning("MQTT connection lost (%s); reconnecting", reason)
+
+    def _on_message(self, _client: mqtt.Client, _userdata: object, msg: mqtt.MQTTMessage) -> None:
+        where = parse_topic(msg.topic)
+        community, device = (where[0], where[1]) if where else ("", "")
+        self._queue.put(Message(msg.topic, community, device, bytes(msg.payload), msg.mid, msg.qos))
+
+    def _next_batch(self) -> list[Message]:
+        batch: list[Message] = []
+        try:
+            batch.append(self._queue.get(timeout=0.2))
+        except queue.Empty:
+            return batch
+        deadline = time.monotonic() + self.max_wait_s
+        while len(batch) < self.batch_size:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                batch.append(self._queue.get(timeout=remaining))
+            except queue.Empty:
+                break
+        return batch
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            batch = self._next_batch()
+            if batch:
+                self._handle_until_done(batch)
+
+    def _handle_until_done(self, batch: list[Message]) -> None:
+        delay = 0.5
+        while True:
+            try:
+                self.handle_batch(batch)
+            except Exception:  # the loop must survive anything; the batch stays unacknowledged
+                log.exception("handling %d MQTT messages failed; retrying in %.1fs", len(batch), delay)
+                if self._stop.wait(delay):
+                    return  # stopping: the broker delivers the batch again next time
+                delay = min(delay * 2, 30.0)
+                continue
+            for message in batch:
+                if message.qos > 0:
+                    self.client.ack(message.mid, message.qos)
+            return
+
+
+def publish(url: str, topic: str, payload: bytes, *, qos: int = 1, timeout: float = 5.0) -> None:
+    """Publish one message and wait until the broker has it (for commands and tools, not for hot paths)."""
+    host, port, user, password = broker_address(url)
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    if user:
+        client.username_pw_set(user, password)
+    client.connect(host, port, keepalive=30)
+    client.loop_start()
+    try:
+        client.publish(topic, payload, qos=qos).wait_for_publish(timeout)
+    finally:
+        client.disconnect()
+        client.loop_stop()
