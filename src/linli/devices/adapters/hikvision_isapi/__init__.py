@@ -1,0 +1,1 @@
+"""Hikvision ISAPI alarm-server pushes (EventNotificationAlert, XML or JSON, plain or multipart)."""

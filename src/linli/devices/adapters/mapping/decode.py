@@ -1,0 +1,134 @@
+"""Raw bytes to records, per format: JSON, XML, form (urlencoded) and CSV, in any declared encoding."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+from lxml import etree
+
+from linli.devices.adapters.common import media_type
+from linli.devices.adapters.errors import AdapterParseError
+from linli.devices.adapters.mapping.paths import RecordsPath
+from linli.devices.adapters.mapping.spec import MappingDoc
+
+AUTO_ENCODINGS = ("utf-8-sig", "gb18030")  # exports from Chinese PC software are often GBK/GB18030
+
+
+@dataclass(frozen=True)
+class Record:
+    """One record of a payload, with the label people see in error messages."""
+
+    index: int
+    label: str
+    data: Any
+    problem: str | None = None
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """A decoded payload: its root, its records and, for CSV, the header."""
+
+    root: Any
+    records: list[Record]
+    columns: list[str] | None = None
+
+
+def decode(
+    doc: MappingDoc,
+    raw: bytes,
+    headers: Mapping[str, str],
+    records: RecordsPath | None,
+    *,
+    encoding: str | None = None,
+) -> Decoded:
+    """The payload's records (raises AdapterParseError if the payload cannot be read at all)."""
+    if not raw.strip():
+        raise AdapterParseError("推送内容为空")
+    chosen = encoding or doc.encoding or media_type(headers)[1].get("charset") or None
+    if doc.format == "csv":
+        return _csv(raw, chosen or "auto", doc.csv.delimiter, doc.csv.skip_rows)
+    if doc.format == "form":
+        form = _form(raw, chosen or "utf-8")
+        return Decoded(form, [Record(0, "本次推送", form)])
+    root = _json(raw, chosen) if doc.format == "json" else _xml(raw, chosen)
+    if records is not None:
+        items = records(root)
+    elif isinstance(root, list):
+        items = root
+    else:
+        items = [root]
+    return Decoded(root, [Record(i, f"第{i + 1}条记录", item) for i, item in enumerate(items)])
+
+
+def _text(raw: bytes, encoding: str) -> str:
+    candidates = AUTO_ENCODINGS if encoding == "auto" else (encoding,)
+    for candidate in candidates:
+        try:
+            return raw.decode(candidate)
+        except UnicodeDecodeError:
+            continue
+    raise AdapterParseError(f"无法按 {'/'.join(candidates)} 编码解码推送内容")
+
+
+def _json(raw: bytes, encoding: str | None) -> Any:
+    try:
+        return json.loads(_text(raw, encoding) if encoding else raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise AdapterParseError(f"JSON 格式错误: {exc}") from exc
+
+
+def _xml(raw: bytes, encoding: str | None) -> Any:
+    parser = etree.XMLParser(
+        resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False, encoding=encoding
+    )
+    try:
+        return etree.fromstring(raw, parser=parser)
+    except (etree.XMLSyntaxError, LookupError) as exc:
+        raise AdapterParseError(f"XML 不完整或格式错误: {exc}") from exc
+
+
+def _form(raw: bytes, encoding: str) -> dict[str, str]:
+    body = raw.strip()
+    if b"=" not in body:
+        raise AdapterParseError("不是表单编码（key=value&…）的内容")
+    form: dict[str, str] = {}
+    for piece in body.split(b"&"):
+        if not piece:
+            continue
+        key, _, value = piece.partition(b"=")
+        try:
+            name = unquote_to_bytes(key.replace(b"+", b" ")).decode(encoding).strip()
+            text = unquote_to_bytes(value.replace(b"+", b" ")).decode(encoding).strip()
+        except UnicodeDecodeError as exc:
+            raise AdapterParseError(f"表单字段无法按 {encoding} 解码: {exc}") from exc
+        form.setdefault(name, text)
+    return form
+
+
+def _csv(raw: bytes, encoding: str, delimiter: str, skip_rows: int) -> Decoded:
+    reader = csv.reader(io.StringIO(_text(raw, encoding), newline=""), delimiter=delimiter)
+    try:
+        for _ in range(skip_rows):
+            next(reader, None)
+        header = [cell.strip().lstrip("\ufeff") for cell in next(reader, [])]
+        if not any(header):
+            raise AdapterParseError("CSV 没有表头行")
+        rows = [_csv_record(header, row, reader.line_num) for row in reader if any(c.strip() for c in row)]
+    except csv.Error as exc:
+        raise AdapterParseError(f"CSV 格式错误（第{reader.line_num}行）: {exc}") from exc
+    records = [Record(i, label, data, problem) for i, (label, data, problem) in enumerate(rows)]
+    return Decoded(None, records, header)
+
+
+def _csv_record(header: list[str], row: list[str], line: int) -> tuple[str, dict[str, str], str | None]:
+    data = {name: cell.strip() for name, cell in zip(header, row, strict=False) if name}
+    problem = None
+    if len(row) != len(header):
+        problem = f"列数 {len(row)} 与表头列数 {len(header)} 不一致"
+    return f"第{line}行", data, problem
