@@ -13,6 +13,7 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from linli import __version__
 from linli.core import pii
+from linli.core.bus import make_bus
 from linli.core.errors import LinliError, Unauthorized
 from linli.db import make_engine, make_session_factory
 from linli.settings import Settings, get_settings
@@ -33,6 +34,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = make_session_factory(engine)
+    app.state.bus = make_bus(settings)
     app.add_middleware(
         SessionMiddleware,
         secret_key=settings.secret_key,
@@ -52,13 +54,14 @@ def _mount_routes(app: FastAPI) -> None:
     from linli.accounts.pages import router as accounts_pages
     from linli.areas.api import router as areas_api
     from linli.areas.pages import router as areas_pages
+    from linli.devices.api import router as devices_api
     from linli.registry.api import router as registry_api
     from linli.registry.pages import router as registry_pages
     from linli.web.pages import router as web_pages
 
     # areas_pages before registry_pages: /areas/tree must not be taken for the area page /areas/{code}.
     pages = (web_pages, areas_pages, registry_pages, accounts_pages)
-    for router in (accounts_api, areas_api, registry_api, *pages):
+    for router in (accounts_api, areas_api, registry_api, devices_api, *pages):
         app.include_router(router)
 
     @app.get("/healthz", tags=["ops"])

@@ -32,7 +32,11 @@ class Settings(BaseSettings):
     cookie_secure: bool = False  # set true behind HTTPS: session cookies then travel over TLS only
     max_upload_mb: int = 20
     auto_migrate: bool = True
-    bus_url: str = ""
+    bus_url: str = ""  # nats://host:4222 selects NATS JetStream; empty: the in-process bus
+    # Device ingest: largest accepted body, allowed clock difference of signed requests, raw body retention.
+    ingest_max_bytes: int = 2 * 1024 * 1024
+    ingest_clock_skew_seconds: int = 300
+    raw_retention_days: int = 7
     mqtt_url: str = ""
 
     def pii_key_bytes(self) -> bytes:

@@ -36,6 +36,9 @@ class Perm(StrEnum):
     EXPORT = "registry.export"
     AUDIT_READ = "audit.read"
     USERS_MANAGE = "users.manage"
+    DEVICES_READ = "devices.read"
+    DEVICES_WRITE = "devices.write"
+    EVENTS_READ = "events.read"
 
 
 _ALL_REGISTRY = {
@@ -49,14 +52,17 @@ _ALL_REGISTRY = {
     Perm.VEHICLES_READ,
     Perm.VEHICLES_WRITE,
 }
+_DEVICE_KEEPER = {Perm.DEVICES_READ, Perm.DEVICES_WRITE, Perm.EVENTS_READ}
 
 ROLE_PERMS: dict[Role, frozenset[Perm]] = {
     Role.DISTRICT_ADMIN: frozenset(Perm),
     Role.STREET_STAFF: frozenset(
-        _ALL_REGISTRY | {Perm.RECORDS_MERGE, Perm.PII_REVEAL, Perm.IMPORT, Perm.EXPORT, Perm.AUDIT_READ}
+        _ALL_REGISTRY
+        | _DEVICE_KEEPER
+        | {Perm.RECORDS_MERGE, Perm.PII_REVEAL, Perm.IMPORT, Perm.EXPORT, Perm.AUDIT_READ}
     ),
     Role.COMMUNITY_WORKER: frozenset(
-        _ALL_REGISTRY | {Perm.RECORDS_MERGE, Perm.PII_REVEAL, Perm.IMPORT, Perm.EXPORT}
+        _ALL_REGISTRY | _DEVICE_KEEPER | {Perm.RECORDS_MERGE, Perm.PII_REVEAL, Perm.IMPORT, Perm.EXPORT}
     ),
     Role.GRID_WORKER: frozenset(
         {
@@ -68,6 +74,7 @@ ROLE_PERMS: dict[Role, frozenset[Perm]] = {
             Perm.ORGS_READ,
             Perm.VEHICLES_READ,
             Perm.PII_REVEAL,
+            Perm.EVENTS_READ,
         }
     ),
     Role.PROPERTY_STAFF: frozenset(
@@ -78,6 +85,7 @@ ROLE_PERMS: dict[Role, frozenset[Perm]] = {
             Perm.VEHICLES_READ,
             Perm.VEHICLES_WRITE,
             Perm.PEOPLE_READ,
+            *_DEVICE_KEEPER,
         }
     ),
     # Read-only on people and vehicles, may reveal (audited) and export for casework.
@@ -89,6 +97,7 @@ ROLE_PERMS: dict[Role, frozenset[Perm]] = {
             Perm.VEHICLES_READ,
             Perm.PII_REVEAL,
             Perm.EXPORT,
+            Perm.EVENTS_READ,
         }
     ),
     Role.RESIDENT: frozenset(),

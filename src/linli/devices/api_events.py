@@ -1,0 +1,199 @@
+"""Events over HTTP: signed ingest from devices, the published schemas, and staff reading the store."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from linli.core.auth.roles import Perm
+from linli.core.bus import Bus, Message
+from linli.core.errors import NotFound, TooLarge
+from linli.core.outbox import deliver_outbox
+from linli.core.timeutil import utcnow
+from linli.db import unit_of_work
+from linli.devices import queries, signing, store
+from linli.devices.events import json_schemas
+from linli.devices.receive import receive
+from linli.devices.schemas import EventOut, EventPage, IngestOut
+from linli.settings import Settings
+from linli.web.deps import DB, CurrentPrincipal
+
+router = APIRouter()
+SSE_KEEPALIVE_S = 15.0
+SSE_QUEUE = 1000
+
+
+@router.post("/api/v1/ingest/events", response_model=IngestOut, tags=["ingest"])
+async def ingest_events(request: Request) -> JSONResponse:
+    """Events from a device: one envelope, an array, or {"events": [...]}, signed with the device's secret.
+
+    200 even if some events are rejected: the body says which (index) and why.
+    """
+    settings: Settings = request.app.state.settings
+    body = await _read_body(request, settings.ingest_max_bytes)
+    headers = request.headers
+    factory, bus = request.app.state.session_factory, request.app.state.bus
+
+    def run() -> dict[str, Any]:
+        with unit_of_work(factory) as session:
+            received = receive(
+                session,
+                serial=headers.get(signing.DEVICE_HEADER),
+                timestamp=headers.get(signing.TIMESTAMP_HEADER),
+                signature=headers.get(signing.SIGNATURE_HEADER),
+                body=body,
+                content_type=headers.get("content-type", ""),
+                now=utcnow(),
+                skew_seconds=settings.ingest_clock_skew_seconds,
+            )
+        if received.error is not None:  # raised only now: the dead letter is committed
+            raise received.error
+        deliver_outbox(factory, bus)
+        assert received.result is not None
+        return received.result.summary()
+
+    return JSONResponse(await run_in_threadpool(run))
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The body, refused with 413 as soon as it is known to exceed limit bytes."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise TooLarge(f"body of {declared} bytes exceeds the limit of {limit} bytes; send smaller batches")
+    data = bytearray()
+    async for chunk in request.stream():
+        data += chunk
+        if len(data) > limit:
+            raise TooLarge(f"body exceeds the limit of {limit} bytes; send smaller batches")
+    return bytes(data)
+
+
+@router.get("/schemas/events/v1/{name}.json", tags=["ingest"])
+def event_schema(name: str) -> JSONResponse:
+    """The published JSON Schema of the envelope ("envelope") or of one event type's payload."""
+    schemas = json_schemas()
+    if name == "index":
+        return JSONResponse({"version": "1", "schemas": [f"/schemas/events/v1/{n}.json" for n in schemas]})
+    if name not in schemas:
+        raise NotFound(f"no schema named {name}", field="name")
+    return JSONResponse(schemas[name])
+
+
+@router.get("/api/v1/events", response_model=EventPage, tags=["events"])
+def list_events(
+    session: DB,
+    principal: CurrentPrincipal,
+    area: Annotated[str | None, Query(max_length=32, description="community or grid code")] = None,
+    community: Annotated[str | None, Query(max_length=32)] = None,
+    device_id: int | None = None,
+    type: Annotated[list[str] | None, Query()] = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    person_id: int | None = None,
+    vehicle_id: int | None = None,
+    after: int | None = None,
+    before: int | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> EventPage:
+    """Stored events in the caller's areas, newest first; page with before= (older) or after= (newer)."""
+    principal.require(Perm.EVENTS_READ)
+    rows = queries.get_events(
+        session,
+        area=area or community,
+        device_id=device_id,
+        types=type,
+        since=since,
+        until=until,
+        person_id=person_id,
+        vehicle_id=vehicle_id,
+        after=after,
+        before=before,
+        limit=limit,
+    )
+    items = [EventOut.of(e) for e in rows]
+    older = items[-1].id if len(items) == limit else None
+    newest = items[0].id if items else after
+    return EventPage(items=items, before=older, after=newest)
+
+
+@router.get("/api/v1/events/hourly", tags=["events"])
+def hourly_counts(
+    session: DB,
+    principal: CurrentPrincipal,
+    since: datetime,
+    until: datetime | None = None,
+    area: Annotated[str | None, Query(max_length=32)] = None,
+) -> list[dict[str, Any]]:
+    """Events per hour, community, device kind and type, in the caller's areas."""
+    principal.require(Perm.EVENTS_READ)
+    until = until or utcnow() + timedelta(hours=1)
+    rows = store.rollups(session, area=area, since=since, until=until)
+    return [
+        {
+            "hour": r.hour,
+            "community": r.area_code,
+            "device_kind": r.device_kind,
+            "type": r.type,
+            "count": r.count,
+        }
+        for r in rows
+    ]
+
+
+@router.get("/api/v1/events/stream", tags=["events"])
+async def stream_events(
+    request: Request,
+    principal: CurrentPrincipal,
+    type: Annotated[list[str] | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=100_000, description="close after this many events")] = 10_000,
+    timeout: Annotated[float, Query(gt=0, le=3600, description="close after this many seconds")] = 900,
+) -> StreamingResponse:
+    """Server-Sent Events: each newly stored event in the caller's areas as it reaches the bus."""
+    principal.require(Perm.EVENTS_READ)
+    bus: Bus = request.app.state.bus
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=SSE_QUEUE)
+    scope, wanted = principal.scope, set(type or ())
+
+    def offer(data: dict[str, Any]) -> None:
+        if not queue.full():  # a reader too slow for the stream loses events rather than memory
+            queue.put_nowait(data)
+
+    def on_message(message: Message) -> None:
+        data = message.json()
+        if scope.allows(data.get("area_code")) and (not wanted or data.get("type") in wanted):
+            loop.call_soon_threadsafe(offer, data)
+
+    subscription = bus.subscribe("linli.events.>", on_message)
+
+    async def events() -> AsyncIterator[str]:
+        try:
+            yield ": connected\n\n"
+            deadline, sent = loop.time() + timeout, 0
+            while sent < limit and loop.time() < deadline:
+                wait = min(SSE_KEEPALIVE_S, deadline - loop.time())
+                try:
+                    data = await asyncio.wait_for(queue.get(), wait)
+                except TimeoutError:
+                    if await request.is_disconnected():
+                        break
+                    yield ": keep-alive\n\n"
+                    continue
+                sent += 1
+                text = json.dumps(data, ensure_ascii=False, default=str)
+                yield f"id: {data.get('id')}\nevent: {data.get('type')}\ndata: {text}\n\n"
+        finally:
+            subscription.unsubscribe()
+
+    return StreamingResponse(
+        events(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

@@ -1,0 +1,166 @@
+"""Device health: last seen, online/offline with a timeout per kind, and uptime from the stored events.
+
+The hub records every change of a device's link as a device.online / device.offline event of its own
+(source "linli.health"), so uptime is computed from the event store and rules can react to the change.
+The clock is always passed in, so a test can move it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session
+
+from linli.core.timeutil import as_utc
+from linli.devices import store
+from linli.devices.events import DevicePayload, Envelope, EventType
+from linli.devices.models import Device, DeviceKind, DeviceState, StoredEvent
+from linli.devices.store import Accepted
+
+HEALTH_SOURCE = "linli.health"
+# Reports about a device's link are not signs of life from the device itself.
+LINK_TYPES = {EventType.DEVICE_ONLINE, EventType.DEVICE_OFFLINE}
+
+_MIN = timedelta(minutes=1)
+# How long a device of each kind may stay silent before it counts as offline (None: never).
+# Streaming devices send heartbeats every minute or so; battery sensors report every 10-15 minutes;
+# meters once or a few times a day; a patrol tag only speaks when a guard touches it.
+OFFLINE_AFTER: dict[str, timedelta | None] = {
+    DeviceKind.CAMERA: 5 * _MIN,
+    DeviceKind.THROW_CAMERA: 5 * _MIN,
+    DeviceKind.FACE_TERMINAL: 5 * _MIN,
+    DeviceKind.PLATE_GATE: 5 * _MIN,
+    DeviceKind.GATEWAY: 5 * _MIN,
+    DeviceKind.CARD_READER: 10 * _MIN,
+    DeviceKind.BARRIER: 10 * _MIN,
+    DeviceKind.ELEVATOR_MONITOR: 10 * _MIN,
+    DeviceKind.SMOKE_SENSOR: 30 * _MIN,
+    DeviceKind.GAS_SENSOR: 30 * _MIN,
+    DeviceKind.WATER_SENSOR: 30 * _MIN,
+    DeviceKind.DOOR_SENSOR: 30 * _MIN,
+    DeviceKind.SOS_BUTTON: 30 * _MIN,
+    DeviceKind.HYDRANT_PRESSURE: 30 * _MIN,
+    DeviceKind.WATER_METER: timedelta(hours=24),
+    DeviceKind.ELECTRICITY_METER: timedelta(hours=24),
+    DeviceKind.GAS_METER: timedelta(hours=24),
+    DeviceKind.PATROL_HANDSET: timedelta(hours=24),
+    DeviceKind.PATROL_TAG: None,
+}
+
+
+def offline_after(kind: str) -> timedelta | None:
+    """The silence after which a device of this kind is offline (None: never)."""
+    return OFFLINE_AFTER.get(kind, 30 * _MIN)
+
+
+def _fresh(kind: str, seen: datetime, now: datetime) -> bool:
+    limit = offline_after(kind)
+    return limit is None or now - seen <= limit
+
+
+def status_event(
+    device: Device, event_type: EventType, *, at: datetime, last_seen: datetime | None
+) -> Accepted:
+    """A device.online / device.offline event made by the hub."""
+    status = "online" if event_type == EventType.DEVICE_ONLINE else "offline"
+    payload = DevicePayload(status=status, last_seen=last_seen).model_dump(mode="json", exclude_none=True)
+    envelope = Envelope(
+        id=f"{HEALTH_SOURCE}:{status}:{at.isoformat()}",
+        device=device.serial,
+        type=event_type,
+        occurred_at=at,
+        received_at=at,
+        community=device.community_code,
+        source=HEALTH_SOURCE,
+        payload=payload,
+    )
+    return Accepted(index=-1, envelope=envelope, device=device, occurred_at=at, payload=payload)
+
+
+def touch(events: list[Accepted], *, received_at: datetime) -> list[Accepted]:
+    """Move each device's last_seen forward once per batch; device.online events for devices coming back.
+
+    A device is seen at its event's time (never later than received_at): a backlog of old events that a
+    device uploads after an outage does not make it look online at the time they happened.
+    """
+    latest: dict[int, tuple[Device, datetime]] = {}
+    for event in events:
+        if event.envelope.type in LINK_TYPES:
+            continue
+        seen = min(event.occurred_at, received_at)
+        known = latest.get(event.device.id)
+        if known is None or seen > known[1]:
+            latest[event.device.id] = (event.device, seen)
+    came_back: list[Accepted] = []
+    for device, seen in latest.values():
+        last = as_utc(device.last_seen_at) if device.last_seen_at else None
+        if last is None or seen > last:
+            device.last_seen_at = seen
+        if not device.online and _fresh(device.kind, seen, received_at):
+            device.online = True
+            device.online_changed_at = seen
+            came_back.append(status_event(device, EventType.DEVICE_ONLINE, at=seen, last_seen=seen))
+    return came_back
+
+
+def check_offline(session: Session, now: datetime) -> list[Device]:
+    """Mark online devices silent past their kind's timeout offline, storing one device.offline each."""
+    now = as_utc(now)
+    by_limit: dict[timedelta, list[str]] = {}
+    for kind, limit in OFFLINE_AFTER.items():
+        if limit is not None:
+            by_limit.setdefault(limit, []).append(kind)
+    silent = or_(
+        *(
+            and_(Device.kind.in_(kinds), Device.last_seen_at < now - limit)
+            for limit, kinds in by_limit.items()
+        )
+    )
+    stmt = select(Device).where(Device.online.is_(True), Device.state == DeviceState.ACTIVE.value, silent)
+    devices = list(session.scalars(stmt.order_by(Device.id).execution_options(skip_scope=True)))
+    events = []
+    for device in devices:
+        device.online = False
+        device.online_changed_at = now
+        last_seen = as_utc(device.last_seen_at) if device.last_seen_at else None
+        events.append(status_event(device, EventType.DEVICE_OFFLINE, at=now, last_seen=last_seen))
+    store.append(session, events, received_at=now)
+    return devices
+
+
+def uptime(session: Session, *, device_id: int, now: datetime, days: int) -> float | None:
+    """Share of the last days the device was online (0..1), from its stored online/offline events.
+
+    Time before the device's first known state is not counted; None if nothing is known.
+    """
+    now = as_utc(now)
+    start = now - timedelta(days=days)
+    link = [t.value for t in LINK_TYPES]
+    base = select(StoredEvent.type, StoredEvent.occurred_at).where(
+        StoredEvent.device_id == device_id, StoredEvent.type.in_(link)
+    )
+    base = base.execution_options(skip_scope=True)
+    before = session.execute(
+        base.where(StoredEvent.occurred_at < start).order_by(StoredEvent.occurred_at.desc()).limit(1)
+    ).first()
+    changes = session.execute(
+        base.where(StoredEvent.occurred_at >= start, StoredEvent.occurred_at <= now).order_by(
+            StoredEvent.occurred_at, StoredEvent.id
+        )
+    ).all()
+    online: bool | None = before.type == EventType.DEVICE_ONLINE if before else None
+    since, up, observed = start, 0.0, 0.0
+    for event_type, at in changes:
+        at = as_utc(at)
+        if online is not None:
+            span = (at - since).total_seconds()
+            observed += span
+            up += span if online else 0.0
+        online, since = event_type == EventType.DEVICE_ONLINE, at
+    if online is None:
+        return None
+    span = (now - since).total_seconds()
+    observed += span
+    up += span if online else 0.0
+    return up / observed if observed > 0 else None

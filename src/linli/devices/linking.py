@@ -1,0 +1,101 @@
+"""Links events to the register by id: a plate to its vehicle, a card or device person id to a person.
+
+Nothing of the register is copied into an event. A vehicle event links the vehicle only; its owner is
+reached through the vehicle (the events query follows that link), so a change of owner needs no rewrite.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from linli.core.errors import Invalid
+from linli.devices.events import EventType
+from linli.devices.models import DeviceCredential
+from linli.devices.store import Accepted
+from linli.registry import vehicles
+
+VEHICLE_TYPES = {EventType.VEHICLE_ENTERED, EventType.VEHICLE_EXITED}
+ACCESS_TYPES = {EventType.ACCESS_GRANTED, EventType.ACCESS_DENIED}
+# Payload field -> credential kind in device_credentials.
+CREDENTIAL_FIELDS = {"card_no": "card", "person_ref": "person_ref"}
+
+
+def link(session: Session, events: list[Accepted]) -> None:
+    """Fill vehicle_id and person_id of events from plates and credentials (the session must be unscoped)."""
+    _link_vehicles(session, [e for e in events if e.envelope.type in VEHICLE_TYPES])
+    _link_people(session, [e for e in events if e.envelope.type in ACCESS_TYPES])
+
+
+def _link_vehicles(session: Session, events: list[Accepted]) -> None:
+    found: dict[str, int | None] = {}
+    for event in events:
+        plate = str(event.payload.get("plate") or "")
+        if plate not in found:
+            try:
+                vehicle = vehicles.find_by_plate(session, plate=plate)
+            except Invalid:  # a misread plate is still an event; it just links to nothing
+                vehicle = None
+            found[plate] = vehicle.id if vehicle else None
+        event.vehicle_id = found[plate]
+
+
+def _link_people(session: Session, events: list[Accepted]) -> None:
+    wanted: set[tuple[str, str]] = set()
+    for event in events:
+        for field, kind in CREDENTIAL_FIELDS.items():
+            if event.payload.get(field):
+                wanted.add((kind, str(event.payload[field])))
+    if not wanted:
+        return
+    communities = {e.device.community_code for e in events}
+    stmt = select(DeviceCredential).where(
+        DeviceCredential.area_code.in_(communities),
+        DeviceCredential.kind.in_({k for k, _ in wanted}),
+        DeviceCredential.value.in_({v for _, v in wanted}),
+    )
+    # (community, device_id or None, kind, value) -> person; a device's own mapping wins over the community's.
+    known = {
+        (c.area_code, c.device_id, c.kind, c.value): c.person_id
+        for c in session.scalars(stmt.execution_options(skip_scope=True))
+    }
+    for event in events:
+        for field, kind in CREDENTIAL_FIELDS.items():
+            value = event.payload.get(field)
+            if not value:
+                continue
+            community, device_id = event.device.community_code, event.device.id
+            person = known.get((community, device_id, kind, str(value)))
+            person = person or known.get((community, None, kind, str(value)))
+            if person:
+                event.person_id = person
+                break
+
+
+def find_person(
+    session: Session, *, community: str, device_id: int | None, kind: str, value: str
+) -> int | None:
+    """The person a credential means on a device (its own mapping first, then the community's)."""
+    stmt = select(DeviceCredential.device_id, DeviceCredential.person_id).where(
+        DeviceCredential.area_code == community,
+        DeviceCredential.kind == kind,
+        DeviceCredential.value == value,
+    )
+    rows = dict(session.execute(stmt.execution_options(skip_scope=True)).tuples().all())
+    if device_id is not None and device_id in rows:
+        return rows[device_id]
+    return rows.get(None)
+
+
+def add_credential(
+    session: Session, *, community: str, kind: str, value: str, person_id: int, device_id: int | None = None
+) -> DeviceCredential:
+    """Map a credential to a person (device_id None: on every device of the community)."""
+    if kind not in CREDENTIAL_FIELDS.values():
+        raise Invalid(f"未知的凭证类型：{kind}", field="kind")
+    credential = DeviceCredential(
+        area_code=community, device_id=device_id, kind=kind, value=value.strip()[:64], person_id=person_id
+    )
+    session.add(credential)
+    session.flush()
+    return credential

@@ -1,0 +1,56 @@
+"""Reading the event store: filtered, scoped, newest first, paged by id cursors."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from linli.db import starts_with
+from linli.devices.models import StoredEvent
+from linli.registry import vehicles
+
+
+def get_events(
+    session: Session,
+    *,
+    area: str | None = None,
+    device_id: int | None = None,
+    types: list[str] | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    person_id: int | None = None,
+    vehicle_id: int | None = None,
+    after: int | None = None,
+    before: int | None = None,
+    limit: int = 100,
+) -> list[StoredEvent]:
+    """Events in the caller's scope, newest first.
+
+    before=id gives the page older than that id; after=id the page just newer than it (oldest of those
+    first in the query, returned newest first), so paging either way never skips an event. A person's
+    events include those of the vehicles they own.
+    """
+    stmt = select(StoredEvent)
+    if area:
+        stmt = stmt.where(starts_with(StoredEvent.area_code, area))
+    if device_id is not None:
+        stmt = stmt.where(StoredEvent.device_id == device_id)
+    if types:
+        stmt = stmt.where(StoredEvent.type.in_(types))
+    if since:
+        stmt = stmt.where(StoredEvent.occurred_at >= since)
+    if until:
+        stmt = stmt.where(StoredEvent.occurred_at < until)
+    if person_id is not None:
+        owned = [v.id for v in vehicles.of_owner(session, person_id=person_id)]
+        stmt = stmt.where(or_(StoredEvent.person_id == person_id, StoredEvent.vehicle_id.in_(owned)))
+    if vehicle_id is not None:
+        stmt = stmt.where(StoredEvent.vehicle_id == vehicle_id)
+    if before is not None:
+        stmt = stmt.where(StoredEvent.id < before)
+    if after is not None:
+        rows = list(session.scalars(stmt.where(StoredEvent.id > after).order_by(StoredEvent.id).limit(limit)))
+        return rows[::-1]
+    return list(session.scalars(stmt.order_by(StoredEvent.id.desc()).limit(limit)))

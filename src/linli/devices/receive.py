@@ -1,0 +1,110 @@
+"""The HTTP way in: authenticate a signed body, keep it raw, parse it, and ingest the events it holds."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from linli.core.errors import LinliError
+from linli.devices import deadletters, signing, store
+from linli.devices.service import IngestResult, ingest
+
+SOURCE = "http"
+
+
+class MalformedJson(LinliError):
+    """The body is not JSON; says where parsing stopped."""
+
+    status_code = 400
+    code = "malformed_json"
+
+    def __init__(self, exc: ValueError, *, dead_letter_id: int) -> None:
+        self.line = getattr(exc, "lineno", None)
+        self.column = getattr(exc, "colno", None)
+        self.position = getattr(exc, "pos", getattr(exc, "start", None))
+        where = (
+            f"line {self.line} column {self.column} (char {self.position})"
+            if self.line
+            else f"byte {self.position}"
+        )
+        detail = getattr(exc, "msg", None) or getattr(exc, "reason", None) or str(exc)
+        super().__init__(f"malformed JSON at {where}: {detail}")
+        self.dead_letter_id = dead_letter_id
+
+    def to_dict(self) -> dict[str, object]:
+        """The JSON body: where parsing failed and the dead letter that keeps the body."""
+        body = super().to_dict()
+        body.update(
+            line=self.line, column=self.column, position=self.position, dead_letter_id=self.dead_letter_id
+        )
+        return body
+
+
+@dataclass
+class Received:
+    """The outcome of one request: the ingest result, or an error to answer after the commit."""
+
+    result: IngestResult | None
+    error: LinliError | None = None
+
+
+def events_of(parsed: Any) -> list[Any]:
+    """The events of a body: a JSON array, {"events": [...]}, or one envelope."""
+    if isinstance(parsed, list):
+        return parsed
+    if isinstance(parsed, dict) and isinstance(parsed.get("events"), list) and "type" not in parsed:
+        return list(parsed["events"])
+    return [parsed]
+
+
+def receive(
+    session: Session,
+    *,
+    serial: str | None,
+    timestamp: str | None,
+    signature: str | None,
+    body: bytes,
+    content_type: str,
+    now: datetime,
+    skew_seconds: int,
+) -> Received:
+    """Authenticate, keep the raw body, then ingest its events (malformed JSON becomes a dead letter)."""
+    device = signing.authenticate(
+        session,
+        serial=serial,
+        timestamp=timestamp,
+        signature=signature,
+        body=body,
+        now=now,
+        skew_seconds=skew_seconds,
+    )
+    raw_id = store.save_raw(
+        session,
+        received_at=now,
+        source=SOURCE,
+        body=body,
+        content_type=content_type,
+        device_serial=device.serial,
+    )
+    try:
+        parsed = json.loads(body)
+    except ValueError as exc:  # JSONDecodeError, and UnicodeDecodeError for bytes that are not text
+        error = MalformedJson(exc, dead_letter_id=0)
+        letter = deadletters.record(
+            session,
+            reason=error.message,
+            item=body,
+            source=SOURCE,
+            received_at=now,
+            sender=device,
+            raw_id=raw_id,
+        )
+        error.dead_letter_id = letter.id
+        store.link_raw(session, raw_id, event_ids=[], dead_letter_id=letter.id)
+        return Received(None, error)
+    result = ingest(session, events_of(parsed), source=SOURCE, received_at=now, sender=device, raw_id=raw_id)
+    return Received(result)

@@ -1,0 +1,179 @@
+"""Device hub API shapes."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from linli.devices.models import DeadLetter, Device, StoredEvent
+from linli.devices.vocab import KIND_LABELS, STATE_LABELS
+
+
+class DeviceIn(BaseModel):
+    """A device to register."""
+
+    serial: str = Field(max_length=64)
+    kind: str = Field(max_length=32, description="a kind code (camera, plate_gate …) or its Chinese name")
+    community: str = Field(max_length=32)
+    grid: str | None = Field(default=None, max_length=32)
+    name: str = Field(default="", max_length=64)
+    vendor: str = Field(default="", max_length=64)
+    model: str = Field(default="", max_length=64)
+    protocol: str = Field(default="http", max_length=32)
+    building_id: int | None = None
+    floor: int | None = None
+    lat: float | None = None
+    lon: float | None = None
+    location: str = Field(default="", max_length=200)
+    installed_on: date | None = None
+    state: str = Field(default="active", max_length=16)
+
+
+class DevicePatch(BaseModel):
+    """Changes to a device (the serial is fixed)."""
+
+    kind: str | None = Field(default=None, max_length=32)
+    community: str | None = Field(default=None, max_length=32)
+    grid: str | None = Field(default=None, max_length=32)
+    name: str | None = Field(default=None, max_length=64)
+    vendor: str | None = Field(default=None, max_length=64)
+    model: str | None = Field(default=None, max_length=64)
+    protocol: str | None = Field(default=None, max_length=32)
+    building_id: int | None = None
+    floor: int | None = None
+    lat: float | None = None
+    lon: float | None = None
+    location: str | None = Field(default=None, max_length=200)
+    installed_on: date | None = None
+    state: str | None = Field(default=None, max_length=16)
+
+
+class DeviceOut(BaseModel):
+    """A device as lists show it (never its secret)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    serial: str
+    name: str
+    kind: str
+    kind_label: str = ""
+    vendor: str
+    model: str
+    protocol: str
+    community_code: str
+    area_code: str
+    building_id: int | None
+    floor: int | None
+    lat: float | None
+    lon: float | None
+    location: str
+    installed_on: date | None
+    state: str
+    state_label: str = ""
+    online: bool
+    last_seen_at: datetime | None
+
+    @classmethod
+    def of(cls, device: Device) -> DeviceOut:
+        """The public view of a device."""
+        out = cls.model_validate(device)
+        out.kind_label = KIND_LABELS.get(device.kind, device.kind)
+        out.state_label = STATE_LABELS.get(device.state, device.state)
+        return out
+
+
+class DeviceDetail(DeviceOut):
+    """One device with its uptime (share of time online; null when nothing is known yet)."""
+
+    uptime_7d: float | None = None
+    uptime_30d: float | None = None
+
+
+class DeviceCreated(DeviceOut):
+    """A new device and its secret: shown this once, keep it in the device's configuration."""
+
+    secret: str
+
+
+class SecretOut(BaseModel):
+    """A device's new secret, shown once."""
+
+    id: int
+    serial: str
+    secret: str
+
+
+class IngestOut(BaseModel):
+    """What the hub did with a batch: stored, duplicates, and each rejected event's index and reason."""
+
+    stored: int
+    duplicates: int
+    rejected: list[dict[str, Any]]
+
+
+class EventOut(BaseModel):
+    """A stored event."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    event_uid: str
+    device_id: int
+    device_serial: str
+    community_code: str
+    area_code: str
+    type: str
+    occurred_at: datetime
+    received_at: datetime
+    source: str
+    payload: dict[str, Any]
+    media: list[dict[str, Any]]
+    person_id: int | None
+    vehicle_id: int | None
+
+    @classmethod
+    def of(cls, event: StoredEvent) -> EventOut:
+        """The view of a stored event."""
+        return cls.model_validate(event)
+
+
+class EventPage(BaseModel):
+    """A page of events, newest first, with cursors: before= the next older page, after= newer events."""
+
+    items: list[EventOut]
+    before: int | None = Field(description="pass as before= for the next older page (null: no more)")
+    after: int | None = Field(description="pass as after= to get what arrived since")
+
+
+class DeadLetterOut(BaseModel):
+    """A rejected event."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    received_at: datetime
+    source: str
+    reason: str
+    body: str
+    device_serial: str | None
+    device_id: int | None
+    area_code: str | None
+    status: str
+    attempts: int
+    replayed_at: datetime | None
+    event_id: int | None
+
+    @classmethod
+    def of(cls, letter: DeadLetter) -> DeadLetterOut:
+        """The view of a dead letter."""
+        return cls.model_validate(letter)
+
+
+class ReplayOut(BaseModel):
+    """The dead letter after a replay, and what the replay did."""
+
+    dead_letter: DeadLetterOut
+    result: IngestOut

@@ -1,0 +1,271 @@
+"""Ingest: validate a batch of envelopes, link, deduplicate, store, track health, queue for the bus.
+
+Every envelope is judged on its own: a bad one goes to the dead letters with the reason and never stops
+the others. The caller owns the transaction and, after committing it, runs deliver_outbox so that the
+stored events reach the bus only once they are really stored.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from linli.core.auth.roles import Perm
+from linli.core.auth.service import Principal
+from linli.core.errors import Conflict, Invalid
+from linli.core.outbox import deliver_outbox
+from linli.core.timeutil import as_utc
+from linli.db import get_scope, set_scope
+from linli.devices import deadletters, health, linking, register, store
+from linli.devices.events import Envelope
+from linli.devices.models import DeadLetter, DeadLetterStatus, Device, DeviceKind
+from linli.devices.store import Accepted
+
+__all__ = ["MAX_AGE", "MAX_FUTURE", "IngestResult", "deliver_outbox", "ingest", "replay"]
+
+MAX_FUTURE = timedelta(minutes=5)
+MAX_AGE = timedelta(days=30)
+
+
+@dataclass
+class IngestResult:
+    """What one ingest call did."""
+
+    stored: int = 0
+    duplicates: int = 0
+    rejected: list[tuple[int, str]] = field(default_factory=list)  # (index in the batch, reason)
+    event_ids: list[int] = field(default_factory=list)  # ids of the stored events, in batch order
+    duplicate_ids: list[int] = field(default_factory=list)  # ids of the events the duplicates repeat
+    dead_letter_ids: list[int] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        """The JSON answer to the sender."""
+        return {
+            "stored": self.stored,
+            "duplicates": self.duplicates,
+            "rejected": [{"index": i, "reason": r} for i, r in self.rejected],
+        }
+
+
+@dataclass
+class _Failure:
+    index: int
+    reason: str
+    item: Any
+    device: Device | None = None
+
+
+def ingest(
+    session: Session,
+    envelopes: list[Envelope | dict[str, Any]],
+    *,
+    source: str,
+    received_at: datetime,
+    sender: Device | None = None,
+    raw_id: int | None = None,
+) -> IngestResult:
+    """Store a batch of events from source; sender is the authenticated device (None: a trusted adapter)."""
+    result, _ = _ingest(
+        session, envelopes, source=source, received_at=received_at, sender=sender, raw_id=raw_id, keep=True
+    )
+    return result
+
+
+def _ingest(
+    session: Session,
+    items: list[Any],
+    *,
+    source: str,
+    received_at: datetime,
+    sender: Device | None,
+    raw_id: int | None,
+    keep: bool,
+) -> tuple[IngestResult, list[_Failure]]:
+    received_at = as_utc(received_at)
+    scope = get_scope(session)
+    set_scope(session, None)  # the hub links to the whole register, whoever triggered the ingest
+    try:
+        result = IngestResult()
+        accepted, failures = _judge(session, items, received_at=received_at, sender=sender)
+        fresh = _deduplicate(session, accepted, result)
+        linking.link(session, fresh)
+        came_back = health.touch(fresh, received_at=received_at)
+        session.flush()
+        fresh = _append(session, fresh, came_back, received_at, result)
+        result.stored = len(fresh)
+        result.event_ids = [e.stored_id for e in fresh if e.stored_id is not None]
+        failures.sort(key=lambda f: f.index)
+        result.rejected = [(f.index, f.reason) for f in failures]
+        if keep:
+            for failure in failures:
+                letter = deadletters.record(
+                    session,
+                    reason=failure.reason,
+                    item=failure.item,
+                    source=source,
+                    received_at=received_at,
+                    device=failure.device,
+                    sender=sender,
+                    raw_id=raw_id,
+                )
+                result.dead_letter_ids.append(letter.id)
+        if raw_id is not None:
+            dead = result.dead_letter_ids[0] if result.dead_letter_ids else None
+            store.link_raw(session, raw_id, event_ids=result.event_ids, dead_letter_id=dead)
+        return result, failures
+    finally:
+        set_scope(session, scope)
+
+
+def _judge(
+    session: Session, items: list[Any], *, received_at: datetime, sender: Device | None
+) -> tuple[list[Accepted], list[_Failure]]:
+    """Split a batch into accepted events and failures with reasons."""
+    failures: list[_Failure] = []
+    parsed: list[tuple[int, Any, Envelope, dict[str, Any] | str]] = []
+    for index, item in enumerate(items):
+        try:
+            envelope = item if isinstance(item, Envelope) else Envelope.model_validate(item)
+        except ValidationError as exc:
+            failures.append(_Failure(index, schema_reason(exc, item), item))
+            continue
+        try:
+            payload: dict[str, Any] | str = envelope.typed_payload().model_dump(
+                mode="json", exclude_none=True
+            )
+        except ValidationError as exc:
+            payload = schema_reason(exc, item, prefix="payload.")
+        if _has_nul(envelope.id, envelope.device, envelope.source, payload, [m.ref for m in envelope.media]):
+            payload = "schema: text may not contain NUL (\\u0000) characters"
+        parsed.append((index, item, envelope, payload))
+    serials = {envelope.device for _, _, envelope, _ in parsed if "\x00" not in envelope.device}
+    devices = register.by_serials(session, serials)
+    accepted: list[Accepted] = []
+    for index, item, envelope, payload in parsed:
+        device = devices.get(envelope.device)
+        reason = payload if isinstance(payload, str) else _refusal(envelope, device, sender, received_at)
+        if reason or device is None or isinstance(payload, str):
+            failures.append(_Failure(index, reason or "unknown device", item, device))
+            continue
+        stored_as = envelope.model_copy(
+            update={"community": device.community_code, "received_at": received_at}
+        )
+        accepted.append(Accepted(index, stored_as, device, as_utc(envelope.occurred_at), payload))
+    return accepted, failures
+
+
+def _has_nul(*values: Any) -> bool:
+    """True if any text inside values holds a NUL, which PostgreSQL text and JSONB cannot store."""
+    for value in values:
+        if isinstance(value, str):
+            if "\x00" in value:
+                return True
+        elif isinstance(value, dict):
+            if _has_nul(*value.keys(), *value.values()):
+                return True
+        elif isinstance(value, list | tuple) and _has_nul(*value):
+            return True
+    return False
+
+
+def schema_reason(exc: ValidationError, item: Any, *, prefix: str = "") -> str:
+    """A short account of what is wrong with an envelope (or, with prefix "payload.", its payload)."""
+    if not isinstance(item, dict | Envelope):
+        return f"schema: an event must be a JSON object, not {type(item).__name__}"
+    errors = exc.errors()
+    parts = [f"{prefix}{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors[:3]]
+    more = f" (+{len(errors) - 3} more)" if len(errors) > 3 else ""
+    return "schema: " + "; ".join(parts) + more
+
+
+def _refusal(envelope: Envelope, device: Device | None, sender: Device | None, received_at: datetime) -> str:
+    if device is None:
+        return f"unknown device: {envelope.device} is not registered"
+    if register.is_retired(device):
+        return f"retired device: {device.serial} no longer sends to the hub"
+    if sender is not None and sender.id != device.id and not _relays_for(sender, device):
+        return f"wrong device: {sender.serial} may not send events of {device.serial}"
+    occurred = as_utc(envelope.occurred_at)
+    if occurred > received_at + MAX_FUTURE:
+        return f"future: occurred_at {occurred.isoformat()} is more than 5 minutes after the hub's clock"
+    if occurred < received_at - MAX_AGE:
+        return f"too old: occurred_at {occurred.isoformat()} is more than 30 days ago"
+    return ""
+
+
+def _relays_for(sender: Device, device: Device) -> bool:
+    """A gateway may send for the devices of its own community."""
+    return sender.kind == DeviceKind.GATEWAY and sender.community_code == device.community_code
+
+
+def _deduplicate(session: Session, accepted: list[Accepted], result: IngestResult) -> list[Accepted]:
+    """Drop events stored before or repeated within the batch, counting them as duplicates."""
+    stored = store.existing_keys(session, {e.key for e in accepted})
+    fresh: list[Accepted] = []
+    seen: set[tuple[int, str]] = set()
+    for event in accepted:
+        if event.key in stored or event.key in seen:
+            result.duplicates += 1
+            if event.key in stored:
+                result.duplicate_ids.append(stored[event.key])
+            continue
+        seen.add(event.key)
+        fresh.append(event)
+    return fresh
+
+
+def _append(
+    session: Session, fresh: list[Accepted], made: list[Accepted], received_at: datetime, result: IngestResult
+) -> list[Accepted]:
+    """Store the batch; if a concurrent delivery stored some of it first, store the rest and count those."""
+    try:
+        with session.begin_nested():
+            store.append(session, fresh + made, received_at=received_at)
+        return fresh
+    except IntegrityError:
+        taken = store.existing_keys(session, {e.key for e in fresh + made})
+        remaining = [e for e in fresh if e.key not in taken]
+        result.duplicates += len(fresh) - len(remaining)
+        result.duplicate_ids += [taken[e.key] for e in fresh if e.key in taken]
+        store.append(session, remaining + [e for e in made if e.key not in taken], received_at=received_at)
+        return remaining
+
+
+def replay(
+    session: Session, principal: Principal, *, dead_letter_id: int, now: datetime
+) -> tuple[DeadLetter, IngestResult]:
+    """Re-ingest a dead letter's envelope (e.g. once its device is registered); stays new if refused."""
+    principal.require(Perm.DEVICES_WRITE)
+    letter = deadletters.get_or_raise(session, scope=principal.scope, dead_letter_id=dead_letter_id)
+    if letter.status != DeadLetterStatus.NEW:
+        raise Conflict(f"该死信已处理（{letter.status}）", field="status")
+    try:
+        item = json.loads(letter.body)
+    except ValueError:
+        raise Invalid("死信内容不是有效的 JSON，无法重放", field="body") from None
+    sender = None
+    if letter.sender_id is not None:
+        stmt = select(Device).where(Device.id == letter.sender_id).execution_options(skip_scope=True)
+        sender = session.scalar(stmt)
+    result, failures = _ingest(
+        session, [item], source=letter.source, received_at=now, sender=sender, raw_id=None, keep=False
+    )
+    letter.attempts += 1
+    if failures:
+        letter.reason = failures[0].reason[:500]
+        return letter, result
+    letter.status = DeadLetterStatus.REPLAYED.value
+    letter.replayed_at = now
+    ids = result.event_ids or result.duplicate_ids
+    letter.event_id = ids[0] if ids else None
+    device = register.by_serials(session, {letter.device_serial or ""}).get(letter.device_serial or "")
+    if device is not None:
+        letter.device_id, letter.area_code = device.id, device.area_code
+    return letter, result

@@ -1,0 +1,198 @@
+"""The event store: append accepted events in one batch with their rollups and outbox messages; raw bodies."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+from sqlalchemy import Table, delete, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from linli.core import outbox
+from linli.db import bulk_insert
+from linli.devices.events import Envelope, content_hash, subject_for
+from linli.devices.models import Device, EventRollup, RawPayload, StoredEvent
+
+CHUNK = 500
+
+
+@dataclass
+class Accepted:
+    """An event that passed every check, on its way into the store."""
+
+    index: int  # position in the incoming batch; -1 for events the hub makes itself
+    envelope: Envelope
+    device: Device
+    occurred_at: datetime  # UTC
+    payload: dict[str, Any]  # the payload as its type's model normalised it
+    person_id: int | None = None
+    vehicle_id: int | None = None
+    stored_id: int | None = None
+
+    @property
+    def key(self) -> tuple[int, str]:
+        """The dedup key: the device and its own event id."""
+        return self.device.id, self.envelope.id
+
+
+def table(model: type[Any]) -> Table:
+    """The Core table of a mapped class."""
+    return cast(Table, model.__table__)
+
+
+def existing_keys(session: Session, keys: set[tuple[int, str]]) -> dict[tuple[int, str], int]:
+    """Which of these (device_id, event_uid) keys are stored already, with their event ids."""
+    found: dict[tuple[int, str], int] = {}
+    by_device: dict[int, list[str]] = {}
+    for device_id, uid in keys:
+        by_device.setdefault(device_id, []).append(uid)
+    for device_id, uids in by_device.items():
+        for start in range(0, len(uids), CHUNK):
+            stmt = select(StoredEvent.id, StoredEvent.event_uid).where(
+                StoredEvent.device_id == device_id, StoredEvent.event_uid.in_(uids[start : start + CHUNK])
+            )
+            for event_id, uid in session.execute(stmt.execution_options(skip_scope=True)):
+                found[(device_id, uid)] = event_id
+    return found
+
+
+def append(session: Session, events: list[Accepted], *, received_at: datetime) -> None:
+    """Insert events (already deduplicated) with their hourly rollups and outbox messages; sets stored_id."""
+    if not events:
+        return
+    rows = [_row(e) for e in events]
+    bulk_insert(session, table(StoredEvent), rows, constants={"received_at": received_at})
+    ids = existing_keys(session, {e.key for e in events})
+    for event in events:
+        event.stored_id = ids[event.key]
+    _bump_rollups(session, events)
+    outbox.add(
+        session,
+        [
+            (subject_for(e.device.community_code, e.envelope.type.value), message(e, received_at))
+            for e in events
+        ],
+        now=received_at,
+    )
+
+
+def _row(event: Accepted) -> dict[str, Any]:
+    env, device = event.envelope, event.device
+    return {
+        "event_uid": env.id,
+        "device_id": device.id,
+        "device_serial": device.serial,
+        "community_code": device.community_code,
+        "area_code": device.area_code,
+        "type": env.type.value,
+        "occurred_at": event.occurred_at,
+        "source": env.source,
+        "payload": event.payload,
+        "media": [m.model_dump(mode="json") for m in env.media],
+        "person_id": event.person_id,
+        "vehicle_id": event.vehicle_id,
+        "content_hash": content_hash(env),
+    }
+
+
+def message(event: Accepted, received_at: datetime) -> dict[str, Any]:
+    """The bus message of a stored event: the envelope as stored, with the hub's ids and links."""
+    env, device = event.envelope, event.device
+    return {
+        "id": event.stored_id,
+        "event_uid": env.id,
+        "device": device.serial,
+        "device_id": device.id,
+        "device_kind": device.kind,
+        "community": device.community_code,
+        "area_code": device.area_code,
+        "type": env.type.value,
+        "occurred_at": event.occurred_at.isoformat(),
+        "received_at": received_at.isoformat(),
+        "source": env.source,
+        "payload": event.payload,
+        "media": [m.model_dump(mode="json") for m in env.media],
+        "person_id": event.person_id,
+        "vehicle_id": event.vehicle_id,
+    }
+
+
+def _bump_rollups(session: Session, events: list[Accepted]) -> None:
+    counts = Counter(
+        (
+            e.occurred_at.replace(minute=0, second=0, microsecond=0),
+            e.device.community_code,
+            e.device.kind,
+            e.envelope.type.value,
+        )
+        for e in events
+    )
+    values = [
+        {"hour": hour, "area_code": community, "device_kind": kind, "type": type_, "count": n}
+        for (hour, community, kind, type_), n in counts.items()
+    ]
+    rollups = table(EventRollup)
+    insert = pg_insert if session.connection().dialect.name == "postgresql" else sqlite_insert
+    stmt = insert(rollups).values(values)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["hour", "area_code", "device_kind", "type"],
+        set_={"count": rollups.c["count"] + stmt.excluded["count"]},
+    )
+    session.execute(stmt)
+
+
+def rollups(
+    session: Session, *, area: str | None = None, since: datetime, until: datetime
+) -> list[EventRollup]:
+    """Hourly counts in the caller's scope, in hour order."""
+    stmt = (
+        select(EventRollup)
+        .where(EventRollup.hour >= since, EventRollup.hour < until)
+        .order_by(EventRollup.hour, EventRollup.area_code, EventRollup.device_kind, EventRollup.type)
+    )
+    if area:
+        stmt = stmt.where(EventRollup.area_code.startswith(area))
+    return list(session.scalars(stmt))
+
+
+def save_raw(
+    session: Session,
+    *,
+    received_at: datetime,
+    source: str,
+    body: bytes,
+    content_type: str = "",
+    device_serial: str = "",
+) -> int:
+    """Keep a received body as it came; returns its id (linked to its events or dead letter later)."""
+    raw = RawPayload(
+        received_at=received_at,
+        source=source[:64],
+        content_type=content_type[:128],
+        device_serial=device_serial[:64],
+        body=body,
+        event_ids=[],
+    )
+    session.add(raw)
+    session.flush()
+    return raw.id
+
+
+def link_raw(
+    session: Session, raw_id: int, *, event_ids: list[int], dead_letter_id: int | None = None
+) -> None:
+    """Record which events (or which dead letter) a raw body became."""
+    values: dict[str, Any] = {"event_ids": event_ids}
+    if dead_letter_id is not None:
+        values["dead_letter_id"] = dead_letter_id
+    session.execute(update(RawPayload).where(RawPayload.id == raw_id).values(**values))
+
+
+def purge_raw(session: Session, *, now: datetime, days: int) -> int:
+    """Delete raw bodies received more than days ago; returns how many."""
+    result = session.execute(delete(RawPayload).where(RawPayload.received_at < now - timedelta(days=days)))
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -1,0 +1,111 @@
+"""Health: online/offline by kind with a hand-moved clock, device.online on return, uptime from the events."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from linli.core.timeutil import as_utc
+from linli.devices import health, service
+from linli.devices.models import StoredEvent
+from tests.devices.helpers import T0, Clock, device, envelope
+
+
+def _link_events(session, device_id: int) -> list[tuple[str, object]]:  # type: ignore[no-untyped-def]
+    stmt = (
+        select(StoredEvent.type, StoredEvent.occurred_at)
+        .where(StoredEvent.device_id == device_id, StoredEvent.type.in_(["device.online", "device.offline"]))
+        .order_by(StoredEvent.id)
+    )
+    return [(t, as_utc(at)) for t, at in session.execute(stmt)]
+
+
+def _beat(session, serial: str, clock: Clock) -> None:  # type: ignore[no-untyped-def]
+    service.ingest(session, [envelope(serial, at=clock.now)], source="mqtt", received_at=clock.now)
+
+
+def test_silent_camera_goes_offline_once_and_comes_back(session, world, clock) -> None:
+    cam, _ = device(session, world.tianfu, serial="DS-2CD-TF-GATE-01")
+    meter, _ = device(session, world.tianfu, serial="WM-TF-3-2-501", kind="water_meter", vendor="三川")
+    _beat(session, cam.serial, clock)
+    _beat(session, meter.serial, clock)
+    assert cam.online and meter.online
+
+    clock.advance(minutes=4)
+    assert health.check_offline(session, clock.now) == []
+    clock.advance(minutes=2)  # 6 minutes of silence: past a camera's 5, far from a meter's 24 hours
+    assert [d.serial for d in health.check_offline(session, clock.now)] == [cam.serial]
+    assert not cam.online and meter.online
+    clock.advance(minutes=10)
+    assert health.check_offline(session, clock.now) == []  # offline is reported once
+
+    clock.advance(minutes=1)
+    back_at = clock.now
+    _beat(session, cam.serial, clock)
+    assert cam.online
+    assert _link_events(session, cam.id) == [
+        ("device.online", T0),
+        ("device.offline", T0 + timedelta(minutes=6)),
+        ("device.online", back_at),
+    ]
+    clock.advance(hours=25)
+    assert [d.serial for d in health.check_offline(session, clock.now)] == [cam.serial, meter.serial]
+
+
+def test_patrol_tags_never_go_offline_and_retired_devices_are_left_alone(session, world, clock) -> None:
+    tag, _ = device(session, world.tianfu, serial="PT-TF-CP-07", kind="patrol_tag", vendor="兰德华")
+    sensor, _ = device(session, world.tianfu, serial="NB-SMK-TF-0501", kind="smoke_sensor", vendor="海曼")
+    checkin = {"checkpoint": "7号楼地下车库", "guard": "巡逻一组"}
+    service.ingest(
+        session,
+        [envelope(tag.serial, "patrol.checked_in", at=clock.now, payload=checkin)],
+        source="http",
+        received_at=clock.now,
+    )
+    _beat(session, sensor.serial, clock)
+    sensor.state = "maintenance"
+    clock.advance(days=10)
+    assert health.check_offline(session, clock.now) == []
+    assert tag.online
+
+
+def test_an_old_backlog_does_not_bring_a_device_back_online(session, world, clock) -> None:
+    cam, _ = device(session, world.tianfu, serial="DS-2CD-TF-B2-01")
+    _beat(session, cam.serial, clock)
+    clock.advance(hours=2)
+    health.check_offline(session, clock.now)
+    backlog = [
+        envelope(cam.serial, "motion.detected", at=T0 + timedelta(minutes=m), payload={}) for m in (30, 40)
+    ]
+    service.ingest(session, backlog, source="http", received_at=clock.now)
+    assert not cam.online
+    assert as_utc(cam.last_seen_at) == T0 + timedelta(minutes=40)  # type: ignore[arg-type]
+
+
+def test_uptime_over_7_and_30_days(session, world, clock) -> None:
+    cam, _ = device(session, world.tianfu, serial="DS-2CD-TF-LIFT-03")
+    assert health.uptime(session, device_id=cam.id, now=clock.now, days=7) is None
+    _beat(session, cam.serial, clock)  # online at T0
+    clock.advance(hours=18)
+    _beat(session, cam.serial, clock)
+    clock.advance(minutes=6)
+    health.check_offline(session, clock.now)  # offline at T0 + 18h06m
+    clock.advance(hours=6)
+    _beat(session, cam.serial, clock)  # back at T0 + 24h06m
+    clock.advance(hours=23, minutes=54)  # now T0 + 48h: online 18h06m + 23h54m = 42h of 48h
+    assert health.uptime(session, device_id=cam.id, now=clock.now, days=7) == pytest.approx(42 / 48)
+    clock.advance(days=9)
+    _beat(session, cam.serial, clock)  # still online: the 7-day window holds no change, only the state before
+    assert health.uptime(session, device_id=cam.id, now=clock.now, days=7) == pytest.approx(1.0)
+    assert health.uptime(session, device_id=cam.id, now=clock.now, days=30) == pytest.approx(
+        (11 * 24 - 6) / (11 * 24)
+    )
+
+
+def test_timeouts_per_kind() -> None:
+    assert health.offline_after("camera") == timedelta(minutes=5)
+    assert health.offline_after("smoke_sensor") == timedelta(minutes=30)
+    assert health.offline_after("electricity_meter") == timedelta(hours=24)
+    assert health.offline_after("patrol_tag") is None
