@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Date, Float, ForeignKey, Index, String, UniqueConstraint, exists, or_, select
+from sqlalchemy import JSON, Date, Float, ForeignKey, Index, String, UniqueConstraint, or_, select
 from sqlalchemy.orm import Mapped, aliased, mapped_column
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -87,14 +87,16 @@ class Person(AreaScoped, Timestamped, Base):
     @classmethod
     def scope_criteria(cls, scope: Scope) -> ColumnElement[bool]:
         """A person is seen in their home area and wherever they currently live."""
-        # An alias, so a query that also selects residences does not swallow the subquery's FROM.
+        # Uncorrelated: the scope's current residents are one set the planner builds once, instead of
+        # an EXISTS probe per candidate row. An alias, so a query that also selects residences keeps
+        # the subquery's own FROM.
         lived = aliased(Residence, name="scope_residence")
-        lives_here = exists(
-            select(lived.id)
-            .where(lived.person_id == cls.id, lived.move_out.is_(None), scope.clause(lived.area_code))
+        residents = (
+            select(lived.person_id)
+            .where(lived.move_out.is_(None), scope.clause(lived.area_code))
             .correlate_except(lived)
         )
-        return or_(scope.clause(cls.area_code), lives_here)
+        return or_(scope.clause(cls.area_code), cls.id.in_(residents))
 
 
 class PersonTag(AreaScoped, Base):
