@@ -44,7 +44,7 @@ def clean(data: dict[str, Any]) -> dict[str, Any]:
             raise Invalid("从业人数不能为负数", field="employees")
     else:
         employees = None
-    out = {
+    return {
         "name": name[:128],
         "uscc": uscc,
         "org_type": to_code(ORG_TYPE, data.get("org_type"), field="org_type"),
@@ -54,7 +54,6 @@ def clean(data: dict[str, Any]) -> dict[str, Any]:
         "contact_phone": phone,
         "employees": employees,
     }
-    return out
 
 
 def _text(raw: Any, limit: int) -> str | None:

@@ -70,7 +70,7 @@ def _address_prefixes(session: Session, query: AddressQuery, community_code: str
     return prefixes
 
 
-def _people_at(session: Session, prefixes: list[str], room: str | None) -> Select[Person]:
+def _people_at(prefixes: list[str], room: str | None) -> Select[Person]:
     houses = select(House.id).where(_any_prefix(House.address_code, prefixes))
     if room:
         houses = houses.where(House.room == room)
@@ -113,7 +113,7 @@ def _text_clause(
     address = parse_address(compact)
     if address is not None:
         prefixes = _address_prefixes(session, address, community_code)
-        by_address = _people_at(session, prefixes, address.room if not address.unit else None)
+        by_address = _people_at(prefixes, address.room if not address.unit else None)
         return stmt.where(Person.id.in_(by_address.with_only_columns(Person.id)))
     return stmt.where(starts_with(Person.name, text))
 
