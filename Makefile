@@ -35,6 +35,7 @@ test: install browser-deps
 
 bench: install
 	$(BIN)/python bench/registry.py
+	$(BIN)/python bench/ingest.py $(BENCH_INGEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check src tests bench

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -30,11 +32,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         from linli.migrate import upgrade
 
         upgrade(engine)
-    app = FastAPI(title="Linli 邻里", version=__version__, docs_url="/docs", openapi_url="/openapi.json")
+    app = FastAPI(
+        title="Linli 邻里",
+        version=__version__,
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+        lifespan=_lifespan,
+    )
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = make_session_factory(engine)
     app.state.bus = make_bus(settings)
+    app.state.mqtt_runner = None  # set by the lifespan when it runs the MQTT ingest
+    app.state.scheduler = None  # set by the lifespan when it runs the scheduled jobs
     app.add_middleware(
         SessionMiddleware,
         secret_key=settings.secret_key,
@@ -47,6 +57,55 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     _install_error_handlers(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Start the MQTT ingest and the jobs when configured; at the end stop them and close the bus."""
+    stops = _start_background(app)
+    try:
+        yield
+    finally:
+        for stop in reversed(stops):
+            stop()
+        app.state.mqtt_runner = app.state.scheduler = None
+        app.state.bus.close()
+        app.state.bus = make_bus(app.state.settings)  # an app may be started again (the tests do)
+
+
+def _start_background(app: FastAPI) -> list[Callable[[], None]]:
+    settings: Settings = app.state.settings
+    stops: list[Callable[[], None]] = []
+    if settings.mqtt_url:
+        from linli.devices.mqtt import Publisher
+        from linli.devices.mqtt_ingest import CommandRelay, Runner
+
+        if settings.mqtt_ingest:
+            runner = Runner(
+                settings.mqtt_url,
+                session_factory=app.state.session_factory,
+                bus=app.state.bus,
+                client_id=settings.mqtt_client_id,
+            )
+            runner.start()
+            app.state.bus = runner.bus  # commands written by requests leave on the runner's connection
+            app.state.mqtt_runner = runner
+            stops.append(runner.stop)
+        else:
+            publisher = Publisher(settings.mqtt_url)
+            publisher.start()
+            app.state.bus = CommandRelay(app.state.bus, publisher.publish)
+            stops.append(publisher.stop)
+    if settings.jobs_enabled:
+        from linli.jobs import Jobs, build_scheduler
+
+        scheduler = build_scheduler(
+            Jobs(session_factory=app.state.session_factory, bus=app.state.bus, settings=settings)
+        )
+        scheduler.start()
+        app.state.scheduler = scheduler
+        stops.append(lambda: scheduler.shutdown(wait=False))
+    return stops
 
 
 def _mount_routes(app: FastAPI) -> None:

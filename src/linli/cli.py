@@ -1,4 +1,4 @@
-"""The `linli` command: serve, db, demo, users, import, export."""
+"""The `linli` command: serve, db, demo, simulate, users, import, export; the workers are in workers.py."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ from linli.core.auth import service as accounts
 from linli.core.auth.service import Principal
 from linli.core.errors import LinliError
 from linli.db import Scope, analyze, make_engine, make_session_factory, unit_of_work
-from linli.settings import get_settings
+from linli.settings import Settings, get_settings
+from linli.workers import ingest_app, jobs_app
 
 app = typer.Typer(help="Linli 邻里 smart-community platform", no_args_is_help=True, add_completion=False)
 db_app = typer.Typer(help="Database schema", no_args_is_help=True)
@@ -28,6 +29,8 @@ app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(import_app, name="import")
 app.add_typer(export_app, name="export")
+app.add_typer(ingest_app, name="ingest")
+app.add_typer(jobs_app, name="jobs")
 
 
 def _factory() -> tuple[Engine, sessionmaker[Session]]:
@@ -42,6 +45,13 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
+def serve_settings(settings: Settings) -> Settings:
+    """The server's settings: scheduled jobs on unless LINLI_JOBS_ENABLED says otherwise."""
+    if "jobs_enabled" in settings.model_fields_set:
+        return settings
+    return settings.model_copy(update={"jobs_enabled": True})
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="bind address")] = None,
@@ -52,7 +62,7 @@ def serve(
 
     from linli.app import create_app
 
-    settings = get_settings()
+    settings = serve_settings(get_settings())
     uvicorn.run(
         create_app(settings), host=host or settings.host, port=port or settings.port, log_level="info"
     )
@@ -223,6 +233,70 @@ def export_list(
         data, count = makers[entity](session, Principal.system(), community_code=community)
     out.write_bytes(data)
     typer.echo(json.dumps({"file": str(out), "rows": count}))
+
+
+@app.command()
+def simulate(
+    community: Annotated[str, typer.Option(help="community code, e.g. 611102001001 (天府和苑)")],
+    via: Annotated[str, typer.Option(help="http (signed batches) or mqtt (QoS 1 publishes)")] = "http",
+    rate: Annotated[
+        float | None,
+        typer.Option(help="mean events per wall-clock second over a simulated day (default: natural volume)"),
+    ] = None,
+    duration: Annotated[float, typer.Option(help="wall-clock seconds to run")] = 60.0,
+    url: Annotated[
+        str | None,
+        typer.Option(
+            help="hub URL (default http://127.0.0.1:8000) or broker (default mqtt://127.0.0.1:1883)"
+        ),
+    ] = None,
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="linli (our schema) or hikvision (ISAPI XML for cameras, gates and access terminals, "
+            "parsed by the hikvision_isapi adapter and sent through the normal ingest until the vendor "
+            "push endpoint exists)",
+        ),
+    ] = "linli",
+    seed: Annotated[int, typer.Option(help="random seed; the same seed gives the same stream")] = 1,
+    day_seconds: Annotated[
+        float, typer.Option(help="wall-clock seconds one simulated day lasts (86400: real time)")
+    ] = 86_400.0,
+    create_devices: Annotated[
+        bool,
+        typer.Option("--create-devices", help="register a realistic device set if the community has none"),
+    ] = False,
+) -> None:
+    """Play a community's devices: access and vehicle peaks, patrols, sensors, alarms, heartbeats, outages.
+
+    Runs next to the database (LINLI_DATABASE_URL, LINLI_SECRET_KEY): it reads the devices' encrypted
+    secrets from the register to sign HTTP requests, as the hub does to check them.
+    """
+    from linli.demo import simulator_send as sim
+
+    options = sim.Options(
+        community=community,
+        via=via,
+        rate=rate,
+        duration=duration,
+        url=url,
+        fmt=fmt,
+        seed=seed,
+        day_seconds=day_seconds,
+        create_devices=create_devices,
+    )
+    _, factory = _factory()
+    try:
+        options.check()
+        registered = sim.prepare(factory, options, typer.echo)
+        tally = sim.run(registered, options, typer.echo)
+    except LinliError as exc:
+        raise _fail(f"{exc.field or ''} {exc.message}".strip()) from None
+    except (OSError, ConnectionError) as exc:
+        raise _fail(f"cannot reach {url or via}: {exc}") from None
+    if tally.sent and not (tally.stored or tally.duplicates or tally.acknowledged):
+        raise _fail(f"nothing was taken: {tally.last_error}", code=1)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -37,7 +37,13 @@ class Settings(BaseSettings):
     ingest_max_bytes: int = 2 * 1024 * 1024
     ingest_clock_skew_seconds: int = 300
     raw_retention_days: int = 7
+    # Device broker (mqtt://user:pass@host:1883): `linli serve` then runs the MQTT ingest and sends commands.
     mqtt_url: str = ""
+    mqtt_client_id: str = "linli-ingest"  # one consuming process per id: the broker keeps its session
+    mqtt_ingest: bool = True  # false: serve only publishes commands; `linli ingest mqtt` workers ingest
+    # Scheduled jobs (offline checks, command expiry, outbox catch-up, purges): on for `linli serve` unless
+    # set false (run them in one process only, or as `linli jobs run`); off for apps built in code (tests).
+    jobs_enabled: bool = False
 
     def pii_key_bytes(self) -> bytes:
         """The 32-byte AES key for personal data at rest."""

@@ -1,4 +1,4 @@
-"""Fixtures of the device hub tests: a clock, a bus, and a few registered devices in the fixed world."""
+"""Fixtures of the device hub tests: a clock, a bus, a few registered devices, an MQTT ingest runner."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from collections.abc import Iterator
 import pytest
 
 from linli.core.bus import InProcessBus
+from linli.devices.mqtt_ingest import Runner
 from tests.devices.helpers import Clock, Recorder, device
+from tests.devices.mqtt_helpers import URL, unique
 
 
 @pytest.fixture
@@ -47,3 +49,28 @@ def gate(session, world):  # type: ignore[no-untyped-def]
 def camera(session, world):  # type: ignore[no-untyped-def]
     """A camera at Yuyu's lift lobby (device, secret)."""
     return device(session, world.yuyu, serial="DH-IPC-HFW2431-YY-07", vendor="大华", location="7号楼电梯厅")
+
+
+@pytest.fixture
+def start_runner(session_factory, bus):  # type: ignore[no-untyped-def]
+    """start_runner(serial, ...) → a started Runner for those devices' events and acks on the test broker."""
+    runners: list[Runner] = []
+
+    def start(*serials: str) -> Runner:
+        topics = [f"linli/+/{s}/{kind}" for s in serials for kind in ("events", "acks")]
+        runner = Runner(
+            URL,
+            session_factory=session_factory,
+            bus=bus,
+            client_id=unique("linli-test"),
+            subscriptions=topics,
+            session_expiry_s=120,  # the broker forgets the test's session soon after
+        )
+        runner.start()
+        runners.append(runner)
+        assert runner.subscriber.subscribed.wait(5), "the runner could not subscribe"
+        return runner
+
+    yield start
+    for runner in runners:
+        runner.stop()

@@ -51,18 +51,27 @@ def add(session: Session, messages: list[tuple[str, dict[str, Any]]], *, now: da
     )
 
 
-def deliver_outbox(session_factory: sessionmaker[Session], bus: Bus, *, limit: int = 100_000) -> int:
+def deliver_outbox(
+    session_factory: sessionmaker[Session],
+    bus: Bus,
+    *,
+    limit: int = 100_000,
+    older_than: timedelta | None = None,
+) -> int:
     """Publish undelivered messages in order, each batch in its own transaction; returns how many.
 
+    older_than leaves younger messages to the transaction that wrote them (the catch-up job uses it).
     Stops at the first message the bus refuses (it stays queued, its attempts counted) so order is kept.
     Rows are claimed with SKIP LOCKED on PostgreSQL, so several workers may run this at once. Delivery is
     at least once: a crash between publishing and marking publishes again, so subscribers must be idempotent.
     """
     with _delivering:
-        return _deliver(session_factory, bus, limit)
+        return _deliver(session_factory, bus, limit, older_than)
 
 
-def _deliver(session_factory: sessionmaker[Session], bus: Bus, limit: int) -> int:
+def _deliver(
+    session_factory: sessionmaker[Session], bus: Bus, limit: int, older_than: timedelta | None
+) -> int:
     delivered = 0
     while delivered < limit:
         with session_factory() as session:
@@ -73,6 +82,8 @@ def _deliver(session_factory: sessionmaker[Session], bus: Bus, limit: int) -> in
                 .limit(min(BATCH, limit - delivered))
                 .with_for_update(skip_locked=True)
             )
+            if older_than is not None:
+                stmt = stmt.where(OutboxMessage.created_at < utcnow() - older_than)
             batch = list(session.scalars(stmt))
             if not batch:
                 return delivered

@@ -1,4 +1,4 @@
-"""Device hub JSON API for staff: the register, its import, dead letters. Events and ingest: api_events.py."""
+"""Device hub staff JSON API: register, import, dead letters (events: api_events, commands: api_commands)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from linli.core.errors import Invalid, TooLarge
 from linli.core.outbox import deliver_outbox
 from linli.core.timeutil import utcnow
 from linli.devices import deadletters, health, importers, register, service
+from linli.devices.api_commands import router as commands_router
 from linli.devices.api_events import router as events_router
 from linli.devices.schemas import (
     DeadLetterOut,
@@ -189,3 +190,4 @@ def discard_dead_letter(dead_letter_id: int, session: DB, principal: CurrentPrin
 router = APIRouter()
 router.include_router(staff)
 router.include_router(events_router)
+router.include_router(commands_router)

@@ -99,3 +99,38 @@ def add_credential(
     session.add(credential)
     session.flush()
     return credential
+
+
+def set_device_credential(
+    session: Session, *, community: str, device_id: int, kind: str, value: str, person_id: int
+) -> DeviceCredential:
+    """Map a credential on one device to a person, replacing what that device's value meant before."""
+    value = value.strip()[:64]
+    stmt = select(DeviceCredential).where(
+        DeviceCredential.device_id == device_id,
+        DeviceCredential.kind == kind,
+        DeviceCredential.value == value,
+    )
+    current = list(session.scalars(stmt.execution_options(skip_scope=True)))
+    for credential in current:
+        if credential.person_id == person_id:
+            return credential
+        session.delete(credential)
+    session.flush()
+    return add_credential(
+        session, community=community, kind=kind, value=value, person_id=person_id, device_id=device_id
+    )
+
+
+def remove_device_credentials(session: Session, *, device_id: int, person_id: int, kind: str) -> int:
+    """Forget a person's credentials of one kind on one device; returns how many mappings went."""
+    stmt = select(DeviceCredential).where(
+        DeviceCredential.device_id == device_id,
+        DeviceCredential.person_id == person_id,
+        DeviceCredential.kind == kind,
+    )
+    found = list(session.scalars(stmt.execution_options(skip_scope=True)))
+    for credential in found:
+        session.delete(credential)
+    session.flush()
+    return len(found)

@@ -1,4 +1,4 @@
-"""Tables of the device hub: register, credentials, event store, raw payloads, dead letters, rollups."""
+"""Tables of the device hub: register, credentials, events, raw payloads, dead letters, rollups, commands."""
 
 from __future__ import annotations
 
@@ -68,6 +68,16 @@ class DeadLetterStatus(StrEnum):
     NEW = "new"
     REPLAYED = "replayed"
     DISCARDED = "discarded"
+
+
+class CommandStatus(StrEnum):
+    """Where a command to a device stands."""
+
+    QUEUED = "queued"  # waiting for an HTTP-only device to fetch it
+    SENT = "sent"
+    ACKNOWLEDGED = "acknowledged"
+    FAILED = "failed"
+    EXPIRED = "expired"
 
 
 class Device(AreaScoped, Timestamped, Base):
@@ -196,3 +206,25 @@ class EventRollup(AreaScoped, Base):
     device_kind: Mapped[str] = mapped_column(String(32))
     type: Mapped[str] = mapped_column(String(32))
     count: Mapped[int] = mapped_column(default=0)
+
+
+class DeviceCommand(AreaScoped, Base):
+    """One command sent down to a device (open a door, push a credential …) and what became of it."""
+
+    __tablename__ = "device_commands"
+    __table_args__ = (
+        Index("ix_device_commands_device_created", "device_id", "created_at"),
+        Index("ix_device_commands_status_expires", "status", "expires_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"))
+    command: Mapped[str] = mapped_column(String(32))
+    args: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column()
+    sent_at: Mapped[datetime | None] = mapped_column(default=None)
+    acked_at: Mapped[datetime | None] = mapped_column(default=None)
+    expires_at: Mapped[datetime] = mapped_column()
+    result: Mapped[str] = mapped_column(String(500), default="")
+    requested_by: Mapped[str] = mapped_column(String(64), default="")

@@ -1,4 +1,4 @@
-"""MQTT transport of the device hub: events in on linli/{community}/{device}/events, QoS 1.
+"""MQTT transport of the device hub: events and acks in, commands out, QoS 1 (topics: docs/mqtt.md).
 
 Messages are acknowledged only after the batch holding them has been handled (stored and committed), so a
 crash or a database outage loses nothing: the broker keeps unacknowledged messages in the persistent
@@ -13,7 +13,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
@@ -25,6 +25,8 @@ from paho.mqtt.properties import Properties
 log = logging.getLogger(__name__)
 
 EVENTS_SUBSCRIPTION = "linli/+/+/events"
+ACKS_SUBSCRIPTION = "linli/+/+/acks"
+PUBLISH_TIMEOUT_S = 5.0
 RECEIVE_MAXIMUM = 2000  # unacknowledged QoS 1 messages the broker may send us at once (room for a batch)
 SESSION_EXPIRY_S = 7 * 24 * 3600  # the broker keeps our queue a week while we are down
 
@@ -49,6 +51,11 @@ def events_topic(community: str, device: str) -> str:
 def commands_topic(community: str, device: str) -> str:
     """The topic Linli publishes a device's commands on."""
     return f"linli/{community}/{device}/commands"
+
+
+def acks_topic(community: str, device: str) -> str:
+    """The topic a device answers its commands on."""
+    return f"linli/{community}/{device}/acks"
 
 
 def parse_topic(topic: str) -> tuple[str, str, str] | None:
@@ -76,16 +83,19 @@ class Subscriber:
         handle_batch: Callable[[list[Message]], None],
         *,
         client_id: str = "linli-ingest",
-        subscription: str = EVENTS_SUBSCRIPTION,
+        subscription: str | Sequence[str] = EVENTS_SUBSCRIPTION,
         batch_size: int = 500,
         max_wait_s: float = 0.05,
+        session_expiry_s: int = SESSION_EXPIRY_S,
     ) -> None:
         self.host, self.port, user, password = broker_address(url)
         self.handle_batch = handle_batch
-        self.subscription = subscription
+        self.subscriptions = (subscription,) if isinstance(subscription, str) else tuple(subscription)
+        self.session_expiry_s = session_expiry_s
         self.batch_size = batch_size
         self.max_wait_s = max_wait_s
         self.connected = threading.Event()
+        self.subscribed = threading.Event()  # the broker confirmed our subscriptions (SUBACK)
         self._queue: queue.Queue[Message] = queue.Queue()
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
@@ -98,11 +108,12 @@ class Subscriber:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
+        self.client.on_subscribe = lambda *_args: self.subscribed.set()
 
     def start(self) -> None:
         """Connect (in the background, reconnecting by itself) and start handling."""
         properties = Properties(PacketTypes.CONNECT)
-        properties.SessionExpiryInterval = SESSION_EXPIRY_S
+        properties.SessionExpiryInterval = self.session_expiry_s
         properties.ReceiveMaximum = RECEIVE_MAXIMUM
         self.client.connect_async(
             self.host, self.port, keepalive=30, clean_start=False, properties=properties
@@ -125,14 +136,19 @@ class Subscriber:
         if getattr(reason, "is_failure", False):
             log.warning("MQTT connect to %s:%s refused: %s", self.host, self.port, reason)
             return
-        client.subscribe(self.subscription, qos=1)
+        client.subscribe([(topic, 1) for topic in self.subscriptions])
         self.connected.set()
-        log.info("MQTT connected to %s:%s, subscribed to %s", self.host, self.port, self.subscription)
+        log.info("MQTT connected to %s:%s, subscribed to %s", self.host, self.port, self.subscriptions)
+
+    def publish(self, topic: str, payload: bytes, *, timeout: float = PUBLISH_TIMEOUT_S) -> None:
+        """Publish at QoS 1 on this connection and wait for the broker's PUBACK (raises if it does not)."""
+        publish_and_wait(self.client, self.connected, topic, payload, timeout=timeout)
 
     def _on_disconnect(
         self, _client: mqtt.Client, _userdata: object, _flags: object, reason: object, _properties: object
     ) -> None:
         self.connected.clear()
+        self.subscribed.clear()
         if not self._stop.is_set():
             log.warning("MQTT connection lost (%s); reconnecting", reason)
 
@@ -179,6 +195,56 @@ class Subscriber:
                 if message.qos > 0:
                     self.client.ack(message.mid, message.qos)
             return
+
+
+def publish_and_wait(
+    client: mqtt.Client, connected: threading.Event, topic: str, payload: bytes, *, timeout: float
+) -> None:
+    """Publish at QoS 1 on a running client; ConnectionError or TimeoutError unless the broker took it."""
+    if not connected.is_set():
+        raise ConnectionError(f"not connected to the MQTT broker; {topic} not published")
+    info = client.publish(topic, payload, qos=1)
+    if info.rc != mqtt.MQTT_ERR_SUCCESS:
+        raise ConnectionError(f"publishing on {topic} failed: {mqtt.error_string(info.rc)}")
+    info.wait_for_publish(timeout)
+    if not info.is_published():
+        raise TimeoutError(f"the MQTT broker did not acknowledge {topic} within {timeout} s")
+
+
+class Publisher:
+    """A long-lived QoS 1 publisher for processes that publish without subscribing (the jobs worker)."""
+
+    def __init__(self, url: str, *, client_id: str = "") -> None:
+        self.host, self.port, user, password = broker_address(url)
+        self.connected = threading.Event()
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+        if user:
+            self.client.username_pw_set(user, password)
+        self.client.reconnect_delay_set(min_delay=1, max_delay=30)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = lambda *_args: self.connected.clear()
+
+    def _on_connect(
+        self, _client: mqtt.Client, _userdata: object, _flags: object, reason: object, _properties: object
+    ) -> None:
+        if getattr(reason, "is_failure", False):
+            log.warning("MQTT connect to %s:%s refused: %s", self.host, self.port, reason)
+            return
+        self.connected.set()
+
+    def start(self) -> None:
+        """Connect in the background (reconnecting by itself)."""
+        self.client.connect_async(self.host, self.port, keepalive=30)
+        self.client.loop_start()
+
+    def publish(self, topic: str, payload: bytes, *, timeout: float = PUBLISH_TIMEOUT_S) -> None:
+        """Publish at QoS 1 and wait for the broker's PUBACK (raises if it does not come)."""
+        publish_and_wait(self.client, self.connected, topic, payload, timeout=timeout)
+
+    def stop(self) -> None:
+        """Disconnect."""
+        self.client.disconnect()
+        self.client.loop_stop()
 
 
 def publish(url: str, topic: str, payload: bytes, *, qos: int = 1, timeout: float = 5.0) -> None:

@@ -1,4 +1,7 @@
-"""The HTTP way in: authenticate a signed body, keep it raw, parse it, and ingest the events it holds."""
+"""The HTTP way in: authenticate a signed body, keep it raw, parse it, and ingest the events it holds.
+
+take_body (keep raw, parse, dead-letter malformed JSON) is shared with the MQTT way in.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from linli.core.errors import LinliError
 from linli.devices import deadletters, signing, store
+from linli.devices.models import Device
 from linli.devices.service import IngestResult, ingest
 
 SOURCE = "http"
@@ -61,6 +65,53 @@ def events_of(parsed: Any) -> list[Any]:
     return [parsed]
 
 
+@dataclass
+class Body:
+    """A received body, kept raw and parsed: its events, or the dead letter of malformed JSON."""
+
+    raw_id: int
+    events: list[Any]
+    error: MalformedJson | None = None
+
+
+def take_body(
+    session: Session,
+    *,
+    body: bytes,
+    source: str,
+    received_at: datetime,
+    sender: Device | None,
+    device_serial: str,
+    content_type: str = "application/json",
+) -> Body:
+    """Keep a body raw and parse it; malformed JSON becomes a dead letter (the error says where)."""
+    raw_id = store.save_raw(
+        session,
+        received_at=received_at,
+        source=source,
+        body=body,
+        content_type=content_type,
+        device_serial=device_serial,
+    )
+    try:
+        parsed = json.loads(body)
+    except ValueError as exc:  # JSONDecodeError, and UnicodeDecodeError for bytes that are not text
+        error = MalformedJson(exc, dead_letter_id=0)
+        letter = deadletters.record(
+            session,
+            reason=error.message,
+            item=body,
+            source=source,
+            received_at=received_at,
+            sender=sender,
+            raw_id=raw_id,
+        )
+        error.dead_letter_id = letter.id
+        store.link_raw(session, raw_id, event_ids=[], dead_letter_id=letter.id)
+        return Body(raw_id, [], error)
+    return Body(raw_id, events_of(parsed))
+
+
 def receive(
     session: Session,
     *,
@@ -82,29 +133,16 @@ def receive(
         now=now,
         skew_seconds=skew_seconds,
     )
-    raw_id = store.save_raw(
+    taken = take_body(
         session,
-        received_at=now,
-        source=SOURCE,
         body=body,
-        content_type=content_type,
+        source=SOURCE,
+        received_at=now,
+        sender=device,
         device_serial=device.serial,
+        content_type=content_type,
     )
-    try:
-        parsed = json.loads(body)
-    except ValueError as exc:  # JSONDecodeError, and UnicodeDecodeError for bytes that are not text
-        error = MalformedJson(exc, dead_letter_id=0)
-        letter = deadletters.record(
-            session,
-            reason=error.message,
-            item=body,
-            source=SOURCE,
-            received_at=now,
-            sender=device,
-            raw_id=raw_id,
-        )
-        error.dead_letter_id = letter.id
-        store.link_raw(session, raw_id, event_ids=[], dead_letter_id=letter.id)
-        return Received(None, error)
-    result = ingest(session, events_of(parsed), source=SOURCE, received_at=now, sender=device, raw_id=raw_id)
+    if taken.error is not None:
+        return Received(None, taken.error)
+    result = ingest(session, taken.events, source=SOURCE, received_at=now, sender=device, raw_id=taken.raw_id)
     return Received(result)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from linli.devices.models import DeadLetter, Device, StoredEvent
+from linli.core.timeutil import as_utc
+from linli.devices.models import DeadLetter, Device, DeviceCommand, StoredEvent
 from linli.devices.vocab import KIND_LABELS, STATE_LABELS
 
 
@@ -177,3 +178,46 @@ class ReplayOut(BaseModel):
 
     dead_letter: DeadLetterOut
     result: IngestOut
+
+
+class CommandIn(BaseModel):
+    """A command for a device: what, its arguments, and how long it may wait for the device."""
+
+    command: str = Field(max_length=32, description="open_door, open_barrier, push_credential, …")
+    args: dict[str, Any] = Field(default_factory=dict)
+    ttl_seconds: int = Field(default=300, ge=10, le=7 * 24 * 3600, description="expires unanswered after")
+
+
+class CommandOut(BaseModel):
+    """A command and what became of it."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    device_id: int
+    command: str
+    args: dict[str, Any]
+    status: str
+    created_at: datetime
+    sent_at: datetime | None
+    acked_at: datetime | None
+    expires_at: datetime
+    result: str
+    requested_by: str
+
+    @classmethod
+    def of(cls, command: DeviceCommand) -> CommandOut:
+        """The view of a command (times in UTC)."""
+        out = cls.model_validate(command)
+        for name in ("created_at", "sent_at", "acked_at", "expires_at"):
+            value = getattr(out, name)
+            if value is not None:
+                setattr(out, name, as_utc(value))
+        return out
+
+
+class AckBody(BaseModel):
+    """An HTTP device's answer to one of its commands."""
+
+    status: Literal["ok", "failed"]
+    detail: str = Field(default="", max_length=500)

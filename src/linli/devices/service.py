@@ -28,7 +28,7 @@ from linli.devices.events import Envelope
 from linli.devices.models import DeadLetter, DeadLetterStatus, Device, DeviceKind
 from linli.devices.store import Accepted
 
-__all__ = ["MAX_AGE", "MAX_FUTURE", "IngestResult", "deliver_outbox", "ingest", "replay"]
+__all__ = ["MAX_AGE", "MAX_FUTURE", "IngestResult", "Origin", "deliver_outbox", "ingest", "replay"]
 
 MAX_FUTURE = timedelta(minutes=5)
 MAX_AGE = timedelta(days=30)
@@ -62,6 +62,14 @@ class _Failure:
     device: Device | None = None
 
 
+@dataclass(frozen=True)
+class Origin:
+    """Where one item of a batch came from: the device that sent it and the raw body it arrived in."""
+
+    sender: Device | None = None
+    raw_id: int | None = None
+
+
 def ingest(
     session: Session,
     envelopes: list[Envelope | dict[str, Any]],
@@ -70,10 +78,18 @@ def ingest(
     received_at: datetime,
     sender: Device | None = None,
     raw_id: int | None = None,
+    origins: list[Origin] | None = None,
 ) -> IngestResult:
-    """Store a batch of events from source; sender is the authenticated device (None: a trusted adapter)."""
+    """Store a batch of events from source; sender is the authenticated device (None: a trusted adapter).
+
+    origins gives each item its own sender and raw body instead (a batch gathered from many messages).
+    """
+    if origins is None:
+        origins = [Origin(sender, raw_id)] * len(envelopes)
+    elif len(origins) != len(envelopes) or sender is not None or raw_id is not None:
+        raise ValueError("origins needs one entry per envelope, and replaces sender and raw_id")
     result, _ = _ingest(
-        session, envelopes, source=source, received_at=received_at, sender=sender, raw_id=raw_id, keep=True
+        session, envelopes, source=source, received_at=received_at, origins=origins, keep=True
     )
     return result
 
@@ -84,8 +100,7 @@ def _ingest(
     *,
     source: str,
     received_at: datetime,
-    sender: Device | None,
-    raw_id: int | None,
+    origins: list[Origin],
     keep: bool,
 ) -> tuple[IngestResult, list[_Failure]]:
     received_at = as_utc(received_at)
@@ -93,7 +108,7 @@ def _ingest(
     set_scope(session, None)  # the hub links to the whole register, whoever triggered the ingest
     try:
         result = IngestResult()
-        accepted, failures = _judge(session, items, received_at=received_at, sender=sender)
+        accepted, failures = _judge(session, items, received_at=received_at, origins=origins)
         fresh = _deduplicate(session, accepted, result)
         linking.link(session, fresh)
         came_back = health.touch(fresh, received_at=received_at)
@@ -112,20 +127,39 @@ def _ingest(
                     source=source,
                     received_at=received_at,
                     device=failure.device,
-                    sender=sender,
-                    raw_id=raw_id,
+                    sender=origins[failure.index].sender,
+                    raw_id=origins[failure.index].raw_id,
                 )
                 result.dead_letter_ids.append(letter.id)
-        if raw_id is not None:
-            dead = result.dead_letter_ids[0] if result.dead_letter_ids else None
-            store.link_raw(session, raw_id, event_ids=result.event_ids, dead_letter_id=dead)
+            _link_raws(session, origins, fresh, failures, result.dead_letter_ids)
         return result, failures
     finally:
         set_scope(session, scope)
 
 
+def _link_raws(
+    session: Session,
+    origins: list[Origin],
+    fresh: list[Accepted],
+    failures: list[_Failure],
+    letter_ids: list[int],
+) -> None:
+    """Record which stored events, and which first dead letter, each raw body of the batch became."""
+    events: dict[int, list[int]] = {o.raw_id: [] for o in origins if o.raw_id is not None}
+    dead: dict[int, int] = {}
+    for event in fresh:
+        raw_id = origins[event.index].raw_id
+        if raw_id is not None and event.stored_id is not None:
+            events[raw_id].append(event.stored_id)
+    for failure, letter_id in zip(failures, letter_ids, strict=True):
+        raw_id = origins[failure.index].raw_id
+        if raw_id is not None:
+            dead.setdefault(raw_id, letter_id)
+    store.link_raws(session, {raw_id: (ids, dead.get(raw_id)) for raw_id, ids in events.items()})
+
+
 def _judge(
-    session: Session, items: list[Any], *, received_at: datetime, sender: Device | None
+    session: Session, items: list[Any], *, received_at: datetime, origins: list[Origin]
 ) -> tuple[list[Accepted], list[_Failure]]:
     """Split a batch into accepted events and failures with reasons."""
     failures: list[_Failure] = []
@@ -150,6 +184,7 @@ def _judge(
     accepted: list[Accepted] = []
     for index, item, envelope, payload in parsed:
         device = devices.get(envelope.device)
+        sender = origins[index].sender
         reason = payload if isinstance(payload, str) else _refusal(envelope, device, sender, received_at)
         if reason or device is None or isinstance(payload, str):
             failures.append(_Failure(index, reason or "unknown device", item, device))
@@ -255,7 +290,7 @@ def replay(
         stmt = select(Device).where(Device.id == letter.sender_id).execution_options(skip_scope=True)
         sender = session.scalar(stmt)
     result, failures = _ingest(
-        session, [item], source=letter.source, received_at=now, sender=sender, raw_id=None, keep=False
+        session, [item], source=letter.source, received_at=now, origins=[Origin(sender)], keep=False
     )
     letter.attempts += 1
     if failures:

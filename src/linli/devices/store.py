@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, delete, select, update
+from sqlalchemy import Table, bindparam, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -190,6 +190,23 @@ def link_raw(
     if dead_letter_id is not None:
         values["dead_letter_id"] = dead_letter_id
     session.execute(update(RawPayload).where(RawPayload.id == raw_id).values(**values))
+
+
+def link_raws(session: Session, links: dict[int, tuple[list[int], int | None]]) -> None:
+    """link_raw for many bodies in one statement: raw id -> (event ids, dead letter id or None)."""
+    if not links:
+        return
+    raws = table(RawPayload)
+    stmt = (
+        update(raws)
+        .where(raws.c.id == bindparam("raw_id"))
+        .values(
+            event_ids=bindparam("ids", type_=raws.c.event_ids.type),
+            dead_letter_id=bindparam("dead", type_=raws.c.dead_letter_id.type),
+        )
+    )
+    rows = [{"raw_id": raw_id, "ids": ids, "dead": dead} for raw_id, (ids, dead) in links.items()]
+    session.execute(stmt, rows)
 
 
 def purge_raw(session: Session, *, now: datetime, days: int) -> int:

@@ -38,6 +38,7 @@ class Perm(StrEnum):
     USERS_MANAGE = "users.manage"
     DEVICES_READ = "devices.read"
     DEVICES_WRITE = "devices.write"
+    DEVICES_COMMAND = "devices.command"
     EVENTS_READ = "events.read"
 
 
@@ -52,7 +53,7 @@ _ALL_REGISTRY = {
     Perm.VEHICLES_READ,
     Perm.VEHICLES_WRITE,
 }
-_DEVICE_KEEPER = {Perm.DEVICES_READ, Perm.DEVICES_WRITE, Perm.EVENTS_READ}
+_DEVICE_KEEPER = {Perm.DEVICES_READ, Perm.DEVICES_WRITE, Perm.DEVICES_COMMAND, Perm.EVENTS_READ}
 
 ROLE_PERMS: dict[Role, frozenset[Perm]] = {
     Role.DISTRICT_ADMIN: frozenset(Perm),

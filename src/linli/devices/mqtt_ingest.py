@@ -1,0 +1,255 @@
+"""MQTT ingest: each batch from the broker in one unit of work — events to the store, acks to commands.
+
+The topic says who sent a message (linli/{community}/{serial}/events): that device must be registered in
+that community, and its envelopes must be its own (or, for a gateway, those of its community's devices),
+as over HTTP. Bad content becomes dead letters; only an infrastructure failure (the database) raises, so
+that the Subscriber keeps the batch unacknowledged and tries again. The Runner also carries commands out:
+its bus relays the outbox's command messages to the broker.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy.orm import Session, sessionmaker
+
+from linli.core.bus import Bus, Handler, Subscription, encode, subject_matches
+from linli.core.outbox import deliver_outbox
+from linli.core.timeutil import utcnow
+from linli.db import unit_of_work
+from linli.devices import commands, deadletters, register, store
+from linli.devices.models import Device
+from linli.devices.mqtt import (
+    ACKS_SUBSCRIPTION,
+    EVENTS_SUBSCRIPTION,
+    SESSION_EXPIRY_S,
+    Message,
+    Subscriber,
+    parse_topic,
+)
+from linli.devices.receive import take_body
+from linli.devices.service import Origin, ingest
+
+log = logging.getLogger(__name__)
+
+SOURCE = "mqtt"
+
+
+@dataclass
+class Stats:
+    """What the MQTT ingest has done (per batch, or summed since start)."""
+
+    batches: int = 0
+    messages: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    acks: int = 0
+    ignored: int = 0  # acks for unknown commands, malformed acks, messages on other topics
+
+    def add(self, other: Stats) -> None:
+        """Add other's counts to these."""
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+
+    def as_dict(self) -> dict[str, int]:
+        """The counts by name."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def handle_batch(
+    messages: list[Message],
+    *,
+    session_factory: sessionmaker[Session],
+    bus: Bus,
+    now: datetime | None = None,
+) -> Stats:
+    """Store a batch of event and ack messages in one transaction, then deliver the outbox."""
+    received_at = now or utcnow()
+    stats = Stats(batches=1, messages=len(messages))
+    with unit_of_work(session_factory) as session:
+        devices = register.by_serials(session, {m.device for m in messages if m.device})
+        events: list[Any] = []
+        origins: list[Origin] = []
+        for message in messages:
+            kind = (parse_topic(message.topic) or ("", "", ""))[2]
+            device = devices.get(message.device)
+            if kind == "events":
+                raw_id, taken = _take(session, message, device, received_at, stats)
+                events += taken
+                origins += [Origin(device, raw_id)] * len(taken)
+            elif kind == "acks":
+                _ack(session, message, device, received_at, stats)
+            else:
+                log.warning("MQTT message on %s ignored: not an events or acks topic", message.topic[:200])
+                stats.ignored += 1
+        if events:  # one ingest for the whole batch: each event keeps its sender and raw body
+            result = ingest(session, events, source=SOURCE, received_at=received_at, origins=origins)
+            stats.stored += result.stored
+            stats.duplicates += result.duplicates
+            stats.rejected += len(result.rejected)
+    try:
+        deliver_outbox(session_factory, bus)
+    except Exception:  # the batch is committed; the outbox catch-up job delivers the rest
+        log.exception("delivering the outbox after an MQTT batch failed")
+    return stats
+
+
+def topic_refusal(message: Message, device: Device | None) -> str:
+    """Why the device the topic names may not send this message ("" if it may)."""
+    if device is None:
+        return f"unknown device: {message.device[:64]} (topic {message.topic[:200]}) is not registered"
+    if register.is_retired(device):
+        return f"retired device: {device.serial} no longer sends to the hub"
+    if device.community_code != message.community:
+        return (
+            f"wrong community: topic {message.topic[:200]} names community {message.community[:32]}, "
+            f"but {device.serial} is registered in {device.community_code}"
+        )
+    return ""
+
+
+def _take(
+    session: Session, message: Message, device: Device | None, received_at: datetime, stats: Stats
+) -> tuple[int, list[Any]]:
+    """Keep a message raw and parse it: (raw id, its events), no events if it is malformed or refused."""
+    taken = take_body(
+        session,
+        body=message.payload,
+        source=SOURCE,
+        received_at=received_at,
+        sender=device,
+        device_serial=message.device[:64],
+    )
+    if taken.error is not None:
+        stats.rejected += 1
+        return taken.raw_id, []
+    refusal = topic_refusal(message, device)
+    if not refusal:
+        return taken.raw_id, taken.events
+    letters = [
+        deadletters.record(
+            session,
+            reason=refusal,
+            item=item,
+            source=SOURCE,
+            received_at=received_at,
+            sender=device,
+            raw_id=taken.raw_id,
+        )
+        for item in taken.events
+    ]
+    store.link_raw(session, taken.raw_id, event_ids=[], dead_letter_id=letters[0].id if letters else None)
+    stats.rejected += len(letters)
+    return taken.raw_id, []
+
+
+def _ack(
+    session: Session, message: Message, device: Device | None, received_at: datetime, stats: Stats
+) -> None:
+    refusal = topic_refusal(message, device)
+    if refusal or device is None:
+        log.warning("MQTT ack on %s ignored: %s", message.topic[:200], refusal)
+        stats.ignored += 1
+        return
+    try:
+        ack = commands.AckIn.model_validate_json(message.payload)
+    except ValidationError as exc:
+        log.warning("malformed ack on %s ignored: %s", message.topic[:200], exc.errors()[0]["msg"])
+        stats.ignored += 1
+        return
+    if commands.acknowledge(session, device=device, ack=ack, now=received_at) is None:
+        stats.ignored += 1
+    else:
+        stats.acks += 1
+
+
+Publish = Callable[[str, bytes], None]
+
+
+class CommandRelay:
+    """A bus that publishes the outbox's command messages to the MQTT broker and passes the rest on.
+
+    A command message holds the MQTT topic and the message; if the broker does not take it the publish
+    raises, so the outbox keeps it for the next delivery (QoS 1 from the outbox to the broker).
+    """
+
+    pattern = f"{commands.SUBJECT_PREFIX}.>"
+
+    def __init__(self, bus: Bus, publish: Publish) -> None:
+        self.inner = bus
+        self._publish = publish
+
+    def publish(self, subject: str, data: bytes | dict[str, Any]) -> None:
+        """Commands go to the broker, everything else to the inner bus."""
+        if subject_matches(self.pattern, subject) and isinstance(data, dict) and "topic" in data:
+            self._publish(str(data["topic"]), encode(data["message"]))
+            return
+        self.inner.publish(subject, data)
+
+    def subscribe(
+        self, subject_pattern: str, handler: Handler, *, durable: str | None = None
+    ) -> Subscription:
+        """Subscribe on the inner bus."""
+        return self.inner.subscribe(subject_pattern, handler, durable=durable)
+
+    def close(self) -> None:
+        """Close the inner bus."""
+        self.inner.close()
+
+
+class Runner:
+    """The MQTT ingest worker: a Subscriber to events and acks, a session factory, and the bus."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        session_factory: sessionmaker[Session],
+        bus: Bus,
+        client_id: str = "linli-ingest",
+        subscriptions: Sequence[str] = (EVENTS_SUBSCRIPTION, ACKS_SUBSCRIPTION),
+        session_expiry_s: int = SESSION_EXPIRY_S,
+    ) -> None:
+        self.session_factory = session_factory
+        self.subscriber = Subscriber(
+            url,
+            self.handle_batch,
+            client_id=client_id,
+            subscription=subscriptions,
+            session_expiry_s=session_expiry_s,
+        )
+        self.bus = CommandRelay(bus, self.subscriber.publish)
+        self.stats = Stats()
+        self._changed = threading.Condition()
+
+    def handle_batch(self, messages: list[Message]) -> None:
+        """Handle one batch (the Subscriber acknowledges it when this returns)."""
+        done = handle_batch(messages, session_factory=self.session_factory, bus=self.bus)
+        with self._changed:
+            self.stats.add(done)
+            self._changed.notify_all()
+
+    def wait_for(self, predicate: Callable[[Stats], bool], timeout: float) -> bool:
+        """Block until predicate(stats) holds or timeout passes; returns whether it holds."""
+        with self._changed:
+            return self._changed.wait_for(lambda: predicate(self.stats), timeout)
+
+    def snapshot(self) -> dict[str, int]:
+        """The counts so far."""
+        with self._changed:
+            return self.stats.as_dict()
+
+    def start(self) -> None:
+        """Connect and start handling."""
+        self.subscriber.start()
+
+    def stop(self) -> None:
+        """Finish the batch in hand and disconnect."""
+        self.subscriber.stop()
