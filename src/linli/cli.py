@@ -16,7 +16,7 @@ from linli.core import pii
 from linli.core.auth import service as accounts
 from linli.core.auth.service import Principal
 from linli.core.errors import LinliError
-from linli.db import Scope, analyze, make_engine, make_session_factory, unit_of_work
+from linli.db import Scope, analyze, make_engine, make_session_factory, unit_of_work, writing
 from linli.settings import Settings, get_settings
 from linli.workers import ingest_app, jobs_app
 
@@ -162,7 +162,7 @@ def import_registry(
     try:
         kind = importers.detect_entity(data, file.name) if entity == "auto" else entity
         table = importers.read(data, file.name, entity=kind, max_bytes=settings.max_upload_mb * 1024 * 1024)
-        session = factory()
+        session = writing(factory())
         try:
             result = importers.import_table(
                 session,

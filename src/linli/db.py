@@ -133,8 +133,22 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+WRITE_OPTION = "linli_write"
+
+
 def _sqlite_begin(connection: Any) -> None:
-    connection.exec_driver_sql("BEGIN")
+    # A deferred transaction that reads first and writes later cannot upgrade its lock while another
+    # writer holds it (SQLite answers "database is locked" at once, busy_timeout does not help); write
+    # transactions therefore take the write lock up front and wait their turn. Reads stay deferred, so
+    # pages never queue behind an import.
+    immediate = connection.get_execution_options().get(WRITE_OPTION, False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def writing(session: Session) -> Session:
+    """Mark the next transaction as a write (SQLite: BEGIN IMMEDIATE); call before its first query."""
+    session.connection(execution_options={WRITE_OPTION: True})
+    return session
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -201,10 +215,14 @@ def analyze(engine: Engine) -> None:
 
 
 @contextmanager
-def unit_of_work(factory: sessionmaker[Session], scope: Scope | None = None) -> Iterator[Session]:
-    """A transaction owned by the caller: commit on success, roll back on error."""
+def unit_of_work(
+    factory: sessionmaker[Session], scope: Scope | None = None, *, write: bool = True
+) -> Iterator[Session]:
+    """A transaction owned by the caller: commit on success, roll back on error (write=False: reads only)."""
     session = factory()
     set_scope(session, scope)
+    if write:
+        writing(session)
     try:
         yield session
         session.commit()

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from linli.core.bus import Bus
 from linli.core.timeutil import utcnow
-from linli.db import Base, bulk_insert
+from linli.db import Base, bulk_insert, writing
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +75,7 @@ def _deliver(
     delivered = 0
     while delivered < limit:
         with session_factory() as session:
+            writing(session)
             stmt = (
                 select(OutboxMessage)
                 .where(OutboxMessage.delivered_at.is_(None))

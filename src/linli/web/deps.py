@@ -14,7 +14,7 @@ from linli.core.auth import service as accounts
 from linli.core.auth.models import User
 from linli.core.auth.service import Principal
 from linli.core.errors import Forbidden, Unauthorized
-from linli.db import set_scope
+from linli.db import set_scope, writing
 
 SESSION_USER = "uid"
 SESSION_VERSION = "sv"
@@ -26,6 +26,8 @@ SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 def get_db(request: Request) -> Iterator[Session]:
     """The request's unit of work: committed when the handler returns, rolled back if it raises."""
     session: Session = request.app.state.session_factory()
+    if request.method not in SAFE_METHODS:
+        writing(session)  # a write request takes the write lock up front (SQLite), reads never do
     try:
         yield session
         session.commit()

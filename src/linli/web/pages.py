@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from linli.areas import service as areas
 from linli.core.auth import service as accounts
 from linli.core.errors import Forbidden, Unauthorized
+from linli.db import writing
 from linli.registry import overview
 from linli.web.deps import (
     DB,
@@ -53,6 +54,7 @@ async def login(
 
     def check() -> tuple[int, int] | str:
         with request.app.state.session_factory() as session:
+            writing(session)  # failures are counted and audited
             try:
                 user = accounts.authenticate(
                     session,
