@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, select, update
+from sqlalchemy import Table, bindparam, delete, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -47,16 +47,16 @@ def table(model: type[Any]) -> Table:
 def existing_keys(session: Session, keys: set[tuple[int, str]]) -> dict[tuple[int, str], int]:
     """Which of these (device_id, event_uid) keys are stored already, with their event ids."""
     found: dict[tuple[int, str], int] = {}
-    by_device: dict[int, list[str]] = {}
-    for device_id, uid in keys:
-        by_device.setdefault(device_id, []).append(uid)
-    for device_id, uids in by_device.items():
-        for start in range(0, len(uids), CHUNK):
-            stmt = select(StoredEvent.id, StoredEvent.event_uid).where(
-                StoredEvent.device_id == device_id, StoredEvent.event_uid.in_(uids[start : start + CHUNK])
-            )
-            for event_id, uid in session.execute(stmt.execution_options(skip_scope=True)):
-                found[(device_id, uid)] = event_id
+    pairs = sorted(keys)
+    # One query per chunk of (device, uid) row values, answered from the unique index: a batch spans
+    # many devices, and a query per device cost half of the ingest time.
+    for start in range(0, len(pairs), CHUNK):
+        chunk = pairs[start : start + CHUNK]
+        stmt = select(StoredEvent.id, StoredEvent.device_id, StoredEvent.event_uid).where(
+            tuple_(StoredEvent.device_id, StoredEvent.event_uid).in_(chunk)
+        )
+        for event_id, device_id, uid in session.execute(stmt.execution_options(skip_scope=True)):
+            found[(device_id, uid)] = event_id
     return found
 
 
