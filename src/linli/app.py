@@ -27,6 +27,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the application for settings (the environment's when None)."""
     settings = settings or get_settings()
     pii.configure(aes_key=settings.pii_key_bytes(), lookup_key=settings.lookup_key_bytes())
+    from linli.devices import adapters
+
+    adapters.load()  # a broken or duplicate vendor adapter stops start-up here, loudly
     engine = make_engine(settings.database_url)
     if settings.auto_migrate:
         from linli.migrate import upgrade

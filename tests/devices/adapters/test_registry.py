@@ -132,3 +132,11 @@ def test_a_duplicate_adapter_name_stops_discovery(root: AdapterRoot) -> None:
 def test_a_missing_root_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(AdapterError, match="adapter root is not a folder"):
         discover(AdapterRoot(tmp_path / "nowhere", "nowhere"))
+
+
+def test_the_app_loads_the_adapters_at_start_up(settings) -> None:  # type: ignore[no-untyped-def]
+    from linli.app import create_app
+    from linli.devices import adapters
+
+    create_app(settings)
+    assert adapters.get("hikvision_isapi").manifest.vendor
