@@ -18,7 +18,7 @@ from linli.core.errors import NotFound, TooLarge
 from linli.core.outbox import deliver_outbox
 from linli.core.timeutil import utcnow
 from linli.db import unit_of_work
-from linli.devices import queries, signing, store
+from linli.devices import push, queries, signing, store
 from linli.devices.events import json_schemas
 from linli.devices.receive import receive
 from linli.devices.schemas import EventOut, EventPage, IngestOut
@@ -52,6 +52,38 @@ async def ingest_events(request: Request) -> JSONResponse:
                 content_type=headers.get("content-type", ""),
                 now=utcnow(),
                 skew_seconds=settings.ingest_clock_skew_seconds,
+            )
+        if received.error is not None:  # raised only now: the dead letter is committed
+            raise received.error
+        deliver_outbox(factory, bus)
+        assert received.result is not None
+        return received.result.summary()
+
+    return JSONResponse(await run_in_threadpool(run))
+
+
+@router.post("/api/v1/ingest/push/{adapter}/{serial}", response_model=IngestOut, tags=["ingest"])
+async def ingest_push(request: Request, adapter: str, serial: str, key: str | None = None) -> JSONResponse:
+    """A vendor's own push (e.g. a Hikvision alarm-server post), translated by the named adapter.
+
+    The device authenticates with its secret as `key` (HTTPS on untrusted networks). A body the adapter
+    cannot read is answered 422 and kept as a dead letter to replay after a fix.
+    """
+    settings: Settings = request.app.state.settings
+    body = await _read_body(request, settings.ingest_max_bytes)
+    headers = dict(request.headers)
+    factory, bus = request.app.state.session_factory, request.app.state.bus
+
+    def run() -> dict[str, Any]:
+        with unit_of_work(factory) as session:
+            received = push.receive_push(
+                session,
+                adapter_name=adapter,
+                serial=serial,
+                key=key,
+                body=body,
+                headers=headers,
+                now=utcnow(),
             )
         if received.error is not None:  # raised only now: the dead letter is committed
             raise received.error

@@ -1,0 +1,82 @@
+"""Vendor pushes: devices that speak their vendor's protocol post to the hub, an adapter translates.
+
+An old camera or gate cannot sign our HMAC headers, but it can be given a URL: its alarm-server address
+is set to /api/v1/ingest/push/{adapter}/{serial}?key={secret} (over HTTPS on any untrusted network: the
+key is the device's secret). The body is kept raw, the adapter turns it into envelopes, and they go
+through the same ingest as everything else; a body the adapter cannot read becomes a dead letter.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Mapping
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from linli.core.errors import Forbidden, Invalid, NotFound, Unauthorized
+from linli.devices import adapters, deadletters, register, store
+from linli.devices.models import Device
+from linli.devices.receive import Received
+from linli.devices.service import ingest
+
+# Adapters that need more than the body to parse (the mapping adapter needs a stored mapping document).
+NOT_PUSHABLE = {"mapping"}
+
+
+def authenticate_key(session: Session, *, serial: str, key: str | None) -> Device:
+    """The registered device whose secret is key, else Unauthorized (Forbidden if it is retired)."""
+    device = register.by_serials(session, {serial}).get(serial)
+    if device is None or not key or not hmac.compare_digest(device.secret.encode(), key.encode()):
+        raise Unauthorized(f"unknown device or wrong key for {serial}", field="key")
+    if register.is_retired(device):
+        raise Forbidden(f"device {serial} is retired", field="device")
+    return device
+
+
+def receive_push(
+    session: Session,
+    *,
+    adapter_name: str,
+    serial: str,
+    key: str | None,
+    body: bytes,
+    headers: Mapping[str, str],
+    now: datetime,
+) -> Received:
+    """Authenticate, keep the raw body, translate it with the adapter and ingest the events."""
+    try:
+        adapter = adapters.get(adapter_name)
+    except adapters.AdapterError:
+        raise NotFound(f"no such adapter: {adapter_name}", field="adapter") from None
+    if adapter_name in NOT_PUSHABLE:
+        raise Invalid(
+            f"adapter {adapter_name} cannot take pushes yet (it needs a stored mapping)", field="adapter"
+        )
+    device = authenticate_key(session, serial=serial, key=key)
+    source = f"push:{adapter_name}"[:64]
+    raw_id = store.save_raw(
+        session,
+        received_at=now,
+        source=source,
+        body=body,
+        content_type=headers.get("content-type", ""),
+        device_serial=device.serial,
+    )
+    try:
+        envelopes = adapter.parse(body, headers, device=device.serial, received_at=now)
+    except adapters.AdapterParseError as exc:
+        letter = deadletters.record(
+            session,
+            reason=f"adapter: {exc}",
+            item=body,
+            source=source,
+            received_at=now,
+            device=device,
+            sender=device,
+            raw_id=raw_id,
+        )
+        store.link_raw(session, raw_id, event_ids=[], dead_letter_id=letter.id)
+        return Received(None, Invalid(f"{adapter_name} could not read the body: {exc}", field="body"))
+    result = ingest(session, list(envelopes), source=source, received_at=now, sender=device, raw_id=raw_id)
+    return Received(result)
