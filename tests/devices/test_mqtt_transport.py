@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import socket
 import threading
 import time
 import uuid
@@ -13,21 +11,10 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from linli.devices.mqtt import Message, Subscriber, broker_address, events_topic, parse_topic
+from tests.devices.mqtt_helpers import URL, broker_up
 
 pytestmark = pytest.mark.integration
-URL = os.environ.get("LINLI_TEST_MQTT_URL", "mqtt://127.0.0.1:1883")
-
-
-def _broker_up() -> bool:
-    host, port, _, _ = broker_address(URL)
-    try:
-        with socket.create_connection((host, port), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-needs_broker = pytest.mark.skipif(not _broker_up(), reason=f"integration: no MQTT broker at {URL}")
+needs_broker = pytest.mark.skipif(not broker_up(), reason=f"integration: no MQTT broker at {URL}")
 
 
 def test_topics_and_urls() -> None:

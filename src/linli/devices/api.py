@@ -12,6 +12,7 @@ from fastapi.responses import Response
 from linli.core.auth.roles import Perm
 from linli.core.errors import Invalid, TooLarge
 from linli.core.outbox import deliver_outbox
+from linli.core.pagination import Limit, Offset
 from linli.core.timeutil import utcnow
 from linli.devices import deadletters, health, importers, register, service
 from linli.devices.api_commands import router as commands_router
@@ -30,8 +31,6 @@ from linli.devices.schemas import (
 from linli.web.deps import DB, CurrentPrincipal
 
 staff = APIRouter(prefix="/api/v1", tags=["devices"])
-Limit = Annotated[int, Query(ge=1, le=500)]
-Offset = Annotated[int, Query(ge=0, le=1_000_000)]
 
 
 @staff.get("/devices", response_model=list[DeviceOut])

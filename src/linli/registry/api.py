@@ -11,6 +11,7 @@ from fastapi.responses import Response
 
 from linli.core.auth.roles import Perm
 from linli.core.errors import Invalid, TooLarge
+from linli.core.pagination import Limit, Offset
 from linli.registry import exports, history, importers, organisations, people, places, search, vehicles
 from linli.registry.schemas import (
     BuildingIn,
@@ -38,8 +39,6 @@ from linli.registry.schemas import (
 from linli.web.deps import DB, CurrentPrincipal
 
 router = APIRouter(prefix="/api/v1", tags=["registry"])
-Limit = Annotated[int, Query(ge=1, le=500)]
-Offset = Annotated[int, Query(ge=0, le=1_000_000)]
 
 
 @router.get("/people", response_model=list[PersonOut])
