@@ -117,12 +117,13 @@ def _mount_routes(app: FastAPI) -> None:
     from linli.areas.api import router as areas_api
     from linli.areas.pages import router as areas_pages
     from linli.devices.api import router as devices_api
+    from linli.devices.pages import router as devices_pages
     from linli.registry.api import router as registry_api
     from linli.registry.pages import router as registry_pages
     from linli.web.pages import router as web_pages
 
     # areas_pages before registry_pages: /areas/tree must not be taken for the area page /areas/{code}.
-    pages = (web_pages, areas_pages, registry_pages, accounts_pages)
+    pages = (web_pages, areas_pages, registry_pages, accounts_pages, devices_pages)
     for router in (accounts_api, areas_api, registry_api, devices_api, *pages):
         app.include_router(router)
 

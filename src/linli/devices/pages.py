@@ -1,0 +1,200 @@
+"""Device hub console pages: devices, a device's health and events, the event log, dead letters."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, BackgroundTasks, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session
+
+from linli.areas import service as areas
+from linli.areas.models import Level
+from linli.core.auth.roles import Perm
+from linli.core.outbox import deliver_outbox
+from linli.core.timeutil import utcnow
+from linli.devices import deadletters, health, queries, register, service
+from linli.devices.events import EventType
+from linli.devices.vocab import KIND_LABELS, STATE_LABELS
+from linli.web.deps import DB, PagePrincipal
+from linli.web.render import render
+
+router = APIRouter(include_in_schema=False)
+PAGE_SIZE = 50
+DEVICE_EVENTS = 50
+Community = Annotated[str, Query(max_length=32, pattern=r"^[0-9]*$")]
+
+EVENT_LABELS: dict[str, str] = {
+    EventType.ACCESS_GRANTED: "门禁通行",
+    EventType.ACCESS_DENIED: "门禁拒绝",
+    EventType.VEHICLE_ENTERED: "车辆入场",
+    EventType.VEHICLE_EXITED: "车辆出场",
+    EventType.PATROL_CHECKED_IN: "巡更打卡",
+    EventType.SENSOR_READING: "传感器读数",
+    EventType.METER_READING: "抄表读数",
+    EventType.ALARM_RAISED: "报警",
+    EventType.ALARM_CLEARED: "报警解除",
+    EventType.THROW_DETECTED: "高空抛物",
+    EventType.MOTION_DETECTED: "移动侦测",
+    EventType.DEVICE_HEARTBEAT: "心跳",
+    EventType.DEVICE_ONLINE: "设备上线",
+    EventType.DEVICE_OFFLINE: "设备离线",
+}
+LETTER_LABELS: dict[str, str] = {"new": "待处理", "replayed": "已重放", "discarded": "已丢弃"}
+OUTCOMES: dict[str, str] = {
+    "replayed": "已重放，事件已入库",
+    "refused": "重放未成功，原因已更新",
+    "discarded": "已丢弃",
+}
+
+
+def _community_names(session: Session) -> dict[str, str]:
+    return {a.code: a.name for a in areas.get_all(session, level=Level.COMMUNITY.value)}
+
+
+def _labels() -> dict[str, Any]:
+    return {
+        "kind_labels": KIND_LABELS,
+        "state_labels": STATE_LABELS,
+        "event_labels": EVENT_LABELS,
+        "letter_labels": LETTER_LABELS,
+    }
+
+
+@router.get("/devices", response_class=HTMLResponse)
+def device_list(
+    request: Request,
+    session: DB,
+    principal: PagePrincipal,
+    kind: Annotated[str, Query(max_length=32)] = "",
+    community: Community = "",
+    page: Annotated[int, Query(ge=1, le=10000)] = 1,
+) -> Response:
+    """Devices in the caller's areas, by serial; filter by kind and community."""
+    principal.require(Perm.DEVICES_READ)
+    found = register.get_all(
+        session,
+        area=community or None,
+        kind=kind or None,
+        limit=PAGE_SIZE + 1,
+        offset=(page - 1) * PAGE_SIZE,
+    )
+    names = _community_names(session)
+    return render(
+        request,
+        "devices/devices.html",
+        devices=found[:PAGE_SIZE],
+        has_more=len(found) > PAGE_SIZE,
+        page=page,
+        kind=kind,
+        community=community,
+        communities=areas.get_all(session, level=Level.COMMUNITY.value),
+        community_names=names,
+        **_labels(),
+    )
+
+
+@router.get("/devices/{device_id}", response_class=HTMLResponse)
+def device_page(request: Request, device_id: int, session: DB, principal: PagePrincipal) -> Response:
+    """A device: its facts, health (uptime over 7 and 30 days) and its latest events."""
+    principal.require(Perm.DEVICES_READ)
+    device = register.get_or_raise(session, device_id=device_id)
+    now = utcnow()
+    can_events = principal.can(Perm.EVENTS_READ)
+    events = queries.get_events(session, device_id=device.id, limit=DEVICE_EVENTS) if can_events else []
+    return render(
+        request,
+        "devices/device.html",
+        device=device,
+        uptime_7d=health.uptime(session, device_id=device.id, now=now, days=7),
+        uptime_30d=health.uptime(session, device_id=device.id, now=now, days=30),
+        events=events,
+        can_events=can_events,
+        community_names=_community_names(session),
+        **_labels(),
+    )
+
+
+@router.get("/events", response_class=HTMLResponse)
+def event_list(
+    request: Request,
+    session: DB,
+    principal: PagePrincipal,
+    type: Annotated[str, Query(max_length=32)] = "",
+    community: Community = "",
+    before: Annotated[int | None, Query(ge=1)] = None,
+) -> Response:
+    """Latest events in the caller's areas, newest first; filter by type and community, page by id."""
+    principal.require(Perm.EVENTS_READ)
+    rows = queries.get_events(
+        session,
+        area=community or None,
+        types=[type] if type else None,
+        before=before,
+        limit=PAGE_SIZE + 1,
+    )
+    shown = rows[:PAGE_SIZE]
+    return render(
+        request,
+        "devices/events.html",
+        events=shown,
+        older=shown[-1].id if len(rows) > PAGE_SIZE else None,
+        type=type,
+        community=community,
+        before=before,
+        communities=areas.get_all(session, level=Level.COMMUNITY.value),
+        community_names=_community_names(session),
+        **_labels(),
+    )
+
+
+@router.get("/dead-letters", response_class=HTMLResponse)
+def dead_letter_list(
+    request: Request,
+    session: DB,
+    principal: PagePrincipal,
+    status: Annotated[str, Query(max_length=16)] = "",
+    before: Annotated[int | None, Query(ge=1)] = None,
+    outcome: Annotated[str, Query(max_length=16)] = "",
+) -> Response:
+    """Events the hub could not store, in the caller's areas; replay or discard with devices.write."""
+    principal.require(Perm.DEVICES_READ)
+    rows = deadletters.get_all(
+        session, scope=principal.scope, status=status or None, before_id=before, limit=PAGE_SIZE + 1
+    )
+    shown = rows[:PAGE_SIZE]
+    return render(
+        request,
+        "devices/dead_letters.html",
+        letters=shown,
+        older=shown[-1].id if len(rows) > PAGE_SIZE else None,
+        status=status,
+        outcome=OUTCOMES.get(outcome, ""),
+        can_write=principal.can(Perm.DEVICES_WRITE),
+        **_labels(),
+    )
+
+
+@router.post("/dead-letters/{dead_letter_id}/replay")
+def replay_letter(
+    dead_letter_id: int,
+    request: Request,
+    session: DB,
+    principal: PagePrincipal,
+    background: BackgroundTasks,
+) -> Response:
+    """Ingest a dead letter again; back to the list saying whether it was stored."""
+    letter, _ = service.replay(session, principal, dead_letter_id=dead_letter_id, now=utcnow())
+    # Runs after the request's transaction has committed: the events reach the bus then.
+    background.add_task(deliver_outbox, request.app.state.session_factory, request.app.state.bus)
+    outcome = "replayed" if letter.status == "replayed" else "refused"
+    return RedirectResponse(f"/dead-letters?outcome={outcome}", status_code=303)
+
+
+@router.post("/dead-letters/{dead_letter_id}/discard")
+def discard_letter(dead_letter_id: int, session: DB, principal: PagePrincipal) -> Response:
+    """Mark a dead letter as dealt with, without storing it; back to the list."""
+    principal.require(Perm.DEVICES_WRITE)
+    letter = deadletters.get_or_raise(session, scope=principal.scope, dead_letter_id=dead_letter_id)
+    deadletters.discard(letter)
+    return RedirectResponse("/dead-letters?outcome=discarded", status_code=303)

@@ -1,0 +1,130 @@
+"""Device hub console pages: devices, a device's health and events, the event log, dead letters."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from linli.devices import service
+from tests.builders import World
+from tests.devices.helpers import device, envelope, plate_read
+from tests.web.helpers import Console, Register
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def _hub(session: Session, world: World) -> dict[str, int]:
+    """A plate gate in Tianfu with a plate read and a heartbeat, a camera in Yuyu, two dead letters."""
+    gate, _ = device(
+        session,
+        world.tianfu,
+        serial="DS-TCG227-TF-S01",
+        kind="plate_gate",
+        name="南门道闸",
+        location="南门车行道",
+    )
+    cam, _ = device(session, world.yuyu, serial="DH-IPC-YY-07", vendor="大华", location="7号楼电梯厅")
+    now = _now()
+    reads = [
+        envelope(gate.serial, at=now - timedelta(minutes=2)),
+        plate_read(gate.serial, "陕A12345", at=now - timedelta(minutes=1)),
+        envelope(cam.serial, at=now),
+        # malformed (a plate read without a plate) and from an unknown device: both become dead letters
+        envelope(gate.serial, "vehicle.entered", at=now, payload={}),
+        envelope("NB-SMK-TF-0902", "alarm.raised", at=now, payload={"alarm": "smoke", "level": "critical"}),
+    ]
+    service.ingest(session, reads, source="http", received_at=now)
+    session.commit()
+    return {"gate": gate.id, "camera": cam.id}
+
+
+def test_a_community_worker_sees_their_devices_events_and_dead_letters(
+    console: Console, session: Session, world: World, register: Register
+) -> None:
+    ids = _hub(session, world)
+    console.login("shequ")
+    listed = console.get("/devices")
+    assert listed.status_code == 200
+    table = listed.text.split('data-testid="devices"')[1].split("</table>")[0]
+    assert "南门道闸" in table and "DS-TCG227-TF-S01" in table and "车牌识别道闸" in table
+    assert "海康威视" in table and "南门车行道" in table and "在线" in table
+    assert "DH-IPC-YY-07" not in table
+    assert "DS-TCG227" not in console.get("/devices", params={"kind": "camera"}).text.split("<tbody>")[1]
+    assert (
+        "DS-TCG227" not in console.get("/devices", params={"community": world.yuyu}).text.split("<tbody>")[1]
+    )
+
+    page = console.get(f"/devices/{ids['gate']}")
+    assert page.status_code == 200
+    assert "运行状况" in page.text and 'data-testid="uptime-7d">100.0%' in page.text
+    events = page.text.split('data-testid="events"')[1].split("</table>")[0]
+    assert "车辆入场" in events and "心跳" in events
+    assert f'href="/vehicles/{register.vehicle}"' in events and "陕A12345" in events
+    assert console.get(f"/devices/{ids['camera']}").status_code == 404
+
+    log = console.get("/events")
+    assert log.status_code == 200
+    rows = log.text.split('data-testid="events"')[1].split("</table>")[0]
+    assert "DS-TCG227-TF-S01" in rows and "DH-IPC-YY-07" not in rows
+    only_hb = console.get("/events", params={"type": "device.heartbeat"}).text
+    assert "车辆入场 " not in only_hb.split('data-testid="events"')[1]
+    assert "暂无事件" in console.get("/events", params={"community": world.yuyu}).text
+    assert "暂无事件" in console.get("/events", params={"before": 1}).text
+
+    letters = console.get("/dead-letters")
+    assert letters.status_code == 200
+    table = letters.text.split('data-testid="dead-letters"')[1].split("</table>")[0]
+    assert "DS-TCG227-TF-S01" in table and "待处理" in table and "重放" in table
+    assert "NB-SMK-TF-0902" not in table  # an unknown device's letter has no area: district only
+
+
+def test_read_only_and_forbidden(console: Console, session: Session, world: World) -> None:
+    _hub(session, world)
+    console.login("jumin")
+    assert console.get("/devices").status_code == 403
+    assert console.get("/dead-letters").status_code == 403
+    assert console.get("/events").status_code == 403
+
+
+def test_replay_after_registering_the_device_stores_the_event(
+    console: Console, session: Session, world: World
+) -> None:
+    _hub(session, world)
+    console.login("admin")
+    page = console.get("/dead-letters").text
+    letter_id = int(
+        re.findall(r'data-testid="letter-(\d+)"><td>[^<]*</td><td>[^<]*</td>\s*<td>NB-SMK', page)[0]
+    )
+    csrf = console.csrf()
+    refused = console.client.post(f"/dead-letters/{letter_id}/replay", data={"csrf": csrf})
+    assert refused.status_code == 200 and "重放未成功" in refused.text
+    assert console.client.post(f"/dead-letters/{letter_id}/replay", data={}).status_code == 403
+
+    device(session, world.tianfu, serial="NB-SMK-TF-0902", kind="smoke_sensor", location="9号楼1单元")
+    session.commit()
+    replayed = console.client.post(f"/dead-letters/{letter_id}/replay", data={"csrf": csrf})
+    assert replayed.status_code == 200 and str(replayed.url).endswith("/dead-letters?outcome=replayed")
+    row = replayed.text.split(f'data-testid="letter-{letter_id}"')[1].split("</tr>")[0]
+    assert "已重放" in row and "NB-SMK-TF-0902" in row
+    alarms = console.get("/events", params={"type": "alarm.raised"}).text.split('data-testid="events"')[1]
+    assert "NB-SMK-TF-0902" in alarms and "报警" in alarms
+
+    (other,) = {int(i) for i in re.findall(r'data-testid="letter-(\d+)"', replayed.text)} - {letter_id}
+    discarded = console.client.post(f"/dead-letters/{other}/discard", data={"csrf": csrf})
+    assert "已丢弃" in discarded.text.split(f'data-testid="letter-{other}"')[1].split("</tr>")[0]
+
+
+def test_the_english_switch(console: Console, session: Session, world: World) -> None:
+    ids = _hub(session, world)
+    console.login("shequ")
+    page = console.get("/lang/en", params={"next": f"/devices/{ids['gate']}"}).text
+    assert 'lang="en"' in page
+    for text in ("Devices", "Plate recognition gate", "Health", "Uptime, last 7 days", "Vehicle entered"):
+        assert text in page, text
+    assert "南门道闸" in page  # data stays as entered
+    letters = console.get("/dead-letters").text
+    assert "Dead letters" in letters and "Replay" in letters and "Discard" in letters
