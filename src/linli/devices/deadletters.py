@@ -95,7 +95,7 @@ def get_or_raise(session: Session, *, scope: Scope, dead_letter_id: int) -> Dead
     """One dead letter the scope may see, else NotFound."""
     letter = session.scalar(_visible(select(DeadLetter).where(DeadLetter.id == dead_letter_id), scope))
     if letter is None:
-        raise NotFound("死信不存在或不在权限范围内", field="dead_letter")
+        raise NotFound("异常数据不存在或不在权限范围内", field="dead_letter")
     return letter
 
 

@@ -280,11 +280,11 @@ def replay(
     principal.require(Perm.DEVICES_WRITE)
     letter = deadletters.get_or_raise(session, scope=principal.scope, dead_letter_id=dead_letter_id)
     if letter.status != DeadLetterStatus.NEW:
-        raise Conflict(f"该死信已处理（{letter.status}）", field="status")
+        raise Conflict(f"该异常数据已处理（{letter.status}）", field="status")
     try:
         item = json.loads(letter.body)
     except ValueError:
-        raise Invalid("死信内容不是有效的 JSON，无法重放", field="body") from None
+        raise Invalid("异常数据内容不是有效的 JSON，无法重放", field="body") from None
     sender = None
     if letter.sender_id is not None:
         stmt = select(Device).where(Device.id == letter.sender_id).execution_options(skip_scope=True)
