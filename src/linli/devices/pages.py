@@ -12,6 +12,7 @@ from linli.areas import service as areas
 from linli.areas.models import Level
 from linli.core.auth.roles import Perm
 from linli.core.outbox import deliver_outbox
+from linli.core.pagination import PageWindow
 from linli.core.timeutil import utcnow
 from linli.devices import deadletters, health, queries, register, service
 from linli.devices.events import EventType
@@ -72,19 +73,21 @@ def device_list(
 ) -> Response:
     """Devices in the caller's areas, by serial; filter by kind and community."""
     principal.require(Perm.DEVICES_READ)
+    window = PageWindow(page, PAGE_SIZE)
     found = register.get_all(
         session,
         area=community or None,
         kind=kind or None,
-        limit=PAGE_SIZE + 1,
-        offset=(page - 1) * PAGE_SIZE,
+        limit=window.limit,
+        offset=window.offset,
     )
     names = _community_names(session)
+    shown, has_more = window.split(found)
     return render(
         request,
         "devices/devices.html",
-        devices=found[:PAGE_SIZE],
-        has_more=len(found) > PAGE_SIZE,
+        devices=shown,
+        has_more=has_more,
         page=page,
         kind=kind,
         community=community,

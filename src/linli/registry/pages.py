@@ -9,6 +9,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from linli.areas import service as areas
 from linli.core.auth.roles import Perm
+from linli.core.pagination import PageWindow
 from linli.core.timeutil import local_today
 from linli.registry import exports, history, people, search, vehicles
 from linli.registry.pages_areas import router as areas_router
@@ -36,21 +37,23 @@ def people_list(
 ) -> Response:
     """Search people: name, pinyin initials, ID/phone tail, address; filter by tag and community."""
     principal.require(Perm.PEOPLE_READ)
+    window = PageWindow(page, PAGE_SIZE)
     found = search.search(
         session,
         text=q,
         tags=[tag] if tag else None,
         community_code=community or None,
-        limit=PAGE_SIZE + 1,
-        offset=(page - 1) * PAGE_SIZE,
+        limit=window.limit,
+        offset=window.offset,
     )
     communities = areas.get_all(session, level="community")
+    shown, has_more = window.split(found)
     template = "registry/people_rows.html" if is_htmx(request) else "registry/people.html"
     return render(
         request,
         template,
-        people=found[:PAGE_SIZE],
-        has_more=len(found) > PAGE_SIZE,
+        people=shown,
+        has_more=has_more,
         q=q,
         tag=tag,
         community=community,

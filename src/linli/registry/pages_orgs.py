@@ -12,6 +12,7 @@ from linli.areas import service as areas
 from linli.areas.models import Level
 from linli.core.auth.roles import Perm
 from linli.core.errors import NotFound
+from linli.core.pagination import PageWindow
 from linli.registry import history, organisations, people, places, vehicles
 from linli.registry.models import House, Organisation, Person
 from linli.web.deps import DB, PagePrincipal
@@ -29,14 +30,16 @@ def organisation_list(
 ) -> Response:
     """Organisations in the caller's areas, by name, a page at a time."""
     principal.require(Perm.ORGS_READ)
+    window = PageWindow(page, PAGE_SIZE)
     found = organisations.get_all(
-        session, community_code=community or None, limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE
+        session, community_code=community or None, limit=window.limit, offset=window.offset
     )
+    shown, has_more = window.split(found)
     return render(
         request,
         "registry/organisations.html",
-        orgs=found[:PAGE_SIZE],
-        has_more=len(found) > PAGE_SIZE,
+        orgs=shown,
+        has_more=has_more,
         page=page,
         community=community,
         communities=areas.get_all(session, level=Level.COMMUNITY.value),
@@ -69,18 +72,20 @@ def vehicle_list(
 ) -> Response:
     """Vehicles in the caller's areas, by plate (prefix search), a page at a time."""
     principal.require(Perm.VEHICLES_READ)
+    window = PageWindow(page, PAGE_SIZE)
     found = vehicles.get_all(
         session,
         community_code=community or None,
         plate_prefix=plate.strip() or None,
-        limit=PAGE_SIZE + 1,
-        offset=(page - 1) * PAGE_SIZE,
+        limit=window.limit,
+        offset=window.offset,
     )
+    shown, has_more = window.split(found)
     return render(
         request,
         "registry/vehicles.html",
-        vehicles=found[:PAGE_SIZE],
-        has_more=len(found) > PAGE_SIZE,
+        vehicles=shown,
+        has_more=has_more,
         page=page,
         community=community,
         plate=plate,

@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, Response
 from linli.areas import service as areas
 from linli.areas.models import Level
 from linli.core.auth.roles import Perm
+from linli.core.pagination import PageWindow
 from linli.registry import history, organisations, people, places
 from linli.registry.models import House
 from linli.web.deps import DB, PagePrincipal
@@ -69,18 +70,20 @@ def house_list(
 ) -> Response:
     """Houses in the caller's areas in address order, by community or building, a page at a time."""
     principal.require(Perm.HOUSES_READ)
+    window = PageWindow(page, PAGE_SIZE)
     found = places.list_houses(
         session,
         building_id=building,
         community_code=community or None,
-        limit=PAGE_SIZE + 1,
-        offset=(page - 1) * PAGE_SIZE,
+        limit=window.limit,
+        offset=window.offset,
     )
+    shown, has_more = window.split(found)
     return render(
         request,
         "registry/houses.html",
-        houses=found[:PAGE_SIZE],
-        has_more=len(found) > PAGE_SIZE,
+        houses=shown,
+        has_more=has_more,
         page=page,
         community=community,
         building=building,
