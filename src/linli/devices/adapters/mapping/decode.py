@@ -12,11 +12,13 @@ from urllib.parse import unquote_to_bytes
 
 from lxml import etree
 
+from linli.core.tabular import TableError, read_table
 from linli.devices.adapters.common import media_type
 from linli.devices.adapters.errors import AdapterParseError
 from linli.devices.adapters.mapping.paths import RecordsPath
 from linli.devices.adapters.mapping.spec import MappingDoc
 
+XLSX_MAGIC = b"PK\x03\x04"  # an .xlsx export is read as a sheet even by a csv mapping
 AUTO_ENCODINGS = ("utf-8-sig", "gb18030")  # exports from Chinese PC software are often GBK/GB18030
 
 
@@ -28,6 +30,7 @@ class Record:
     label: str
     data: Any
     problem: str | None = None
+    row: int | None = None  # the line (CSV) or sheet row (table) people find it on
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,8 @@ def decode(
     if not raw.strip():
         raise AdapterParseError("推送内容为空")
     chosen = encoding or doc.encoding or media_type(headers)[1].get("charset") or None
+    if doc.format == "table" or (doc.format == "csv" and raw.startswith(XLSX_MAGIC)):
+        return _table(doc, raw)
     if doc.format == "csv":
         return _csv(raw, chosen or "auto", doc.csv.delimiter, doc.csv.skip_rows)
     if doc.format == "form":
@@ -122,13 +127,41 @@ def _csv(raw: bytes, encoding: str, delimiter: str, skip_rows: int) -> Decoded:
         rows = [_csv_record(header, row, reader.line_num) for row in reader if any(c.strip() for c in row)]
     except csv.Error as exc:
         raise AdapterParseError(f"CSV 格式错误（第{reader.line_num}行）: {exc}") from exc
-    records = [Record(i, label, data, problem) for i, (label, data, problem) in enumerate(rows)]
+    records = [
+        Record(i, f"第{line}行", data, problem, row=line) for i, (line, data, problem) in enumerate(rows)
+    ]
     return Decoded(None, records, header)
 
 
-def _csv_record(header: list[str], row: list[str], line: int) -> tuple[str, dict[str, str], str | None]:
+def _csv_record(header: list[str], row: list[str], line: int) -> tuple[int, dict[str, str], str | None]:
     data = {name: cell.strip() for name, cell in zip(header, row, strict=False) if name}
     problem = None
     if len(row) != len(header):
         problem = f"列数 {len(row)} 与表头列数 {len(header)} 不一致"
-    return f"第{line}行", data, problem
+    return line, data, problem
+
+
+def _table(doc: MappingDoc, raw: bytes) -> Decoded:
+    """A CSV or .xlsx sheet read by core/tabular: title rows skipped, headers matched loosely."""
+    columns = column_names(doc)
+    try:
+        synonyms = {name: [name] for name in columns}
+        table = read_table(raw, "上传文件", synonyms=synonyms, max_bytes=len(raw) + 1)
+    except TableError as exc:
+        raise AdapterParseError(str(exc)) from exc
+    records = [
+        Record(i, f"第{src.row}行", {k: v for k, v in src.values.items() if v is not None}, row=src.row)
+        for i, src in enumerate(table.rows)
+    ]
+    return Decoded(None, records, sorted(set(table.mapping.values())))
+
+
+def column_names(doc: MappingDoc) -> list[str]:
+    """Every column a tabular mapping reads."""
+    specs = [doc.device, *doc.payload.values()]
+    specs += [spec for fields in doc.payload_by_type.values() for spec in fields.values()]
+    paths = [spec.path for spec in specs if spec is not None and spec.path]
+    paths += [p for p in (doc.type.path, doc.id.path if doc.id else None) if p]
+    if doc.occurred_at:
+        paths.append(doc.occurred_at.path)
+    return list(dict.fromkeys(path.strip() for path in paths))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -48,19 +50,64 @@ def parse_records(
     encoding: str | None = None,
 ) -> tuple[list[Envelope], list[tuple[int, str]]]:
     """Good records' envelopes and (record index, reason) per bad record; an unreadable payload raises."""
+    results = read_records(mapping, raw, headers, device=device, received_at=received_at, encoding=encoding)
+    envelopes = [r.envelope for r in results if r.envelope is not None]
+    errors = [(r.index, f"{r.label}: {r.reason}") for r in results if r.reason is not None]
+    return envelopes, errors
+
+
+@dataclass(frozen=True)
+class RecordResult:
+    """What became of one record: its envelope, nothing (an ignored code), or the reason it was refused."""
+
+    index: int
+    label: str  # "第3条记录" / "第7行"
+    row: int | None  # the CSV line or sheet row, for tabular payloads
+    data: Any
+    envelope: Envelope | None = None
+    reason: str | None = None
+
+    @property
+    def field(self) -> str:
+        """The field the refusal names ("occurred_at", "payload.checkpoint" …), "" if none."""
+        return field_of(self.reason or "")
+
+
+def read_records(
+    mapping: CompiledMapping,
+    raw: bytes,
+    headers: Mapping[str, str],
+    *,
+    device: str | None = None,
+    received_at: datetime | None = None,
+    encoding: str | None = None,
+) -> list[RecordResult]:
+    """Every record's outcome, in order (for batch uploads' row reports); an unreadable payload raises."""
     decoded = decode(mapping.doc, raw, headers, mapping.records, encoding=encoding)
     _check_columns(mapping, decoded, device_given=device is not None)
-    envelopes: list[Envelope] = []
-    errors: list[tuple[int, str]] = []
+    results: list[RecordResult] = []
     for record in decoded.records:
+        outcome = RecordResult(record.index, record.label, record.row, record.data)
         try:
             envelope = _record_envelope(mapping, record, decoded.root, device, received_at)
         except AdapterParseError as exc:
-            errors.append((record.index, f"{record.label}: {exc.reason}"))
+            results.append(replace(outcome, reason=exc.reason))
             continue
-        if envelope is not None:
-            envelopes.append(envelope)
-    return envelopes, errors
+        results.append(replace(outcome, envelope=envelope))
+    return results
+
+
+_FIELD = re.compile(r"^(?P<field>[A-Za-z_][\w.]*): ")
+_PAYLOAD_FIELD = re.compile(r"字段不合规: (?P<field>[A-Za-z_][\w.]*): ")
+
+
+def field_of(reason: str) -> str:
+    """The field a refusal reason starts with (payload validation errors name payload.<key>)."""
+    match = _PAYLOAD_FIELD.search(reason)
+    if match:
+        return f"payload.{match['field']}"
+    match = _FIELD.match(reason)
+    return match["field"] if match else ""
 
 
 def preview(

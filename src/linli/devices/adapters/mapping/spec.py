@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from linli.devices.events import EventType
 
-Format = Literal["json", "xml", "form", "csv"]
+Format = Literal["json", "xml", "form", "csv", "table"]  # table: a CSV or .xlsx sheet via core/tabular
 Cast = Literal["str", "int", "float", "bool"]
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,47}$"
 
@@ -168,7 +168,7 @@ class MappingDoc(_Spec):
 
     @model_validator(mode="after")
     def _records_fit_format(self) -> MappingDoc:
-        if self.records is not None and self.format in ("form", "csv"):
+        if self.records is not None and self.format in ("form", "csv", "table"):
             raise ValueError(f"format {self.format} 每行/每次推送即一条记录，不能设置 records")
         return self
 
