@@ -95,6 +95,8 @@ class AlarmPayload(_Payload):
         "line_crossing",
         "elevator",
         "hydrant_pressure",
+        "video_loss",
+        "scene_change",
         "other",
     ]
     level: Literal["info", "warning", "critical"] = "warning"
@@ -110,6 +112,13 @@ class ThrowPayload(_Payload):
     confidence: float = Field(ge=0, le=1)
     trajectory: list[tuple[float, float, float]] = Field(
         default_factory=list, max_length=2000, description="(seconds, x, y) in image pixels"
+    )
+    origin: tuple[float, float] | None = Field(
+        default=None, description="(x, y) in image pixels where the object was first seen"
+    )
+    size_px: float | None = Field(default=None, ge=0, description="apparent size of the object in pixels")
+    image_size: tuple[int, int] | None = Field(
+        default=None, description="(width, height) of the picture the pixels refer to"
     )
 
 
