@@ -23,6 +23,7 @@ from sqlalchemy.orm import (
 )
 from sqlalchemy.sql.elements import ColumnElement
 
+from linli.core import jsonio
 from linli.core.timeutil import utcnow
 
 
@@ -152,7 +153,9 @@ def writing(session: Session) -> Session:
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine for url; SQLite gets WAL, foreign keys and its folder created."""
+    """An engine for url; SQLite gets WAL, foreign keys and its folder created; JSON columns use orjson."""
+    kwargs.setdefault("json_serializer", jsonio.dumps_text)
+    kwargs.setdefault("json_deserializer", jsonio.loads)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -174,18 +177,19 @@ def bulk_insert(
 ) -> None:
     """Insert many rows that all have the same keys, in the caller's transaction.
 
-    On SQLite the rows go through each column's own bind processor (so encrypted columns are encrypted,
-    dates and JSON stored as SQLAlchemy stores them) and straight to the driver's executemany: Core's
-    per-row bookkeeping costs more than the insert itself there. Other databases get a Core insert.
-    Python-side column defaults are not applied: rows must carry every value they need; constants holds
-    values shared by every row (timestamps of a batch), converted once.
+    The rows go through each column's own bind processor (so encrypted columns are encrypted, dates and
+    JSON stored as SQLAlchemy stores them) and straight to the driver: SQLite's executemany, PostgreSQL's
+    COPY. Core's per-row bookkeeping costs more than the insert itself. Python-side column defaults are
+    not applied: rows must carry every value they need; constants holds values shared by every row
+    (timestamps of a batch), converted once. A constraint violation raises IntegrityError as an INSERT
+    would (PostgreSQL: the transaction, or the savepoint, is then aborted).
     """
     if not rows:
         return
     constants = constants or {}
     connection = session.connection()
     dialect = connection.dialect
-    if dialect.name != "sqlite":
+    if dialect.name not in ("sqlite", "postgresql"):
         session.execute(insert(table).values(**constants) if constants else insert(table), rows)
         return
     keys = list(rows[0])
@@ -204,8 +208,50 @@ def bulk_insert(
         values.append((*value, *fixed))
     keys += list(constants)
     names = ", ".join(f'"{table.c[key].name}"' for key in keys)
+    if dialect.name == "postgresql":
+        _copy(connection, f'COPY "{table.name}" ({names}) FROM STDIN', values)
+        return
     marks = ", ".join("?" for _ in keys)
     connection.exec_driver_sql(f'INSERT INTO "{table.name}" ({names}) VALUES ({marks})', values)
+
+
+def _copy(connection: Any, sql: str, values: list[tuple[Any, ...]]) -> None:
+    """COPY rows in through psycopg, errors translated as SQLAlchemy translates an INSERT's."""
+    driver = connection.connection.driver_connection
+    try:
+        with driver.cursor() as cursor, cursor.copy(sql) as copy:
+            for value in values:
+                copy.write_row(value)
+    except driver.DatabaseError as exc:
+        raise _translated(connection, exc, sql) from exc
+
+
+def _translated(connection: Any, exc: Exception, sql: str) -> Exception:
+    """The SQLAlchemy exception (IntegrityError, OperationalError …) for a driver error."""
+    from sqlalchemy.exc import DBAPIError
+
+    return DBAPIError.instance(sql, None, exc, connection.dialect.loaded_dbapi.Error)
+
+
+def allocate_ids(session: Session, table: Table, count: int) -> list[int]:
+    """count new primary keys of table (an integer id column) for rows the caller inserts right away.
+
+    PostgreSQL draws them from the column's sequence. SQLite hands out max(id) + 1 ..., which is what it
+    would assign itself: only valid in a write transaction (BEGIN IMMEDIATE, see writing()) and until the
+    rows are inserted; another allocation for the same table before that would get the same ids.
+    """
+    if count <= 0:
+        return []
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        result = connection.exec_driver_sql(
+            "SELECT nextval(pg_get_serial_sequence(%(t)s, 'id')) FROM generate_series(1, %(n)s)",
+            {"t": table.name, "n": count},
+        )
+        return [int(v) for (v,) in result]
+    top = connection.exec_driver_sql(f'SELECT max(id) FROM "{table.name}"').scalar()
+    start = int(top or 0) + 1
+    return list(range(start, start + count))
 
 
 def analyze(engine: Engine) -> None:

@@ -8,12 +8,13 @@ transaction has committed (the outbox sees to that), so they may open their own 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import threading
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from linli.core import jsonio
 
 if TYPE_CHECKING:
     from linli.settings import Settings
@@ -36,7 +37,7 @@ class Message:
 
     def json(self) -> Any:
         """The body decoded as JSON."""
-        return json.loads(self.body)
+        return jsonio.loads(self.body)
 
 
 Handler = Callable[[Message], None]
@@ -68,7 +69,7 @@ def encode(data: bytes | dict[str, Any]) -> bytes:
     """Message bytes: bytes as they are, a dict as compact UTF-8 JSON."""
     if isinstance(data, bytes):
         return data
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=str).encode("utf-8")
+    return jsonio.dumps(data)
 
 
 def subject_matches(pattern: str, subject: str) -> bool:
@@ -203,6 +204,36 @@ class NatsBus:
     def publish(self, subject: str, data: bytes | dict[str, Any]) -> None:
         """Publish; event subjects go to the stream and wait for its acknowledgement."""
         self._call(self._publish(subject, encode(data)))
+
+    def publish_many(self, messages: list[tuple[str, bytes | dict[str, Any]]]) -> int:
+        """Publish in order without waiting for each acknowledgement in turn; how many the stream took.
+
+        The count is of the leading messages acknowledged; the outbox publishes the rest again later (at
+        least once). Raises only if the bus took none of them.
+        """
+        return self._call(self._publish_many([(s, encode(d)) for s, d in messages]))
+
+    async def _publish_many(self, messages: list[tuple[str, bytes]]) -> int:
+        js = await self._jetstream()
+        pending: list[Any] = []
+        for subject, body in messages:
+            if subject_matches(STREAM_SUBJECTS, subject):
+                pending.append(await js.publish_async(subject, body, stream=self.stream))
+            else:
+                await self._nc.publish(subject, body)
+                pending.append(None)
+        taken = 0
+        for future in pending:
+            if future is not None:
+                try:
+                    await asyncio.wait_for(future, self.timeout)
+                except Exception:
+                    if taken == 0:
+                        raise
+                    logger.exception("NATS: %d of %d messages acknowledged", taken, len(messages))
+                    break
+            taken += 1
+        return taken
 
     async def _publish(self, subject: str, body: bytes) -> None:
         js = await self._jetstream()

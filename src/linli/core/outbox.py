@@ -3,6 +3,9 @@
 A service never publishes directly: if its transaction rolled back, subscribers would have reacted to
 something that did not happen. It adds outbox rows instead; whoever owns the transaction (a request, a
 worker loop) runs deliver_outbox after the commit, and any later run delivers what an earlier one missed.
+
+A hot writer (the event store: hundreds of events per transaction) queues its messages with add_batch as
+one row, published message by message in order: one row to write, claim and mark instead of hundreds.
 """
 
 from __future__ import annotations
@@ -11,10 +14,12 @@ import logging
 import threading
 from datetime import datetime, timedelta
 from typing import Any
+from typing import cast as cast_table
 
-from sqlalchemy import JSON, BigInteger, Integer, String, delete, func, select
+from sqlalchemy import JSON, BigInteger, Integer, String, Table, Text, cast, delete, func, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
+from linli.core import jsonio
 from linli.core.bus import Bus
 from linli.core.timeutil import utcnow
 from linli.db import Base, bulk_insert, writing
@@ -22,6 +27,8 @@ from linli.db import Base, bulk_insert, writing
 logger = logging.getLogger(__name__)
 
 BATCH = 500
+# The subject of a row that holds many messages: data = {"messages": [[subject, data], ...]}.
+BATCH_SUBJECT = "linli.outbox.batch"
 # One delivery at a time per process: SQLite has no SKIP LOCKED, and two request threads delivering the
 # same rows would publish them twice. Across processes PostgreSQL's SKIP LOCKED keeps workers apart.
 _delivering = threading.RLock()  # re-entrant: an in-process handler may deliver what it caused
@@ -51,6 +58,33 @@ def add(session: Session, messages: list[tuple[str, dict[str, Any]]], *, now: da
     )
 
 
+def add_batch(
+    session: Session, messages: list[tuple[str, dict[str, Any]]], *, now: datetime | None = None
+) -> None:
+    """Queue many (subject, data) messages as one row in the caller's transaction (published in order)."""
+    if len(messages) <= 1:
+        add(session, messages, now=now)
+        return
+    rows = [{"subject": BATCH_SUBJECT, "data": {"messages": [[s, d] for s, d in messages]}}]
+    bulk_insert(
+        session,
+        OutboxMessage.__table__,  # type: ignore[arg-type]
+        rows,
+        constants={"created_at": now or utcnow(), "delivered_at": None, "attempts": 0},
+    )
+
+
+def _table() -> Table:
+    return cast_table(Table, OutboxMessage.__table__)
+
+
+def _messages(subject: str, data: Any) -> list[tuple[str, Any]]:
+    """The messages a row holds: itself, or the list of a batch row."""
+    if subject == BATCH_SUBJECT and isinstance(data, dict) and isinstance(data.get("messages"), list):
+        return [(str(s), d) for s, d in data["messages"]]
+    return [(subject, data)]
+
+
 def deliver_outbox(
     session_factory: sessionmaker[Session],
     bus: Bus,
@@ -73,42 +107,81 @@ def _deliver(
     session_factory: sessionmaker[Session], bus: Bus, limit: int, older_than: timedelta | None
 ) -> int:
     delivered = 0
+    table = _table()
+    publish_many = getattr(bus, "publish_many", None)
     while delivered < limit:
         with session_factory() as session:
             writing(session)
+            # Core rows and the data as text, parsed once by jsonio: ORM objects and the JSON type's own
+            # decoding cost more than the publication itself.
             stmt = (
-                select(OutboxMessage)
-                .where(OutboxMessage.delivered_at.is_(None))
-                .order_by(OutboxMessage.id)
+                select(table.c.id, table.c.subject, cast(table.c.data, Text))
+                .where(table.c.delivered_at.is_(None))
+                .order_by(table.c.id)
                 .limit(min(BATCH, limit - delivered))
                 .with_for_update(skip_locked=True)
             )
             if older_than is not None:
-                stmt = stmt.where(OutboxMessage.created_at < utcnow() - older_than)
-            batch = list(session.scalars(stmt))
-            if not batch:
+                stmt = stmt.where(table.c.created_at < utcnow() - older_than)
+            rows = session.execute(stmt).all()
+            if not rows:
                 return delivered
+            done: list[int] = []
             failed = False
-            for message in batch:
-                try:
-                    bus.publish(message.subject, message.data)
-                except Exception:  # the bus is down: keep the message for the next run
-                    logger.exception("outbox: publishing %s failed", message.subject)
-                    message.attempts += 1
+            for row_id, subject, text in rows:
+                messages = _messages(subject, jsonio.loads(text))
+                sent = _publish(bus, publish_many, messages)
+                delivered += sent
+                if sent < len(messages):
+                    _keep_unsent(session, row_id, subject, messages[sent:])
                     failed = True
                     break
-                message.delivered_at = utcnow()
-                delivered += 1
+                done.append(row_id)
+            if done:
+                session.execute(
+                    update(table).where(table.c.id.in_(done)).values(delivered_at=utcnow()),
+                    execution_options={"synchronize_session": False},
+                )
             session.commit()
             if failed:
                 return delivered
     return delivered
 
 
+def _publish(bus: Bus, publish_many: Any, messages: list[tuple[str, Any]]) -> int:
+    """Publish messages in order; how many the bus took before it refused one (logged)."""
+    if publish_many is not None and len(messages) > 1:
+        try:
+            return int(publish_many(messages))
+        except Exception:  # publish_many raises only if the bus took none
+            logger.exception("outbox: publishing %d messages failed", len(messages))
+            return 0
+    for sent, (subject, data) in enumerate(messages):
+        try:
+            bus.publish(subject, data)
+        except Exception:  # the bus is down: keep the message for the next run
+            logger.exception("outbox: publishing %s failed", subject)
+            return sent
+    return len(messages)
+
+
+def _keep_unsent(session: Session, row_id: int, subject: str, unsent: list[tuple[str, Any]]) -> None:
+    """Count a failed attempt; a batch row keeps only what is still to publish (no repeats next time)."""
+    table = _table()
+    values: dict[str, Any] = {"attempts": table.c.attempts + 1}
+    if subject == BATCH_SUBJECT:
+        values["data"] = {"messages": [[s, d] for s, d in unsent]}
+    session.execute(update(table).where(table.c.id == row_id).values(**values))
+
+
 def pending(session: Session) -> int:
-    """How many messages wait for delivery."""
-    stmt = select(func.count()).select_from(OutboxMessage).where(OutboxMessage.delivered_at.is_(None))
-    return int(session.scalar(stmt) or 0)
+    """How many messages wait for delivery (a batch row counts its messages)."""
+    waiting = OutboxMessage.delivered_at.is_(None)
+    single = select(func.count()).select_from(OutboxMessage).where(waiting)
+    single = single.where(OutboxMessage.subject != BATCH_SUBJECT)
+    batches = select(OutboxMessage.data).where(waiting, OutboxMessage.subject == BATCH_SUBJECT)
+    in_batches = sum(len(_messages(BATCH_SUBJECT, data)) for data in session.scalars(batches))
+    return int(session.scalar(single) or 0) + in_batches
 
 
 def purge_delivered(session: Session, *, now: datetime, keep: timedelta = timedelta(days=1)) -> int:

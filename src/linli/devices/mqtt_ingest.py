@@ -188,10 +188,44 @@ class CommandRelay:
 
     def publish(self, subject: str, data: bytes | dict[str, Any]) -> None:
         """Commands go to the broker, everything else to the inner bus."""
-        if subject_matches(self.pattern, subject) and isinstance(data, dict) and "topic" in data:
+        if self._is_command(subject, data):
+            assert isinstance(data, dict)
             self._publish(str(data["topic"]), encode(data["message"]))
             return
         self.inner.publish(subject, data)
+
+    def publish_many(self, messages: list[tuple[str, bytes | dict[str, Any]]]) -> int:
+        """publish for each message in order (the inner bus's publish_many for runs of events); how many."""
+        inner_many = getattr(self.inner, "publish_many", None)
+        done = 0
+        while done < len(messages):
+            run = done
+            while run < len(messages) and not self._is_command(*messages[run]):
+                run += 1
+            if run > done and inner_many is not None:
+                try:
+                    taken = int(inner_many(messages[done:run]))
+                except Exception:
+                    if done == 0:
+                        raise
+                    log.exception("publishing %d messages failed", run - done)
+                    return done
+                done += taken
+                if done < run:
+                    return done
+                continue
+            try:
+                self.publish(*messages[done])
+            except Exception:
+                if done == 0:
+                    raise
+                log.exception("publishing %s failed", messages[done][0])
+                return done
+            done += 1
+        return done
+
+    def _is_command(self, subject: str, data: bytes | dict[str, Any]) -> bool:
+        return subject_matches(self.pattern, subject) and isinstance(data, dict) and "topic" in data
 
     def subscribe(
         self, subject_pattern: str, handler: Handler, *, durable: str | None = None

@@ -192,7 +192,10 @@ def _judge(
         stored_as = envelope.model_copy(
             update={"community": device.community_code, "received_at": received_at}
         )
-        accepted.append(Accepted(index, stored_as, device, as_utc(envelope.occurred_at), payload))
+        media = [m.model_dump(mode="json") for m in envelope.media]
+        accepted.append(
+            Accepted(index, stored_as, device, as_utc(envelope.occurred_at), payload, media=media)
+        )
     return accepted, failures
 
 

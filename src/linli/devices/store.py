@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, delete, select, tuple_, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from linli.core import outbox
-from linli.db import bulk_insert
+from linli.db import allocate_ids, bulk_insert
 from linli.devices.events import Envelope, content_hash, subject_for
 from linli.devices.models import Device, EventRollup, RawPayload, StoredEvent
 
@@ -32,6 +30,7 @@ class Accepted:
     person_id: int | None = None
     vehicle_id: int | None = None
     stored_id: int | None = None
+    media: list[dict[str, Any]] = field(default_factory=list)  # the envelope's media refs as JSON
 
     @property
     def key(self) -> tuple[int, str]:
@@ -48,6 +47,18 @@ def existing_keys(session: Session, keys: set[tuple[int, str]]) -> dict[tuple[in
     """Which of these (device_id, event_uid) keys are stored already, with their event ids."""
     found: dict[tuple[int, str], int] = {}
     pairs = sorted(keys)
+    if not pairs:
+        return found
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        # One join against the keys as two arrays: a nested loop over the unique index, one round trip.
+        result = connection.exec_driver_sql(
+            "SELECT e.id, e.device_id, e.event_uid FROM device_events e "
+            "JOIN unnest(%(d)s::integer[], %(u)s::text[]) AS k(d, u) "
+            "ON e.device_id = k.d AND e.event_uid = k.u",
+            {"d": [d for d, _ in pairs], "u": [u for _, u in pairs]},
+        )
+        return {(device_id, uid): event_id for event_id, device_id, uid in result}
     # One query per chunk of (device, uid) row values, answered from the unique index: a batch spans
     # many devices, and a query per device cost half of the ingest time.
     for start in range(0, len(pairs), CHUNK):
@@ -61,16 +72,19 @@ def existing_keys(session: Session, keys: set[tuple[int, str]]) -> dict[tuple[in
 
 
 def append(session: Session, events: list[Accepted], *, received_at: datetime) -> None:
-    """Insert events (already deduplicated) with their hourly rollups and outbox messages; sets stored_id."""
+    """Insert events (already deduplicated) with their hourly rollups and outbox messages; sets stored_id.
+
+    The ids are drawn first, so the rows, the rollups and the bus messages are written in one pass each,
+    with no read-back: the bus messages of the whole batch go into one outbox row.
+    """
     if not events:
         return
-    rows = [_row(e) for e in events]
-    bulk_insert(session, table(StoredEvent), rows, constants={"received_at": received_at})
-    ids = existing_keys(session, {e.key for e in events})
-    for event in events:
-        event.stored_id = ids[event.key]
+    events_table = table(StoredEvent)
+    for event, new_id in zip(events, allocate_ids(session, events_table, len(events)), strict=True):
+        event.stored_id = new_id
+    bulk_insert(session, events_table, [_row(e) for e in events], constants={"received_at": received_at})
     _bump_rollups(session, events)
-    outbox.add(
+    outbox.add_batch(
         session,
         [
             (subject_for(e.device.community_code, e.envelope.type.value), message(e, received_at))
@@ -83,6 +97,7 @@ def append(session: Session, events: list[Accepted], *, received_at: datetime) -
 def _row(event: Accepted) -> dict[str, Any]:
     env, device = event.envelope, event.device
     return {
+        "id": event.stored_id,
         "event_uid": env.id,
         "device_id": device.id,
         "device_serial": device.serial,
@@ -92,7 +107,7 @@ def _row(event: Accepted) -> dict[str, Any]:
         "occurred_at": event.occurred_at,
         "source": env.source,
         "payload": event.payload,
-        "media": [m.model_dump(mode="json") for m in env.media],
+        "media": event.media,
         "person_id": event.person_id,
         "vehicle_id": event.vehicle_id,
         "content_hash": content_hash(env),
@@ -115,13 +130,30 @@ def message(event: Accepted, received_at: datetime) -> dict[str, Any]:
         "received_at": received_at.isoformat(),
         "source": env.source,
         "payload": event.payload,
-        "media": [m.model_dump(mode="json") for m in env.media],
+        "media": event.media,
         "person_id": event.person_id,
         "vehicle_id": event.vehicle_id,
     }
 
 
+_ROLLUP_UPSERT = {
+    "postgresql": (
+        "INSERT INTO event_rollups (hour, area_code, device_kind, type, count) "
+        "SELECT * FROM unnest(%(h)s::timestamptz[], %(a)s::text[], %(k)s::text[], %(t)s::text[], "
+        "%(n)s::integer[]) "
+        "ON CONFLICT (hour, area_code, device_kind, type) "
+        "DO UPDATE SET count = event_rollups.count + excluded.count"
+    ),
+    "sqlite": (
+        "INSERT INTO event_rollups (hour, area_code, device_kind, type, count) VALUES (?, ?, ?, ?, ?) "
+        "ON CONFLICT (hour, area_code, device_kind, type) "
+        "DO UPDATE SET count = event_rollups.count + excluded.count"
+    ),
+}
+
+
 def _bump_rollups(session: Session, events: list[Accepted]) -> None:
+    """Add the batch's counts per hour, community, device kind and type: counted here, one upsert."""
     counts = Counter(
         (
             e.occurred_at.replace(minute=0, second=0, microsecond=0),
@@ -131,18 +163,17 @@ def _bump_rollups(session: Session, events: list[Accepted]) -> None:
         )
         for e in events
     )
-    values = [
-        {"hour": hour, "area_code": community, "device_kind": kind, "type": type_, "count": n}
-        for (hour, community, kind, type_), n in counts.items()
-    ]
-    rollups = table(EventRollup)
-    insert = pg_insert if session.connection().dialect.name == "postgresql" else sqlite_insert
-    stmt = insert(rollups).values(values)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["hour", "area_code", "device_kind", "type"],
-        set_={"count": rollups.c["count"] + stmt.excluded["count"]},
-    )
-    session.execute(stmt)
+    keyed = sorted(counts.items())  # one order for every writer: concurrent upserts cannot deadlock
+    connection = session.connection()
+    dialect = connection.dialect
+    if dialect.name == "postgresql":
+        columns = list(zip(*(key for key, _ in keyed), strict=True))
+        params = {"h": list(columns[0]), "a": list(columns[1]), "k": list(columns[2]), "t": list(columns[3])}
+        connection.exec_driver_sql(_ROLLUP_UPSERT["postgresql"], {**params, "n": [n for _, n in keyed]})
+        return
+    hour = table(EventRollup).c.hour.type.dialect_impl(dialect).bind_processor(dialect)
+    rows = [(hour(h) if hour else h, a, k, t, n) for (h, a, k, t), n in keyed]
+    connection.exec_driver_sql(_ROLLUP_UPSERT["sqlite"], rows)
 
 
 def rollups(
