@@ -18,6 +18,7 @@ from linli.core.auth.service import Principal
 from linli.core.errors import LinliError
 from linli.db import Scope, analyze, make_engine, make_session_factory, unit_of_work, writing
 from linli.settings import Settings, get_settings
+from linli.vision.cli import vision_app
 from linli.workers import ingest_app, jobs_app
 
 app = typer.Typer(help="Linli 邻里 smart-community platform", no_args_is_help=True, add_completion=False)
@@ -31,6 +32,7 @@ app.add_typer(import_app, name="import")
 app.add_typer(export_app, name="export")
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(jobs_app, name="jobs")
+app.add_typer(vision_app, name="vision")
 
 
 def _factory() -> tuple[Engine, sessionmaker[Session]]:

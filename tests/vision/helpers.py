@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -59,3 +60,31 @@ def filled_ring(detection: Detection, *, until: int, at: datetime | None = None)
     for index in range(until + 1):
         ring.push(index, facade_frame(index, detection), t0 + timedelta(seconds=index / FPS))
     return ring
+
+
+def write_clip(
+    path: Path, *, seconds: float = 6.0, drop_at: float | None = 1.6, bird: bool = False, size=(1920, 1080)
+) -> Path:
+    """An MP4 of the facade: an object dropped from (1000, 300) at drop_at under the facade's gravity
+    (18 floors of 3 m between y 1000 and 90 make g ≈ 165 px/s²), and optionally a bird gliding across."""
+    width, height = size
+    g = 9.81 * (910 / 18) / 3.0
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), FPS, (width, height))
+    background = facade_frame(-1, size=size)
+    rng = np.random.default_rng(5)
+    noises = [rng.integers(-3, 4, size=background.shape, dtype=np.int16) for _ in range(4)]
+    for index in range(int(seconds * FPS)):
+        frame = background.copy()
+        t = index / FPS
+        if drop_at is not None and t >= drop_at:
+            dt = t - drop_at
+            x, y = 1000 + 25 * dt, 300 + 0.5 * g * dt * dt
+            if y < height:
+                cv2.circle(frame, (round(x), round(y)), 5, (25, 25, 25), -1, cv2.LINE_AA)
+        if bird:
+            bx, by = 200 + 260 * t, 420 + 40 * np.sin(2 * np.pi * 0.8 * t)
+            cv2.ellipse(frame, (round(bx), round(by)), (9, 3), 0, 0, 360, (35, 35, 35), -1, cv2.LINE_AA)
+        noisy = frame.astype(np.int16) + noises[index % len(noises)]  # sensor noise
+        writer.write(np.clip(noisy, 0, 255).astype(np.uint8))
+    writer.release()
+    return path
