@@ -17,6 +17,8 @@ from linli.core.timeutil import utcnow
 from linli.devices import deadletters, health, importers, register, service
 from linli.devices.api_commands import router as commands_router
 from linli.devices.api_events import router as events_router
+from linli.devices.mappings.api import router as mappings_router
+from linli.devices.mappings.pages import router as mappings_pages
 from linli.devices.schemas import (
     DeadLetterOut,
     DeviceCreated,
@@ -190,3 +192,5 @@ router = APIRouter()
 router.include_router(staff)
 router.include_router(events_router)
 router.include_router(commands_router)
+router.include_router(mappings_router)
+router.include_router(mappings_pages)  # console pages of mappings, uploads and pull sources
