@@ -113,9 +113,12 @@ def draw(image: np.ndarray, detection: Any, scale: float, *, upto: int | None = 
         cv2.circle(image, points[-1], 5, RED, -1, cv2.LINE_AA)
     ox, oy = round(detection.origin[0] * scale), round(detection.origin[1] * scale)
     cv2.circle(image, (ox, oy), 14, YELLOW, 2, cv2.LINE_AA)
-    anchor = (min(ox + 18, image.shape[1] - 150), max(oy - 10, 20))
-    cv2.putText(image, _label(detection), anchor, cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 4, cv2.LINE_AA)
-    cv2.putText(image, _label(detection), anchor, cv2.FONT_HERSHEY_SIMPLEX, 0.6, YELLOW, 1, cv2.LINE_AA)
+    text = _label(detection)
+    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
+    left = min(ox + 18, image.shape[1] - tw - 6)
+    top = min(max(oy - th - 8, 2), image.shape[0] - th - base - 6)
+    cv2.rectangle(image, (left - 3, top), (left + tw + 3, top + th + base + 4), (0, 0, 0), -1)
+    cv2.putText(image, text, (left, top + th + 2), cv2.FONT_HERSHEY_SIMPLEX, 0.5, YELLOW, 1, cv2.LINE_AA)
     return image
 
 

@@ -88,7 +88,9 @@
       el("line", {"class": "floor" + (edge ? " edge" : ""), x1: ln[0][0], y1: ln[0][1], x2: ln[1][0], y2: ln[1][1], "data-floor-line": i});
       if (i < lines.length - 1 && (i + 1) % every === 0) {
         var next = lines[i + 1];
-        var label = el("text", {"class": "floor-label", x: ln[0][0] - 30, y: (ln[0][1] + next[0][1]) / 2 + 5});
+        var size = Math.round(D.width / 70);  // about 14 px on screen, whatever the picture's size
+        var label = el("text", {"class": "floor-label", x: ln[0][0] - 2.2 * size, y: (ln[0][1] + next[0][1]) / 2 + size / 3,
+                                "font-size": size, "stroke-width": size / 5});
         label.textContent = String(i + 1);
       }
     });
