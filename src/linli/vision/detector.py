@@ -1,0 +1,418 @@
+"""The CPU detection pipeline: frames in, thrown-object detections and the camera's state out.
+
+Per frame, on a downscaled grey picture (1/2 of 1080p): a pixel is a candidate when it differs both from
+a slow background model and from one of the two previous frames (so a passing object shows where it is
+now, not where it was, and a window light that stays on does not); ignored regions and the zone of
+interest are masked; connected components become blobs; a tracker links blobs across frames and each
+finished track is judged by physics.py. The camera's state (black, frozen, moved) is watched on a tiny
+copy of the picture. No I/O except `detect_file`, a convenience for tests and the benchmark.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from linli.vision.calibration import Calibration
+from linli.vision.physics import G, Thresholds, TrackFit, judge_track
+from linli.vision.tracker import Track, Tracker
+
+
+class CameraState(StrEnum):
+    """What the camera's picture looks like, as far as detection is concerned."""
+
+    OK = "ok"
+    BLACK = "black"  # covered lens, IR failure
+    FROZEN = "frozen"  # identical frames for seconds
+    MOVED = "moved"  # the scene no longer lines up with the calibration: floors are not reported
+    NO_SIGNAL = "no_signal"  # stream lost or not reachable (reported by the source)
+    UNREADABLE = "unreadable"  # file missing or not a video (reported by the source)
+    BAD_CODEC = "bad_codec"  # a video container whose codec cannot be decoded (reported by the source)
+
+
+@dataclass
+class Detection:
+    """One thrown or falling object."""
+
+    start_frame: int
+    end_frame: int
+    start_time: float
+    origin: tuple[float, float]
+    floor: int | None
+    floor_uncertainty: float
+    column: int | None
+    trajectory: list[tuple[int, float, float]]
+    confidence: float
+    size_px: float
+
+
+BLACK_MEAN = 12.0  # grey level under which, with hardly any texture, a picture is black
+BLACK_STD = 4.0
+FROZEN_SECONDS = 2.0
+BLACK_SECONDS = 1.0
+MOVED_CHECKS = 3  # consecutive once-a-second checks before the state changes
+SETTLE_SECONDS = 1.0  # frames before the automatic reference frame is taken
+GLOBAL_CHANGE_SHARE = 0.04  # a frame where more of the zone changes is a lighting change or a shake
+MAX_TRACK_SECONDS = 8.0
+BACK_EXTRAPOLATION_S = 0.4  # how far before the first point the origin may be traced back to the apex
+
+
+class Detector:
+    """Feed frames in order; detections come out when their track ends."""
+
+    def __init__(self, calibration: Calibration, *, fps: float, reference: np.ndarray | None = None) -> None:
+        self.calibration = calibration
+        self.fps = float(fps) if fps and fps > 0 else 25.0
+        self.state = CameraState.OK
+        self.state_reason = ""
+        self.thresholds = Thresholds.for_sensitivity(calibration.sensitivity)
+        self._given_reference = reference
+        self._ready = False
+        self.stats = {"frames": 0, "global_frames": 0, "blobs": 0, "tracks_judged": 0}
+        self.rejections: dict[str, int] = {}
+
+    # ---- set-up on the first frame --------------------------------------------------------------------
+
+    def _setup(self, frame: np.ndarray) -> None:
+        h, w = frame.shape[:2]
+        cal = self.calibration
+        self._factor = max(1, round(h / 540))
+        self._small_size = (w // self._factor, h // self._factor)
+        self._tiny_size = (max(16, w // 8), max(16, h // 8))
+        # Frame pixels to calibration pixels (a stream may not have the calibration's resolution).
+        self._sx, self._sy = cal.width / w, cal.height / h
+        sw, sh = self._small_size
+        mask = np.full((sh, sw), 255, np.uint8)
+        to_small = np.array([1 / (self._factor * self._sx), 1 / (self._factor * self._sy)])
+        if cal.zone is not None:
+            mask[:] = 0
+            cv2.fillPoly(mask, [np.round(np.asarray(cal.zone) * to_small).astype(np.int32)], 255)
+        for poly in cal.ignore:
+            cv2.fillPoly(mask, [np.round(np.asarray(poly) * to_small).astype(np.int32)], 0)
+        self._mask = None if cal.zone is None and not cal.ignore else mask
+        self._zone_pixels = max(1, int(cv2.countNonZero(mask)))
+        s = cal.sensitivity
+        self._k_noise = 5.0 - 2.0 * s  # threshold in noise standard deviations
+        self._t_min = 9.0 - 4.0 * s  # grey levels
+        self._min_area = 2 if s >= 0.3 else 3
+        self._max_dim = 0.12 * sh
+        self._noise = 2.0
+        self._kernel = np.ones((3, 3), np.uint8)
+        self._prev: list[np.ndarray] = []
+        self._bg: np.ndarray | None = None
+        self._max_misses = max(2, round(0.16 * self.fps))
+        self.tracker = Tracker(max_misses=self._max_misses)
+        mid = cal.pixels_per_metre(
+            cal.width / 2, (cal.line_y(0, cal.width / 2) + cal.line_y(-1, cal.width / 2)) / 2
+        )
+        self._g_px_frame2 = 0.5 * G * mid / (self.fps**2) / self._sy  # ½ a dt² in frame pixels
+        self._black_run = 0
+        self._frozen_run = 0
+        self._frames_seen = 0
+        self._reference: np.ndarray | None = None
+        if self._given_reference is not None:
+            ref = self._given_reference
+            if ref.shape[:2] != (h, w):
+                ref = cv2.resize(ref, (w, h), interpolation=cv2.INTER_AREA)
+            self._reference = self._edges(self._tiny(self._grey_small(ref)))
+        self._moved_votes = 0
+        self._window = cv2.createHanningWindow(self._tiny_size, cv2.CV_32F)
+        min_floor = min(
+            cal.line_y(i, x) - cal.line_y(i + 1, x)
+            for i in range(cal.floors)
+            for x in (0.0, float(cal.width))
+        )
+        self._moved_tolerance = max(6.0, 0.35 * min_floor)  # calibration px
+        self._ready = True
+
+    # ---- per frame ------------------------------------------------------------------------------------
+
+    def _grey_small(self, frame: np.ndarray) -> np.ndarray:
+        small = cv2.resize(frame, self._small_size, interpolation=cv2.INTER_AREA)
+        return cv2.cvtColor(small, cv2.COLOR_BGR2GRAY) if small.ndim == 3 else small
+
+    def _tiny(self, grey: np.ndarray) -> np.ndarray:
+        return cv2.resize(grey, self._tiny_size, interpolation=cv2.INTER_AREA)
+
+    @staticmethod
+    def _edges(tiny: np.ndarray) -> np.ndarray:
+        f = tiny.astype(np.float32)
+        return cv2.magnitude(cv2.Sobel(f, cv2.CV_32F, 1, 0), cv2.Sobel(f, cv2.CV_32F, 0, 1))
+
+    def feed(self, frame: np.ndarray, index: int) -> list[Detection]:
+        """Process one frame (BGR or grey, full resolution); return detections whose track just ended."""
+        if frame is None or frame.size == 0:
+            return []
+        if not self._ready:
+            self._setup(frame)
+        self.stats["frames"] += 1
+        grey = self._grey_small(frame)
+        tiny = self._tiny(grey)
+        if self._picture_unusable(grey, tiny, index):
+            return self._age_tracks(index)
+        self._frames_seen += 1
+        if self._frames_seen % max(1, round(self.fps)) == 0:
+            self._check_moved(tiny)
+        return self._detect(grey, index)
+
+    def flush(self) -> list[Detection]:
+        """End of stream: judge every open track."""
+        if not self._ready:
+            return []
+        return self._judge_all(self.tracker.close_all())
+
+    # ---- camera state -----------------------------------------------------------------------------------
+
+    def _set_state(self, state: CameraState, reason: str) -> None:
+        self.state, self.state_reason = state, reason
+
+    def _picture_unusable(self, grey: np.ndarray, tiny: np.ndarray, index: int) -> bool:
+        """Black or frozen pictures: update the state and tell the caller to skip detection."""
+        mean, std = cv2.meanStdDev(tiny)
+        if float(mean[0, 0]) < BLACK_MEAN and float(std[0, 0]) < BLACK_STD:
+            self._black_run += 1
+            if self._black_run >= BLACK_SECONDS * self.fps:
+                self._set_state(CameraState.BLACK, "画面全黑（镜头被遮挡或无图像）")
+            return True
+        self._black_run = 0
+        if self._prev and cv2.norm(grey, self._prev[-1], cv2.NORM_INF) == 0:
+            self._frozen_run += 1
+            if self._frozen_run >= FROZEN_SECONDS * self.fps:
+                self._set_state(CameraState.FROZEN, f"画面冻结（连续 {self._frozen_run} 帧完全相同）")
+            return True
+        self._frozen_run = 0
+        if self.state in (CameraState.BLACK, CameraState.FROZEN, CameraState.NO_SIGNAL):
+            self._set_state(CameraState.OK, "")
+        return False
+
+    def _check_moved(self, tiny: np.ndarray) -> None:
+        """Once a second: does the picture still line up with the reference frame?"""
+        edges = self._edges(tiny)
+        if self._reference is None:
+            if self._frames_seen >= SETTLE_SECONDS * self.fps:
+                self._reference = edges
+            return
+        (dx, dy), _ = cv2.phaseCorrelate(self._reference, edges, self._window)
+        shift = math.hypot(dx * self._sx * 8, dy * self._sy * 8)
+        moved = shift > self._moved_tolerance
+        if moved == (self.state == CameraState.MOVED):
+            self._moved_votes = 0
+            return
+        self._moved_votes += 1
+        if self._moved_votes >= MOVED_CHECKS:
+            self._moved_votes = 0
+            if moved:
+                self._set_state(CameraState.MOVED, f"摄像机移位：画面偏移约 {shift:.0f} 像素，标定不再适用")
+            else:
+                self._set_state(CameraState.OK, "")
+
+    # ---- motion, blobs, tracks ---------------------------------------------------------------------
+
+    def _detect(self, grey: np.ndarray, index: int) -> list[Detection]:
+        prev = self._prev
+        if self._bg is None:
+            self._bg = grey.astype(np.float32)
+        if len(prev) < 2:
+            prev.append(grey)
+            return []
+        d1 = cv2.absdiff(grey, prev[-1])
+        d2 = cv2.absdiff(grey, prev[-2])
+        bg8 = cv2.convertScaleAbs(self._bg)
+        db = cv2.absdiff(grey, bg8)
+        if index % 8 == 0:
+            # Noise from the mean absolute frame difference (|N(0, 2σ²)| has mean 1.128σ).
+            sample = float(cv2.mean(d1[::4, ::4])[0]) / 1.128
+            self._noise = 0.8 * self._noise + 0.2 * min(sample, 12.0)
+        threshold = max(self._t_min, self._k_noise * self._noise)
+        moving = cv2.min(db, cv2.max(d1, d2))
+        _, fg = cv2.threshold(moving, threshold, 255, cv2.THRESH_BINARY)
+        if self._mask is not None:
+            fg = cv2.bitwise_and(fg, self._mask)
+        changed = cv2.countNonZero(fg)
+        prev.pop(0)
+        prev.append(grey)
+        if changed > GLOBAL_CHANGE_SHARE * self._zone_pixels:
+            # Lighting change or shake: no blob is trustworthy; let the background catch up quickly.
+            self.stats["global_frames"] += 1
+            cv2.accumulateWeighted(grey, self._bg, 0.3)
+            return self._age_tracks(index)
+        if not changed:
+            cv2.accumulateWeighted(grey, self._bg, 0.03)
+            blobs = np.zeros((0, 3))
+        else:
+            # Dilate so that the parts of one object (a slow object's leading and trailing edges) form one
+            # blob; keep moving things out of the background, or they leave a trail that looks like motion.
+            grown = cv2.dilate(fg, self._kernel)
+            cv2.accumulateWeighted(grey, self._bg, 0.03, mask=cv2.bitwise_not(grown))
+            blobs = self._blobs(grown)
+        self.stats["blobs"] += len(blobs)
+        closed = self.tracker.update(index, blobs, gravity_px_per_frame2=self._g_px_frame2)
+        return self._judge_all(closed + self._expired(index))
+
+    def _blobs(self, fg: np.ndarray) -> np.ndarray:
+        """Connected components as rows (x, y, size) in calibration pixels."""
+        n, _, stats, centroids = cv2.connectedComponentsWithStats(fg, connectivity=8)
+        if n <= 1:
+            return np.zeros((0, 3))
+        stats, centroids = stats[1:].astype(float), centroids[1:]
+        w, h = stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]
+        area = stats[:, cv2.CC_STAT_AREA] - 2 * (w + h) + 4  # the area before the 3×3 dilation
+        if 1 < len(area) <= 200:
+            stats, centroids, area = _merge_fragments(stats, centroids, area)
+            w, h = stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]
+        keep = (area >= self._min_area) & (np.maximum(w, h) <= self._max_dim)
+        f = self._factor
+        xs = (centroids[keep, 0] * f + (f - 1) / 2) * self._sx
+        ys = (centroids[keep, 1] * f + (f - 1) / 2) * self._sy
+        size = np.sqrt(area[keep]) * f * self._sx
+        return np.stack([xs, ys, size], axis=1)
+
+    def _age_tracks(self, index: int) -> list[Detection]:
+        """A frame without usable blobs still counts as a miss for every open track."""
+        if not self._ready:
+            return []
+        closed = self.tracker.update(index, np.zeros((0, 3)), gravity_px_per_frame2=self._g_px_frame2)
+        return self._judge_all(closed)
+
+    def _expired(self, index: int) -> list[Track]:
+        """Tracks followed for too long are judged now (and then dropped)."""
+        limit = MAX_TRACK_SECONDS * self.fps
+        old = [t for t in self.tracker.tracks if index - t.points[0][0] > limit]
+        if old:
+            self.tracker.tracks = [t for t in self.tracker.tracks if t not in old]
+        return old
+
+    def _judge_all(self, tracks: list[Track]) -> list[Detection]:
+        out = []
+        for track in tracks:
+            if len(track.points) < self.thresholds.min_points:
+                continue
+            det = self._judge(track)
+            if det is not None:
+                out.append(det)
+        return out
+
+    def _judge(self, track: Track) -> Detection | None:
+        cal = self.calibration
+        pts = track.points
+        xs = [p[1] for p in pts]
+        ys = [p[2] for p in pts]
+        mx = float(np.clip(np.mean(xs), 0, cal.width))
+        ppm = cal.pixels_per_metre(mx, float(np.mean(ys)))
+        size = float(np.median(track.sizes))
+        self.stats["tracks_judged"] += 1
+        fit = judge_track(pts, fps=self.fps, px_per_m=ppm, thresholds=self.thresholds, size_px=size)
+        if not fit.ok:
+            self.rejections[fit.reason] = self.rejections.get(fit.reason, 0) + 1
+            return None
+        origin, sigma = self._origin(fit, track)
+        floor: int | None
+        column: int | None
+        if self.state == CameraState.MOVED:
+            floor, unc, column = None, 0.0, None
+        else:
+            floor, unc = cal.floor_at(origin[0], origin[1], sigma)
+            column = cal.column_at(origin[0])
+        return Detection(
+            start_frame=pts[0][0],
+            end_frame=pts[-1][0],
+            start_time=pts[0][0] / self.fps,
+            origin=origin,
+            floor=floor,
+            floor_uncertainty=round(unc, 3),
+            column=column,
+            trajectory=list(pts),
+            confidence=round(fit.confidence, 3),
+            size_px=round(size, 2),
+        )
+
+    def _origin(self, fit: TrackFit, track: Track) -> tuple[tuple[float, float], float]:
+        """Where the object left the facade, and how uncertain that is (px).
+
+        The first tracked point, or, when the fitted parabola's apex lies shortly before it (the object
+        moved too little there to be seen), the apex.
+        """
+        first = track.points[0]
+        apex = fit.apex_t
+        back = -BACK_EXTRAPOLATION_S
+        if not back <= apex < 0:
+            x, y = first[1], first[2]
+            return (float(x), float(y)), fit.rms_px + 0.5 * float(np.median(track.sizes))
+        x, y = fit.position(apex)
+        travelled = math.hypot(x - first[1], y - first[2])
+        return (float(x), float(y)), fit.rms_px + 0.5 * float(np.median(track.sizes)) + 0.3 * travelled
+
+
+def _merge_fragments(
+    stats: np.ndarray, centroids: np.ndarray, area: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Join components whose boxes nearly touch (a slow object's leading and trailing edges)."""
+    x0, y0 = stats[:, cv2.CC_STAT_LEFT], stats[:, cv2.CC_STAT_TOP]
+    x1, y1 = x0 + stats[:, cv2.CC_STAT_WIDTH], y0 + stats[:, cv2.CC_STAT_HEIGHT]
+    gap_x = np.maximum(x0[:, None], x0[None, :]) - np.minimum(x1[:, None], x1[None, :])
+    gap_y = np.maximum(y0[:, None], y0[None, :]) - np.minimum(y1[:, None], y1[None, :])
+    dim = np.maximum(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT])
+    reach = np.maximum(2.0, 0.5 * np.maximum(dim[:, None], dim[None, :]))
+    near = (np.maximum(gap_x, gap_y) <= reach) & (area[:, None] > 0) & (area[None, :] > 0)
+    if near.sum() == len(area):  # only the diagonal
+        return stats, centroids, area
+    label = np.arange(len(area))
+    for i, j in zip(*np.nonzero(np.triu(near, 1)), strict=True):
+        a, b = label[i], label[j]
+        if a != b:
+            label[label == b] = a
+    groups = np.unique(label)
+    out_stats = np.zeros((len(groups), stats.shape[1]))
+    out_cent = np.zeros((len(groups), 2))
+    out_area = np.zeros(len(groups))
+    for k, g in enumerate(groups):
+        m = label == g
+        wts = np.maximum(area[m], 0.5)
+        out_cent[k] = (centroids[m] * wts[:, None]).sum(axis=0) / wts.sum()
+        out_area[k] = area[m].sum()
+        left, top = x0[m].min(), y0[m].min()
+        out_stats[k, cv2.CC_STAT_LEFT], out_stats[k, cv2.CC_STAT_TOP] = left, top
+        out_stats[k, cv2.CC_STAT_WIDTH] = x1[m].max() - left
+        out_stats[k, cv2.CC_STAT_HEIGHT] = y1[m].max() - top
+    return out_stats, out_cent, out_area
+
+
+def detect_file(
+    path: str | Path, calibration: Calibration, *, fps: float | None = None
+) -> tuple[list[Detection], dict[str, Any]]:
+    """Decode a video file with OpenCV, feed every frame; detections and {"frames", "seconds", "fps"}."""
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        raise OSError(f"cannot open video {path}")
+    rate = fps or cap.get(cv2.CAP_PROP_FPS) or 25.0
+    detector = Detector(calibration, fps=rate)
+    detections: list[Detection] = []
+    frames = 0
+    started = time.perf_counter()
+    try:
+        while True:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            detections.extend(detector.feed(frame, frames))
+            frames += 1
+        detections.extend(detector.flush())
+    finally:
+        cap.release()
+    seconds = time.perf_counter() - started
+    detections.sort(key=lambda d: d.start_frame)
+    return detections, {
+        "frames": frames,
+        "seconds": seconds,
+        "fps": frames / seconds if seconds > 0 else 0.0,
+        "state": str(detector.state),
+        "rejections": dict(detector.rejections),
+        **detector.stats,
+    }

@@ -1,0 +1,162 @@
+"""The physical test of a track: does it fall like a thrown object under gravity, seen by this camera?
+
+A falling object's image height follows y(t) = y0 + v t + ½ a t² with `a` close to g times the image scale
+(pixels per metre at that height, from the calibration), a little less for drag; its x drifts slowly and
+nearly linearly. Birds wander, leaves flutter and fall slowly, rain falls at constant speed, clothes
+oscillate in place, lights switch without moving: each fails at least one of the checks below.
+Pure numpy, no I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+G = 9.81  # m/s²
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Acceptance limits of the physical test, derived from the camera's sensitivity (0..1)."""
+
+    min_points: int
+    min_seconds: float
+    min_drop_m: float
+    accel_low: float  # fitted a / expected a, lower bound (drag, perspective)
+    accel_high: float
+    max_rms_px: float
+    max_outliers: float  # share of points the robust fit may drop
+    min_confidence: float
+
+    @classmethod
+    def for_sensitivity(cls, s: float) -> Thresholds:
+        """Looser limits for a higher sensitivity (more detections, more false alarms)."""
+        s = min(max(s, 0.0), 1.0)
+        return cls(
+            min_points=round(9 - 4 * s),
+            min_seconds=0.36 - 0.16 * s,
+            min_drop_m=1.6 - 0.8 * s,
+            accel_low=0.45 - 0.2 * s,
+            accel_high=1.9 + 0.8 * s,
+            max_rms_px=1.6 + 1.2 * s,
+            max_outliers=0.15 + 0.1 * s,
+            min_confidence=0.45 - 0.25 * s,
+        )
+
+
+@dataclass(frozen=True)
+class TrackFit:
+    """The verdict on one track and the fitted motion (time in seconds from the track's first point)."""
+
+    ok: bool
+    reason: str
+    confidence: float
+    t0_frame: int
+    fps: float
+    coef_x: tuple[float, float, float]  # x(t) = c0 + c1 t + c2 t²
+    coef_y: tuple[float, float, float]
+    accel_ratio: float  # fitted vertical a / expected a
+    rms_px: float
+    inliers: int
+
+    def position(self, t: float) -> tuple[float, float]:
+        """Fitted (x, y) at time t (seconds from the first point)."""
+        cx, cy = self.coef_x, self.coef_y
+        return (cx[0] + cx[1] * t + cx[2] * t * t, cy[0] + cy[1] * t + cy[2] * t * t)
+
+    @property
+    def apex_t(self) -> float:
+        """Time of the highest point of the fitted parabola (vertical speed zero)."""
+        _, v, c2 = self.coef_y
+        return -v / (2 * c2) if c2 > 0 else 0.0
+
+
+def _fit(t: np.ndarray, v: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Least-squares quadratic through (t, v) on the points whose weight is 1; coefficients c0, c1, c2."""
+    a = np.stack([np.ones_like(t), t, t * t], axis=1)[weights > 0]
+    coef, *_ = np.linalg.lstsq(a, v[weights > 0], rcond=None)
+    return coef
+
+
+def _robust_fit(t: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Quadratic fits of x(t) and y(t), refitted once without points far off (by the median deviation)."""
+    keep = np.ones_like(t)
+    cx = _fit(t, x, keep)
+    cy = _fit(t, y, keep)
+    for _ in range(2):
+        res = np.hypot(x - np.polyval(cx[::-1], t), y - np.polyval(cy[::-1], t))
+        limit = max(3.0 * 1.4826 * float(np.median(res)), 2.0)
+        new_keep = (res <= limit).astype(float)
+        if new_keep.sum() < 4 or np.array_equal(new_keep, keep):
+            break
+        keep = new_keep
+        cx = _fit(t, x, keep)
+        cy = _fit(t, y, keep)
+    return cx, cy, keep
+
+
+def judge_track(
+    points: list[tuple[int, float, float]],
+    *,
+    fps: float,
+    px_per_m: float,
+    thresholds: Thresholds,
+    size_px: float = 0.0,
+) -> TrackFit:
+    """Fit the track and decide whether it is a falling object; `px_per_m` is the image scale at the track."""
+    arr = np.asarray(points, dtype=float)
+    frames, x, y = arr[:, 0], arr[:, 1], arr[:, 2]
+    t = (frames - frames[0]) / fps
+    th = thresholds
+    zero = (0.0, 0.0, 0.0)
+    if len(points) < th.min_points:
+        return TrackFit(False, "too_few_points", 0.0, int(frames[0]), fps, zero, zero, 0.0, 0.0, 0)
+    if t[-1] < th.min_seconds:
+        return TrackFit(False, "too_short", 0.0, int(frames[0]), fps, zero, zero, 0.0, 0.0, 0)
+    drop = y[-1] - y.min()
+    if drop < th.min_drop_m * px_per_m:
+        return TrackFit(False, "no_fall", 0.0, int(frames[0]), fps, zero, zero, 0.0, 0.0, 0)
+    cxa, cya, keep = _robust_fit(t, x, y)
+    cx = (float(cxa[0]), float(cxa[1]), float(cxa[2]))
+    cy = (float(cya[0]), float(cya[1]), float(cya[2]))
+    inliers = int(keep.sum())
+    res = np.hypot(x - np.polyval(cxa[::-1], t), y - np.polyval(cya[::-1], t))[keep > 0]
+    rms = float(np.sqrt(np.mean(res**2)))
+    a_expected = G * px_per_m
+    ratio = 2 * cy[2] / a_expected
+
+    def reject(reason: str) -> TrackFit:
+        return TrackFit(False, reason, 0.0, int(frames[0]), fps, cx, cy, ratio, rms, inliers)
+
+    if 1 - inliers / len(points) > th.max_outliers:
+        return reject("erratic")
+    # Centroids of blobs a few pixels across jitter by about a pixel; larger blobs by a share of their size.
+    rms_limit = th.max_rms_px + 0.08 * size_px
+    if rms > rms_limit:
+        return reject("not_smooth")
+    if ratio < th.accel_low:
+        return reject("too_slow_acceleration")
+    if ratio > th.accel_high:
+        return reject("too_fast_acceleration")
+    if abs(2 * cx[2]) > 0.6 * a_expected:
+        return reject("sideways_acceleration")
+    # After the apex the object only goes down: count steps that go up by more than the jitter.
+    apex = -cy[1] / (2 * cy[2])
+    after = t > apex
+    if after.sum() >= 3:
+        steps = np.diff(y[after])
+        if (steps < -max(2.0, 0.5 * rms_limit)).sum() > max(1, 0.1 * len(steps)):
+            return reject("not_monotonic")
+    confidence = _confidence(ratio=ratio, rms=rms, rms_limit=rms_limit, n=inliers, th=th)
+    if confidence < th.min_confidence:
+        return reject("low_confidence")
+    return TrackFit(True, "falling", confidence, int(frames[0]), fps, cx, cy, ratio, rms, inliers)
+
+
+def _confidence(*, ratio: float, rms: float, rms_limit: float, n: int, th: Thresholds) -> float:
+    """0..1 from how gravity-like the acceleration is, how smooth the track and how long."""
+    accel = 1.0 - min(abs(np.log(max(ratio, 1e-6))) / np.log(th.accel_high / th.accel_low), 1.0)
+    smooth = 1.0 - min(rms / rms_limit, 1.0)
+    length = min(n / 25.0, 1.0)
+    return float(np.clip(0.45 * accel + 0.25 * smooth + 0.3 * length + 0.1, 0.0, 1.0))

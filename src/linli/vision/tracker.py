@@ -1,0 +1,105 @@
+"""Candidate tracks across frames: predicted-position nearest-neighbour association with gating.
+
+Pure numpy. Blobs come in full-resolution pixels; each track predicts where it will be next (constant
+velocity, then constant acceleration once it has three points) and takes the nearest blob inside its gate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class Track:
+    """One candidate object followed across frames."""
+
+    id: int
+    points: list[tuple[int, float, float]] = field(default_factory=list)  # (frame, x, y)
+    sizes: list[float] = field(default_factory=list)
+    misses: int = 0
+    reported: bool = False
+
+    @property
+    def last_frame(self) -> int:
+        """Frame of the latest point."""
+        return self.points[-1][0]
+
+    def predict(self, frame: int, *, gravity_px_per_frame2: float) -> tuple[float, float, float]:
+        """Predicted (x, y) at `frame` and the gate radius around it."""
+        size = float(np.median(self.sizes[-5:]))
+        f1, x1, y1 = self.points[-1]
+        dt = frame - f1
+        if len(self.points) == 1:
+            # Any direction, but a falling object most likely moves down.
+            return x1, y1 + gravity_px_per_frame2 * dt * dt, 3.0 * size + 18.0 + 6.0 * dt
+        if len(self.points) == 2:
+            f0, x0, y0 = self.points[-2]
+            vx, vy = (x1 - x0) / (f1 - f0), (y1 - y0) / (f1 - f0)
+            speed = float(np.hypot(vx, vy))
+            return (x1 + vx * dt, y1 + vy * dt + gravity_px_per_frame2 * dt * dt,
+                    2.0 * size + 8.0 + 0.5 * speed * dt)  # fmt: skip
+        recent = np.asarray(self.points[-6:], dtype=float)
+        tt = recent[:, 0] - f1
+        deg = 2 if len(recent) >= 4 else 1
+        cx = np.polyfit(tt, recent[:, 1], deg)
+        cy = np.polyfit(tt, recent[:, 2], deg)
+        vx = float(np.polyval(np.polyder(cx), 0.0))
+        vy = float(np.polyval(np.polyder(cy), 0.0))
+        speed = float(np.hypot(vx, vy))
+        px, py = float(np.polyval(cx, dt)), float(np.polyval(cy, dt))
+        if deg == 1:
+            py += gravity_px_per_frame2 * dt * dt
+        return px, py, 1.5 * size + 5.0 + 0.25 * speed * dt + 1.5 * (dt - 1)
+
+
+class Tracker:
+    """Keeps the open tracks, associates each frame's blobs and closes tracks that lost their object."""
+
+    def __init__(self, *, max_misses: int, max_tracks: int = 400) -> None:
+        self.max_misses = max_misses
+        self.max_tracks = max_tracks
+        self.tracks: list[Track] = []
+        self._next_id = 1
+
+    def update(self, frame: int, blobs: np.ndarray, *, gravity_px_per_frame2: float) -> list[Track]:
+        """Associate blobs (rows x, y, size) with tracks; return the tracks closed at this frame."""
+        tracks = self.tracks
+        taken_blob = np.zeros(len(blobs), dtype=bool)
+        if tracks and len(blobs):
+            preds = np.array([t.predict(frame, gravity_px_per_frame2=gravity_px_per_frame2) for t in tracks])
+            d = np.hypot(blobs[None, :, 0] - preds[:, None, 0], blobs[None, :, 1] - preds[:, None, 1])
+            d[d > preds[:, 2:3]] = np.inf
+            # Greedy: the closest pairs first, each track and blob used once.
+            finite = np.flatnonzero(np.isfinite(d))
+            order = finite[np.argsort(d.flat[finite], kind="stable")]
+            taken_track = np.zeros(len(tracks), dtype=bool)
+            for flat in order:
+                ti, bi = divmod(int(flat), len(blobs))
+                if taken_track[ti] or taken_blob[bi]:
+                    continue
+                taken_track[ti] = taken_blob[bi] = True
+                bx, by, bs = blobs[bi]
+                tracks[ti].points.append((frame, float(bx), float(by)))
+                tracks[ti].sizes.append(float(bs))
+                tracks[ti].misses = 0
+        closed: list[Track] = []
+        still: list[Track] = []
+        for t in tracks:
+            if t.last_frame != frame:
+                t.misses += 1
+            (closed if t.misses > self.max_misses else still).append(t)
+        for free in np.flatnonzero(~taken_blob):
+            if len(still) >= self.max_tracks:
+                break
+            bx, by, bs = blobs[free]
+            still.append(Track(self._next_id, [(frame, float(bx), float(by))], [float(bs)]))
+            self._next_id += 1
+        self.tracks = still
+        return closed
+
+    def close_all(self) -> list[Track]:
+        """End every open track (end of stream)."""
+        closed, self.tracks = self.tracks, []
+        return closed

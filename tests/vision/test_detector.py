@@ -1,0 +1,186 @@
+"""The detector on small synthetic frame sequences: throws found with their floor, distractors not, states."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from linli.vision.detector import CameraState, Detection, Detector
+from tests.vision import scenes as sc
+
+
+def run(frames, *, calibration=None, fps: float = 25.0, **kw) -> tuple[list[Detection], Detector]:
+    det = Detector(calibration or sc.calibration(), fps=fps, **kw)
+    out: list[Detection] = []
+    for i, f in frames:
+        out += det.feed(f, i)
+    out += det.flush()
+    return out, det
+
+
+@pytest.mark.parametrize(
+    ("floor", "column_x", "vx", "vy", "radius"),
+    [(9.5, 300, 10, 0, 3), (6.3, 120, -20, 0, 2), (11.4, 500, 0, -30, 4), (4.6, 420, 25, -10, 3)],
+)
+def test_a_falling_object_is_detected_once_with_its_floor(
+    floor: float, column_x: float, vx: float, vy: float, radius: int
+) -> None:
+    y0 = sc.floor_y(floor)
+    thrown = sc.falling(start=25, x0=column_x, y0=y0, vx=vx, vy=vy, radius=radius)
+    found, det = run(sc.frames(110, painters=[thrown]))
+    assert len(found) == 1, det.rejections
+    d = found[0]
+    assert 25 <= d.start_frame <= 30
+    assert d.start_time == pytest.approx(d.start_frame / 25)
+    assert d.floor == math.ceil(floor)
+    assert d.column == sc.calibration().column_at(column_x)
+    assert abs(d.origin[0] - column_x) < 6 and abs(d.origin[1] - y0) < 8
+    assert 0 < d.floor_uncertainty < 0.5
+    assert 0.5 <= d.confidence <= 1
+    assert len(d.trajectory) >= 30
+    assert 2 * radius * 0.6 < d.size_px < 2 * radius * 1.6
+    # The trajectory is the object's path, frame by frame.
+    f, _, y = d.trajectory[10]
+    t = (f - 25) / 25
+    assert y == pytest.approx(y0 + vy * t + 0.5 * 9.81 * 440 / 36 * t * t, abs=3)
+
+
+def test_two_throws_are_two_detections() -> None:
+    a = sc.falling(start=20, x0=150, y0=sc.floor_y(8.5))
+    b = sc.falling(start=70, x0=480, y0=sc.floor_y(10.5))
+    found, _ = run(sc.frames(150, painters=[a, b]))
+    assert [d.floor for d in found] == [9, 11]
+
+
+def bird_path(i: int) -> tuple[float, float]:
+    """Flies across the facade, flapping up and down and changing course."""
+    t = i / 25
+    return 60 + 90 * t + 30 * math.sin(1.3 * t), 200 + 40 * math.sin(2.1 * t) + 8 * math.sin(11 * t)
+
+
+def leaf_path(i: int) -> tuple[float, float] | None:
+    """Flutters down slowly."""
+    t = i / 25
+    return 320 + 25 * math.sin(2.5 * t), 80 + 25 * t
+
+
+def clothes_path(i: int) -> tuple[float, float]:
+    """Flaps on a balcony rail."""
+    t = i / 25
+    return 400 + 6 * math.sin(8 * t), 250 + 6 * math.sin(5.3 * t)
+
+
+def rain_painter(img: np.ndarray, i: int) -> None:
+    """Drops at constant speed, many at once."""
+    rng = np.random.default_rng(7)
+    xs = rng.uniform(0, sc.W, 40)
+    phases = rng.uniform(0, sc.H, 40)
+    for x, p in zip(xs, phases, strict=True):
+        y = (p + 22 * i) % sc.H
+        img[int(y) : int(y) + 6, int(x)] = 200
+
+
+@pytest.mark.parametrize(
+    "painter",
+    [
+        sc.path_painter(bird_path, radius=4),
+        sc.path_painter(leaf_path, radius=3),
+        sc.path_painter(clothes_path, radius=6),
+        rain_painter,
+    ],
+    ids=["bird", "leaf", "clothes", "rain"],
+)
+def test_distractors_raise_nothing(painter) -> None:
+    found, det = run(sc.frames(150, painters=[painter]))
+    assert found == [], [(d.start_frame, d.trajectory[:5]) for d in found]
+    assert det.stats["blobs"] > 50  # they were seen, and rejected
+
+
+def test_a_light_switching_on_in_a_window_raises_nothing() -> None:
+    def light(img: np.ndarray, i: int) -> None:
+        if 30 <= i < 80:
+            img[100:118, 290:330] = 240
+
+    found, _ = run(sc.frames(120, painters=[light]))
+    assert found == []
+
+
+def test_a_throw_inside_an_ignored_region_is_not_reported() -> None:
+    cal = sc.calibration(ignore=[[(250.0, 0.0), (360.0, 0.0), (360.0, 480.0), (250.0, 480.0)]])
+    thrown = sc.falling(start=25, x0=300, y0=sc.floor_y(9.5))
+    found, _ = run(sc.frames(110, painters=[thrown]), calibration=cal)
+    assert found == []
+    found, _ = run(sc.frames(110, painters=[thrown]))
+    assert len(found) == 1
+
+
+def test_black_frames_set_the_black_state_and_recover() -> None:
+    det = Detector(sc.calibration(), fps=25)
+    black = np.zeros((sc.H, sc.W, 3), np.uint8)
+    for i, f in sc.frames(10):
+        det.feed(f, i)
+    assert det.state == CameraState.OK
+    for i in range(10, 40):
+        det.feed(black, i)
+    assert det.state == CameraState.BLACK and det.state_reason
+    for i, f in sc.frames(5, seed=4):
+        det.feed(f, 40 + i)
+    assert det.state == CameraState.OK
+
+
+def test_frozen_frames_set_the_frozen_state() -> None:
+    det = Detector(sc.calibration(), fps=25)
+    frames = list(sc.frames(5))
+    for i, f in frames:
+        det.feed(f, i)
+    still = frames[-1][1]
+    for i in range(5, 5 + 60):
+        det.feed(still, i)
+    assert det.state == CameraState.FROZEN
+    for i, f in sc.frames(3, seed=9):
+        det.feed(f, 100 + i)
+    assert det.state == CameraState.OK
+
+
+def test_a_camera_that_moved_stops_reporting_floors() -> None:
+    rng = np.random.default_rng(1)
+    base = sc.facade(rng)
+    shifted = np.roll(base, (-40, 25), axis=(0, 1))  # the view turned: facade 40 px higher, 25 px right
+    det = Detector(sc.calibration(), fps=25, reference=base)
+    for i, f in sc.frames(30, base=base):
+        det.feed(f, i)
+    assert det.state == CameraState.OK
+    thrown = sc.falling(start=130, x0=300, y0=sc.floor_y(8.5))
+    found: list[Detection] = []
+    for i, f in sc.frames(220, base=shifted, painters=[thrown]):
+        found += det.feed(f, 30 + i)
+        if i == 100:
+            assert det.state == CameraState.MOVED and "偏移" in det.state_reason
+    found += det.flush()
+    assert len(found) == 1
+    assert found[0].floor is None and found[0].column is None
+    # Back in place: the state clears.
+    for i, f in sc.frames(120, base=base, seed=5):
+        det.feed(f, 300 + i)
+    assert det.state == CameraState.OK
+
+
+def test_a_different_stream_resolution_is_mapped_to_calibration_pixels() -> None:
+    import cv2
+
+    thrown = sc.falling(start=25, x0=300, y0=sc.floor_y(9.5), radius=3)
+    half = (
+        (i, cv2.resize(f, (sc.W // 2, sc.H // 2), interpolation=cv2.INTER_AREA))
+        for i, f in sc.frames(110, painters=[thrown])
+    )
+    found, _ = run(half)
+    assert len(found) == 1
+    assert found[0].floor == 10 and abs(found[0].origin[0] - 300) < 8
+
+
+def test_empty_frames_are_ignored() -> None:
+    det = Detector(sc.calibration(), fps=25)
+    assert det.feed(np.zeros((0, 0, 3), np.uint8), 0) == []
+    assert det.flush() == []

@@ -1,0 +1,121 @@
+"""The physical track test on synthetic trajectories: a falling object passes, the distractors do not."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from linli.vision.physics import G, Thresholds, judge_track
+
+FPS = 25.0
+PPM = 12.0  # pixels per metre on the facade (a 30-floor tower filling 1080 rows)
+TH = Thresholds.for_sensitivity(0.5)
+
+
+def track(fn, n: int, *, jitter: float = 0.6, seed: int = 3) -> list[tuple[int, float, float]]:
+    """n points (frame, x, y) of fn(t) with centroid jitter."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        x, y = fn(i / FPS)
+        out.append((100 + i, x + rng.normal(0, jitter), y + rng.normal(0, jitter)))
+    return out
+
+
+def thrown(vx: float = 0.5, vy: float = 0.0, drag: float = 1.0):
+    """A parabola under gravity (drag scales the acceleration down a little)."""
+    return lambda t: (800 + vx * PPM * t, 300 + vy * PPM * t + 0.5 * G * drag * PPM * t * t)
+
+
+@pytest.mark.parametrize(
+    ("label", "fn", "n"),
+    [
+        ("dropped", thrown(), 40),
+        ("pushed out with a lateral speed", thrown(vx=2.0), 40),
+        ("thrown up first", thrown(vy=-3.0), 50),
+        ("light object with drag", thrown(drag=0.6), 40),
+        ("short visible fall of a fast object", thrown(vy=5.0), 12),
+    ],
+)
+def test_falling_objects_pass(label: str, fn, n: int) -> None:
+    fit = judge_track(track(fn, n), fps=FPS, px_per_m=PPM, thresholds=TH, size_px=6)
+    assert fit.ok, (label, fit.reason, fit.accel_ratio, fit.rms_px)
+    assert 0.5 < fit.accel_ratio < 1.5
+    assert fit.confidence >= TH.min_confidence
+
+
+def test_fitted_apex_is_where_a_dropped_object_was_released() -> None:
+    fit = judge_track(track(thrown(vy=-2.0), 40, jitter=0.3), fps=FPS, px_per_m=PPM, thresholds=TH)
+    apex_t = 2.0 / G
+    assert fit.apex_t == pytest.approx(apex_t, abs=0.05)
+    _, y = fit.position(fit.apex_t)
+    assert y == pytest.approx(300 - 2.0**2 / (2 * G) * PPM, abs=1.5)
+
+
+def bird(t: float) -> tuple[float, float]:
+    """Flies across, flapping up and down, wandering."""
+    return 500 + 60 * PPM * t / 10, 300 + 25 * np.sin(7 * t) + 10 * np.sin(2.3 * t)
+
+
+def leaf(t: float) -> tuple[float, float]:
+    """Falls at a slow terminal speed while swinging sideways."""
+    return 700 + 20 * np.sin(3 * t), 300 + 1.2 * PPM * t
+
+
+def rain(t: float) -> tuple[float, float]:
+    """Constant speed, 8 m/s."""
+    return 900 + 0.5 * PPM * t, 100 + 8 * PPM * t
+
+
+def clothes(t: float) -> tuple[float, float]:
+    """Flaps in place on a balcony."""
+    return 1000 + 6 * np.sin(9 * t), 400 + 8 * np.sin(5 * t)
+
+
+def glider(t: float) -> tuple[float, float]:
+    """A bird gliding down at constant speed."""
+    return 300 + 8 * PPM * t, 200 + 3 * PPM * t
+
+
+@pytest.mark.parametrize(
+    ("label", "fn", "n"),
+    [
+        ("bird", bird, 50),
+        ("leaf", leaf, 60),
+        ("rain", rain, 20),
+        ("clothes", clothes, 80),
+        ("glider", glider, 50),
+    ],
+)
+def test_distractors_fail(label: str, fn, n: int) -> None:
+    fit = judge_track(track(fn, n), fps=FPS, px_per_m=PPM, thresholds=TH, size_px=6)
+    assert not fit.ok, (label, fit.accel_ratio, fit.rms_px)
+
+
+def test_accelerating_too_hard_is_not_gravity() -> None:
+    fit = judge_track(track(thrown(drag=3.5), 30), fps=FPS, px_per_m=PPM, thresholds=TH)
+    assert (fit.ok, fit.reason) == (False, "too_fast_acceleration")
+
+
+def test_a_few_points_are_not_enough() -> None:
+    fit = judge_track(track(thrown(), TH.min_points - 1), fps=FPS, px_per_m=PPM, thresholds=TH)
+    assert (fit.ok, fit.reason) == (False, "too_few_points")
+
+
+def test_a_wild_outlier_is_dropped_not_fatal() -> None:
+    pts = track(thrown(), 40)
+    f, x, y = pts[20]
+    pts[20] = (f, x + 40, y - 30)
+    fit = judge_track(pts, fps=FPS, px_per_m=PPM, thresholds=TH)
+    assert fit.ok and fit.inliers == 39
+
+
+def test_sensitivity_loosens_the_limits() -> None:
+    low, high = Thresholds.for_sensitivity(0.0), Thresholds.for_sensitivity(1.0)
+    assert high.min_points < low.min_points
+    assert high.accel_low < low.accel_low and high.accel_high > low.accel_high
+    assert high.max_rms_px > low.max_rms_px
+    # A jittery track passes only at high sensitivity.
+    pts = track(thrown(), 30, jitter=1.9, seed=5)
+    assert judge_track(pts, fps=FPS, px_per_m=PPM, thresholds=high).ok
+    assert not judge_track(pts, fps=FPS, px_per_m=PPM, thresholds=low).ok
