@@ -12,7 +12,7 @@ import typer
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from linli.core import pii
+from linli.core import media, pii
 from linli.core.auth import service as accounts
 from linli.core.auth.service import Principal
 from linli.core.errors import LinliError
@@ -38,6 +38,7 @@ app.add_typer(vision_app, name="vision")
 def _factory() -> tuple[Engine, sessionmaker[Session]]:
     settings = get_settings()
     pii.configure(aes_key=settings.pii_key_bytes(), lookup_key=settings.lookup_key_bytes())
+    media.configure(root=settings.media_dir, max_bytes=settings.media_max_bytes)  # demo stills, evidence
     engine = make_engine(settings.database_url)
     return engine, make_session_factory(engine)
 

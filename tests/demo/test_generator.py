@@ -323,6 +323,7 @@ def test_small_seed_counts(seeded: tuple[sessionmaker[Session], dict[str, int]],
     grids = sum(len(c.grids) for c in tree.communities)
     assert counts["areas"] == 1 + 5 + 21 + 142 + grids
     assert counts["buildings"] == 20 + 8 + 32 and counts["users"] == 8
+    assert counts["throw_cameras"] == 3  # one calibrated throw camera per pilot community
     assert 27_000 <= counts["people"] == counts["residences"] <= 33_000
     with factory() as session:
         assert service.is_seeded(session)

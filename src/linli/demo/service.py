@@ -78,6 +78,10 @@ def seed(
     communities = tree.communities if scale == "district" else [c for c in tree.communities if c.pilot]
     counts = {"areas": len(areas)} | _seed_communities(session, communities, seed=seed, now=now, say=say)
     counts["users"] = _create_users(session, tree)
+    from linli.vision import demo as vision_demo  # the vision domain sits above the register it uses
+
+    pilots = [c.code for c in tree.communities if c.pilot]
+    counts["throw_cameras"] = vision_demo.seed(session, pilots, now=now)
     _advance_sequences(session)
     audit.record(
         session,

@@ -71,6 +71,7 @@ def resolve(
             if not camera.stream_url:
                 raise Invalid(f"{serial} 没有登记视频流地址", field="camera")
             source = camera.stream_url
+    reference = None
     if calibration is None:
         if camera is None or camera.calibration is None:
             raise Invalid(
@@ -78,12 +79,13 @@ def resolve(
                 field="calibration",
             )
         calibration = Calibration.from_json(camera.calibration)
+        reference = runner.reference_image(camera)  # the still that calibration was drawn on
     return runner.Stream(
         source=source,
         calibration=calibration,
         camera_id=camera.id if camera else None,
         serial=serial or "",
-        reference=runner.reference_image(camera) if camera else None,
+        reference=reference,
     )
 
 
