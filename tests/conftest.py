@@ -50,6 +50,7 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
         auto_migrate=False,
         login_max_failures=3,
         login_lockout_minutes=15,
+        media_dir=tmp / "media",
     )
 
 

@@ -101,7 +101,9 @@ def test_the_scheduler_runs_every_job(session_factory, bus, settings) -> None:
         "check_offline": "interval[0:01:00]",
         "expire_commands": "interval[0:01:00]",
         "catch_up_outbox": "interval[0:00:30]",
+        "poll_sources": "interval[0:00:10]",
         "purge_raw": "cron[hour='3', minute='17']",
+        "purge_media": "cron[hour='3', minute='17']",
         "purge_outbox": "cron[hour='4', minute='17']",
     }
 

@@ -14,7 +14,7 @@ from sqlalchemy import text
 from starlette.middleware.sessions import SessionMiddleware
 
 from linli import __version__
-from linli.core import pii
+from linli.core import media, pii
 from linli.core.bus import make_bus
 from linli.core.errors import LinliError, Unauthorized
 from linli.db import make_engine, make_session_factory
@@ -27,6 +27,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the application for settings (the environment's when None)."""
     settings = settings or get_settings()
     pii.configure(aes_key=settings.pii_key_bytes(), lookup_key=settings.lookup_key_bytes())
+    media.configure(root=settings.media_dir, max_bytes=settings.media_max_bytes)
     from linli.devices import adapters
 
     adapters.load()  # a broken or duplicate vendor adapter stops start-up here, loudly
@@ -120,11 +121,15 @@ def _mount_routes(app: FastAPI) -> None:
     from linli.devices.pages import router as devices_pages
     from linli.registry.api import router as registry_api
     from linli.registry.pages import router as registry_pages
+    from linli.vision.api import router as vision_api
+    from linli.vision.pages import router as vision_pages
+    from linli.web.media import router as web_media
     from linli.web.pages import router as web_pages
 
-    # areas_pages before registry_pages: /areas/tree must not be taken for the area page /areas/{code}.
-    pages = (web_pages, areas_pages, registry_pages, accounts_pages, devices_pages)
-    for router in (accounts_api, areas_api, registry_api, devices_api, *pages):
+    # areas_pages before registry_pages: /areas/tree must not be taken for the area page /areas/{code};
+    # vision_pages before devices_pages: /devices/vision is not the device page /devices/{id}.
+    pages = (web_pages, areas_pages, registry_pages, accounts_pages, vision_pages, devices_pages)
+    for router in (accounts_api, areas_api, registry_api, devices_api, vision_api, web_media, *pages):
         app.include_router(router)
 
     @app.get("/healthz", tags=["ops"])

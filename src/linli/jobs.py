@@ -15,11 +15,12 @@ from datetime import datetime, timedelta
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy.orm import Session, sessionmaker
 
-from linli.core import outbox
+from linli.core import media, outbox
 from linli.core.bus import Bus
 from linli.core.timeutil import LOCAL_TZ, utcnow
 from linli.db import unit_of_work
 from linli.devices import commands, health, store
+from linli.devices.mappings import pull
 from linli.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,22 @@ class Jobs:
         with unit_of_work(self.session_factory) as session:
             return store.purge_raw(session, now=self.clock(), days=self.settings.raw_retention_days)
 
+    def purge_media(self) -> int:
+        """Delete media nobody claimed, and files no row refers to, older than raw_retention_days."""
+        now, keep = self.clock(), timedelta(days=self.settings.raw_retention_days)
+        with unit_of_work(self.session_factory) as session:
+            gone = media.purge_orphans(session, now=now, older_than=keep)
+        removed = media.remove_files(gone, older_than=now - keep)  # only once the rows are gone for good
+        with unit_of_work(self.session_factory, write=False) as session:
+            return removed + media.sweep_strays(session, now=now, older_than=keep)
+
+    def poll_sources(self) -> int:
+        """Poll the devices that only answer queries (pull sources) whose time has come."""
+        polled = pull.poll_due(self.session_factory, now=self.clock())
+        if polled:
+            outbox.deliver_outbox(self.session_factory, self.bus)
+        return polled
+
     def purge_outbox(self) -> int:
         """Delete outbox messages delivered more than a day ago."""
         with unit_of_work(self.session_factory) as session:
@@ -86,10 +103,15 @@ def build_scheduler(jobs: Jobs) -> BackgroundScheduler:
         ("check_offline", jobs.check_offline, {"minutes": 1}),
         ("expire_commands", jobs.expire_commands, {"minutes": 1}),
         ("catch_up_outbox", jobs.catch_up_outbox, {"seconds": 30}),
+        ("poll_sources", jobs.poll_sources, {"seconds": 10}),
     ]
     for name, job, interval in every:
         scheduler.add_job(run_safely, "interval", args=(name, job), id=name, name=name, **interval)
-    daily = [("purge_raw", jobs.purge_raw, 3), ("purge_outbox", jobs.purge_outbox, 4)]
+    daily = [
+        ("purge_raw", jobs.purge_raw, 3),
+        ("purge_media", jobs.purge_media, 3),
+        ("purge_outbox", jobs.purge_outbox, 4),
+    ]
     for name, job, hour in daily:  # at night, Asia/Shanghai
         scheduler.add_job(run_safely, "cron", args=(name, job), id=name, name=name, hour=hour, minute=17)
     return scheduler

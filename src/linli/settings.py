@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     ingest_max_bytes: int = 2 * 1024 * 1024
     ingest_clock_skew_seconds: int = 300
     raw_retention_days: int = 7
+    # Media store (core/media): pictures and clips, content-addressed files; the size limit of one object.
+    media_dir: Path = DEFAULT_DATA_DIR / "media"
+    media_max_bytes: int = 32 * 1024 * 1024
     # Device broker (mqtt://user:pass@host:1883): `linli serve` then runs the MQTT ingest and sends commands.
     mqtt_url: str = ""
     mqtt_client_id: str = "linli-ingest"  # one consuming process per id: the broker keeps its session

@@ -257,10 +257,31 @@ def acknowledge(session: Session, *, device: Device, ack: AckIn, now: datetime) 
     if row.status == CommandStatus.EXPIRED or as_utc(row.expires_at) <= now:
         row.status = CommandStatus.EXPIRED.value
         row.result = f"late ack ({ack.status}): {ack.detail}"[:500]
-        return row
-    row.status = (CommandStatus.ACKNOWLEDGED if ack.status == "ok" else CommandStatus.FAILED).value
-    row.result = ack.detail[:500]
+    else:
+        row.status = (CommandStatus.ACKNOWLEDGED if ack.status == "ok" else CommandStatus.FAILED).value
+        row.result = ack.detail[:500]
+    _audit_ack(session, device, row, ack)
     return row
+
+
+def _audit_ack(session: Session, device: Device, row: DeviceCommand, ack: AckIn) -> None:
+    """The device's answer joins the command's audit trail (who asked is in device.command)."""
+    audit.record(
+        session,
+        actor=audit.Actor.system(f"device:{device.serial}"[:64]),
+        action="device.command_ack",
+        target_type="device",
+        target_id=device.id,
+        area_code=device.area_code,
+        detail={
+            "serial": device.serial,
+            "command_id": row.id,
+            "command": row.command,
+            "answer": ack.status,
+            "status": row.status,
+            "detail": ack.detail[:200],
+        },
+    )
 
 
 def expire_commands(session: Session, now: datetime) -> int:

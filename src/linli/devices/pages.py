@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy.orm import Session
 
 from linli.areas import service as areas
 from linli.areas.models import Level
@@ -15,51 +14,24 @@ from linli.core.outbox import deliver_outbox
 from linli.core.pagination import PageWindow
 from linli.core.timeutil import utcnow
 from linli.devices import deadletters, health, queries, register, service
-from linli.devices.events import EventType
-from linli.devices.vocab import KIND_LABELS, STATE_LABELS
+from linli.devices.pages_common import community_names, labels
+from linli.devices.pages_manage import command_context
+from linli.devices.pages_manage import router as manage_router
 from linli.web.deps import DB, PagePrincipal
 from linli.web.render import render
 
 router = APIRouter(include_in_schema=False)
+router.include_router(manage_router)  # first: /devices/new is not a device id
 PAGE_SIZE = 50
 DEVICE_EVENTS = 50
 Community = Annotated[str, Query(max_length=32, pattern=r"^[0-9]*$")]
 
-EVENT_LABELS: dict[str, str] = {
-    EventType.ACCESS_GRANTED: "门禁通行",
-    EventType.ACCESS_DENIED: "门禁拒绝",
-    EventType.VEHICLE_ENTERED: "车辆入场",
-    EventType.VEHICLE_EXITED: "车辆出场",
-    EventType.PATROL_CHECKED_IN: "巡更打卡",
-    EventType.SENSOR_READING: "传感器读数",
-    EventType.METER_READING: "抄表读数",
-    EventType.ALARM_RAISED: "报警",
-    EventType.ALARM_CLEARED: "报警解除",
-    EventType.THROW_DETECTED: "高空抛物",
-    EventType.MOTION_DETECTED: "移动侦测",
-    EventType.DEVICE_HEARTBEAT: "心跳",
-    EventType.DEVICE_ONLINE: "设备上线",
-    EventType.DEVICE_OFFLINE: "设备离线",
-}
-LETTER_LABELS: dict[str, str] = {"new": "待处理", "replayed": "已重放", "discarded": "已丢弃"}
+NOTICES: dict[str, str] = {"saved": "设备信息已保存", "state": "设备状态已更新"}
 OUTCOMES: dict[str, str] = {
     "replayed": "已重放，事件已入库",
     "refused": "重放未成功，原因已更新",
     "discarded": "已丢弃",
 }
-
-
-def _community_names(session: Session) -> dict[str, str]:
-    return {a.code: a.name for a in areas.get_all(session, level=Level.COMMUNITY.value)}
-
-
-def _labels() -> dict[str, Any]:
-    return {
-        "kind_labels": KIND_LABELS,
-        "state_labels": STATE_LABELS,
-        "event_labels": EVENT_LABELS,
-        "letter_labels": LETTER_LABELS,
-    }
 
 
 @router.get("/devices", response_class=HTMLResponse)
@@ -81,7 +53,7 @@ def device_list(
         limit=window.limit,
         offset=window.offset,
     )
-    names = _community_names(session)
+    names = community_names(session)
     shown, has_more = window.split(found)
     return render(
         request,
@@ -93,13 +65,20 @@ def device_list(
         community=community,
         communities=areas.get_all(session, level=Level.COMMUNITY.value),
         community_names=names,
-        **_labels(),
+        can_write=principal.can(Perm.DEVICES_WRITE),
+        **labels(),
     )
 
 
-@router.get("/devices/{device_id}", response_class=HTMLResponse)
-def device_page(request: Request, device_id: int, session: DB, principal: PagePrincipal) -> Response:
-    """A device: its facts, health (uptime over 7 and 30 days) and its latest events."""
+@router.get("/devices/{device_id:int}", response_class=HTMLResponse)
+def device_page(
+    request: Request,
+    device_id: int,
+    session: DB,
+    principal: PagePrincipal,
+    notice: Annotated[str, Query(max_length=16)] = "",
+) -> Response:
+    """A device: its facts, health (uptime over 7 and 30 days), its latest events, and its commands."""
     principal.require(Perm.DEVICES_READ)
     device = register.get_or_raise(session, device_id=device_id)
     now = utcnow()
@@ -113,8 +92,12 @@ def device_page(request: Request, device_id: int, session: DB, principal: PagePr
         uptime_30d=health.uptime(session, device_id=device.id, now=now, days=30),
         events=events,
         can_events=can_events,
-        community_names=_community_names(session),
-        **_labels(),
+        can_write=principal.can(Perm.DEVICES_WRITE),
+        can_command=principal.can(Perm.DEVICES_COMMAND),
+        notice=NOTICES.get(notice, ""),
+        community_names=community_names(session),
+        **command_context(session, principal, device),
+        **labels(),
     )
 
 
@@ -146,8 +129,22 @@ def event_list(
         community=community,
         before=before,
         communities=areas.get_all(session, level=Level.COMMUNITY.value),
-        community_names=_community_names(session),
-        **_labels(),
+        community_names=community_names(session),
+        **labels(),
+    )
+
+
+@router.get("/events/{event_id}", response_class=HTMLResponse)
+def event_page(request: Request, event_id: int, session: DB, principal: PagePrincipal) -> Response:
+    """One event: what it says, its device and links, its pictures and clips."""
+    principal.require(Perm.EVENTS_READ)
+    event = queries.get_event_or_raise(session, event_id=event_id)
+    return render(
+        request,
+        "devices/event.html",
+        event=event,
+        community_names=community_names(session),
+        **labels(),
     )
 
 
@@ -174,7 +171,7 @@ def dead_letter_list(
         status=status,
         outcome=OUTCOMES.get(outcome, ""),
         can_write=principal.can(Perm.DEVICES_WRITE),
-        **_labels(),
+        **labels(),
     )
 
 

@@ -15,7 +15,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from linli.core.errors import Forbidden, Invalid, NotFound, Unauthorized
-from linli.devices import adapters, deadletters, register, store
+from linli.devices import adapters, deadletters, media, register, store
 from linli.devices.models import Device
 from linli.devices.receive import Received
 from linli.devices.service import ingest
@@ -78,5 +78,16 @@ def receive_push(
         )
         store.link_raw(session, raw_id, event_ids=[], dead_letter_id=letter.id)
         return Received(None, Invalid(f"{adapter_name} could not read the body: {exc}", field="body"))
+    envelopes = media.store_pictures(
+        session,
+        extract=getattr(adapter.module, "extract_media", None),
+        body=body,
+        headers=headers,
+        envelopes=list(envelopes),
+        device=device,
+        source=source,
+        received_at=now,
+        raw_id=raw_id,
+    )
     result = ingest(session, list(envelopes), source=source, received_at=now, sender=device, raw_id=raw_id)
     return Received(result)

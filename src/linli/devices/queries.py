@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from linli.core.errors import NotFound
 from linli.db import starts_with
 from linli.devices.models import StoredEvent
 from linli.registry import vehicles
@@ -54,3 +55,11 @@ def get_events(
         rows = list(session.scalars(stmt.where(StoredEvent.id > after).order_by(StoredEvent.id).limit(limit)))
         return rows[::-1]
     return list(session.scalars(stmt.order_by(StoredEvent.id.desc()).limit(limit)))
+
+
+def get_event_or_raise(session: Session, *, event_id: int) -> StoredEvent:
+    """One stored event in the caller's scope, else NotFound."""
+    event = session.scalar(select(StoredEvent).where(StoredEvent.id == event_id))
+    if event is None:
+        raise NotFound("事件不存在或不在权限范围内", field="event")
+    return event

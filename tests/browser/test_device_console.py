@@ -1,0 +1,160 @@
+"""Device console in a real browser: register a device through the form, send it a command, watch the ack
+arrive live; a plate gate's multipart push shows its pictures in the event list."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import expect
+
+from linli.core import media
+from linli.core.timeutil import LOCAL_TZ, utcnow
+from tests.browser.conftest import LiveSite, screenshot, sign_in
+from tests.devices.helpers import body_of, signed
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module", autouse=True)
+def media_dir(site: LiveSite, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The live server's media store in a temporary folder (it runs in this process)."""
+    before = (media.root(), media._Config.max_bytes)
+    root = tmp_path_factory.mktemp("media")
+    media.configure(root=root, max_bytes=before[1])
+    yield root
+    media.configure(root=before[0], max_bytes=before[1])
+
+
+def picture(width: int, height: int, paint) -> bytes:  # type: ignore[no-untyped-def]
+    """A real PNG whose pixel (x, y) has the colour paint(x, y)."""
+    rows = b"".join(b"\x00" + b"".join(bytes(paint(x, y)) for x in range(width)) for y in range(height))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    head = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", head)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+
+
+def anpr_push(plate: str) -> tuple[bytes, str]:
+    """A Hikvision ANPR multipart push as a gate posts it: the alert XML, a plate crop and a scene."""
+    stamp = (utcnow() - timedelta(seconds=30)).astimezone(LOCAL_TZ).isoformat(timespec="seconds")
+    xml = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n<EventNotificationAlert version="2.0">'
+        f"<dateTime>{stamp}</dateTime><eventType>ANPR</eventType><eventState>active</eventState>"
+        f"<ANPR><licensePlate>{plate}</licensePlate><direction>forward</direction>"
+        "<confidenceLevel>93</confidenceLevel><plateColor>blue</plateColor></ANPR></EventNotificationAlert>"
+    ).encode()
+    border = lambda x, y: x < 3 or y < 3 or x > 116 or y > 32  # noqa: E731
+    crop = picture(120, 36, lambda x, y: (255, 255, 255) if border(x, y) else (21, 67, 160))
+    scene = picture(160, 90, lambda x, y: (90 + y, 110 + y // 2, 120) if y > 50 else (170, 190, 210))
+    boundary = "MIME_boundary"
+    parts = [
+        ("anpr.xml", "application/xml", xml),
+        ("licensePlatePicture.jpg", "image/png", crop),
+        ("detectionPicture.jpg", "image/png", scene),
+    ]
+    body = b""
+    for name, kind, data in parts:
+        body += (
+            (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{name}"\r\n'
+                f"Content-Type: {kind}\r\n\r\n"
+            ).encode()
+            + data
+            + b"\r\n"
+        )
+    return body + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
+def test_register_a_device_and_follow_a_command(page, site: LiveSite) -> None:  # type: ignore[no-untyped-def]
+    sign_in(page, "shequ")
+    page.goto("/devices")
+    page.get_by_test_id("new-device").click()
+    page.wait_for_url("**/devices/new")
+    page.fill("input[name=serial]", "DS-K1T671M-TF-0502")
+    page.fill("input[name=name]", "5号楼单元门")
+    page.select_option("select[name=kind]", "face_terminal")
+    page.fill("input[name=vendor]", "海康威视")
+    page.fill("input[name=model]", "DS-K1T671M")
+    page.fill("input[name=location]", "5号楼1单元门口")
+    page.fill("input[name=floor]", "abc")  # a slip: the form says which field
+    page.fill("input[name=installed_on]", "2024-06-18")
+    page.locator("#pickmap").click(position={"x": 200, "y": 120})  # the point on the map fills lat/lon
+    assert page.input_value("input[name=lat]") and page.input_value("input[name=lon]")
+    page.get_by_test_id("save").click()
+    expect(page.get_by_test_id("error-floor")).to_contain_text("不是数字")
+    assert page.input_value("input[name=name]") == "5号楼单元门"  # nothing typed is lost
+    screenshot(page, "device-form-error", must_show=["登记设备", "不是数字", "未保存"])
+    page.fill("input[name=floor]", "1")
+    page.get_by_test_id("save").click()
+    secret = page.get_by_test_id("secret").inner_text()
+    assert len(secret) >= 40
+    screenshot(page, "device-secret", must_show=["设备已登记", "只显示这一次", "DS-K1T671M-TF-0502"])
+
+    page.get_by_test_id("to-device").click()
+    page.wait_for_url("**/devices/*")
+    device_url = page.url
+    assert "人脸识别门禁" in page.get_by_test_id("device-name").inner_text()
+    form = page.get_by_test_id("command-form")
+    form.locator("select[name=command]").select_option("open_door")
+    form.locator("input[name=door]").fill("5号楼1单元")
+    form.get_by_test_id("send-command").click()
+    status = page.get_by_test_id("commands").get_by_test_id("command-status").first
+    expect(status).to_have_text("待设备取走")
+
+    # The terminal (HTTP only) fetches its command and answers; the page follows without a reload.
+    with httpx.Client(base_url=site.url) as device:
+        serial = "DS-K1T671M-TF-0502"
+        fetched = device.get("/api/v1/ingest/commands", headers=signed(serial, secret, b""))
+        [command] = fetched.json()["commands"]
+        body = body_of({"status": "ok", "detail": "门已打开"})
+        acked = device.post(
+            f"/api/v1/ingest/commands/{command['id']}/ack", content=body, headers=signed(serial, secret, body)
+        )
+        assert acked.status_code == 200, acked.text
+    expect(status).to_have_text("已确认", timeout=8000)
+    assert page.url == device_url
+    expect(page.get_by_test_id("commands")).not_to_have_attribute("data-polling", "1")
+    screenshot(page, "device-command", must_show=["已确认", "门已打开", "5号楼1单元", "设备命令"])
+
+
+def test_plate_pictures_stand_next_to_the_plate(page, site: LiveSite) -> None:  # type: ignore[no-untyped-def]
+    sign_in(page, "shequ")
+    page.goto("/devices/new")
+    page.fill("input[name=serial]", "DS-TCG2A5-TF-E01")
+    page.select_option("select[name=kind]", "plate_gate")
+    page.fill("input[name=location]", "东门车行道")
+    page.get_by_test_id("save").click()
+    secret = page.get_by_test_id("secret").inner_text()
+    body, kind = anpr_push("陕A7M2Q9")
+    with httpx.Client(base_url=site.url) as gate:
+        r = gate.post(
+            "/api/v1/ingest/push/hikvision_isapi/DS-TCG2A5-TF-E01",
+            params={"key": secret},
+            content=body,
+            headers={"content-type": kind},
+        )
+        assert r.status_code == 200 and r.json()["stored"] == 1, r.text
+    page.goto("/events?type=vehicle.entered")
+    plate = page.get_by_test_id("plate").first
+    expect(plate).to_contain_text("陕A7M2Q9")
+    thumb = plate.locator("img.thumb")
+    expect(thumb).to_be_visible()
+    assert thumb.evaluate("img => img.complete && img.naturalWidth") == 120  # the crop really loaded
+    screenshot(page, "events-thumbnails", must_show=["陕A7M2Q9", "DS-TCG2A5-TF-E01"])
+    page.get_by_role("link", name="车辆入场").first.click()
+    pictures = page.get_by_test_id("pictures").locator("img.photo")
+    expect(pictures).to_have_count(2)
+    screenshot(page, "event-pictures", must_show=["图片与视频", "车牌", "全景"])
