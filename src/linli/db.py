@@ -173,7 +173,12 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
 
 
 def bulk_insert(
-    session: Session, table: Table, rows: list[dict[str, Any]], constants: dict[str, Any] | None = None
+    session: Session,
+    table: Table,
+    rows: list[dict[str, Any]],
+    constants: dict[str, Any] | None = None,
+    *,
+    or_ignore: bool = False,
 ) -> None:
     """Insert many rows that all have the same keys, in the caller's transaction.
 
@@ -182,13 +187,16 @@ def bulk_insert(
     COPY. Core's per-row bookkeeping costs more than the insert itself. Python-side column defaults are
     not applied: rows must carry every value they need; constants holds values shared by every row
     (timestamps of a batch), converted once. A constraint violation raises IntegrityError as an INSERT
-    would (PostgreSQL: the transaction, or the savepoint, is then aborted).
+    would (PostgreSQL: the transaction, or the savepoint, is then aborted). or_ignore (SQLite only):
+    INSERT OR IGNORE, rows that break a unique or not-null constraint are skipped; the caller checks.
     """
     if not rows:
         return
     constants = constants or {}
     connection = session.connection()
     dialect = connection.dialect
+    if or_ignore and dialect.name != "sqlite":
+        raise ValueError("or_ignore is for SQLite only")
     if dialect.name not in ("sqlite", "postgresql"):
         session.execute(insert(table).values(**constants) if constants else insert(table), rows)
         return
@@ -212,7 +220,8 @@ def bulk_insert(
         _copy(connection, f'COPY "{table.name}" ({names}) FROM STDIN', values)
         return
     marks = ", ".join("?" for _ in keys)
-    connection.exec_driver_sql(f'INSERT INTO "{table.name}" ({names}) VALUES ({marks})', values)
+    verb = "INSERT OR IGNORE" if or_ignore else "INSERT"
+    connection.exec_driver_sql(f'{verb} INTO "{table.name}" ({names}) VALUES ({marks})', values)
 
 
 def _copy(connection: Any, sql: str, values: list[tuple[Any, ...]]) -> None:

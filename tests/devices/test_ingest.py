@@ -308,7 +308,15 @@ def test_a_concurrent_delivery_that_wins_the_race_counts_as_duplicate(session, g
         session, [plate_read(serial, "陕A12345", uid="r-1")], source="mqtt", received_at=T0
     )
     # Another worker stores r-1 between this batch's dedup check and its insert: the check sees nothing.
-    monkeypatch.setattr(service, "_deduplicate", lambda session, accepted, result: list(accepted))
+    # (PostgreSQL checks before its COPY; SQLite's INSERT OR IGNORE is the check, so it has no such gap.)
+    real, calls = store.existing_keys, []
+
+    def blind_first(session, keys):  # type: ignore[no-untyped-def]
+        calls.append(keys)
+        return {} if len(calls) == 1 else real(session, keys)
+
+    if session.get_bind().dialect.name == "postgresql":
+        monkeypatch.setattr(store, "existing_keys", blind_first)
     batch = [plate_read(serial, "陕A12345", uid="r-1"), plate_read(serial, "陕A12345", uid="r-2")]
     result = service.ingest(session, batch, source="mqtt", received_at=T0)
     assert (result.stored, result.duplicates, result.duplicate_ids) == (1, 1, first.event_ids)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 from typing import cast as cast_table
@@ -59,11 +60,14 @@ def add(session: Session, messages: list[tuple[str, dict[str, Any]]], *, now: da
 
 
 def add_batch(
-    session: Session, messages: list[tuple[str, dict[str, Any]]], *, now: datetime | None = None
+    session: Session, messages: Sequence[tuple[str, dict[str, Any] | str]], *, now: datetime | None = None
 ) -> None:
-    """Queue many (subject, data) messages as one row in the caller's transaction (published in order)."""
+    """Queue many (subject, data) messages as one row in the caller's transaction (published in order).
+
+    data may be given encoded already, as JSON text: it is then published as it is, never parsed here.
+    """
     if len(messages) <= 1:
-        add(session, messages, now=now)
+        add(session, [(s, jsonio.loads(d) if isinstance(d, str) else d) for s, d in messages], now=now)
         return
     rows = [{"subject": BATCH_SUBJECT, "data": {"messages": [[s, d] for s, d in messages]}}]
     bulk_insert(
@@ -79,9 +83,9 @@ def _table() -> Table:
 
 
 def _messages(subject: str, data: Any) -> list[tuple[str, Any]]:
-    """The messages a row holds: itself, or the list of a batch row."""
+    """The messages a row holds: itself, or the list of a batch row (JSON text in it as bytes to send)."""
     if subject == BATCH_SUBJECT and isinstance(data, dict) and isinstance(data.get("messages"), list):
-        return [(str(s), d) for s, d in data["messages"]]
+        return [(str(s), d.encode("utf-8") if isinstance(d, str) else d) for s, d in data["messages"]]
     return [(subject, data)]
 
 
@@ -170,7 +174,8 @@ def _keep_unsent(session: Session, row_id: int, subject: str, unsent: list[tuple
     table = _table()
     values: dict[str, Any] = {"attempts": table.c.attempts + 1}
     if subject == BATCH_SUBJECT:
-        values["data"] = {"messages": [[s, d] for s, d in unsent]}
+        kept = [[s, d.decode("utf-8") if isinstance(d, bytes) else d] for s, d in unsent]
+        values["data"] = {"messages": kept}
     session.execute(update(table).where(table.c.id == row_id).values(**values))
 
 

@@ -28,16 +28,18 @@ def link(session: Session, events: list[Accepted]) -> None:
 
 
 def _link_vehicles(session: Session, events: list[Accepted]) -> None:
-    found: dict[str, int | None] = {}
+    numbers: dict[str, str | None] = {}  # plate as read -> normalised number (None: not a valid plate)
     for event in events:
         plate = str(event.payload.get("plate") or "")
-        if plate not in found:
+        if plate not in numbers:
             try:
-                vehicle = vehicles.find_by_plate(session, plate=plate)
+                numbers[plate] = vehicles.normalise_plate(plate).number
             except Invalid:  # a misread plate is still an event; it just links to nothing
-                vehicle = None
-            found[plate] = vehicle.id if vehicle else None
-        event.vehicle_id = found[plate]
+                numbers[plate] = None
+    found = vehicles.ids_by_plates(session, plates={n for n in numbers.values() if n})
+    for event in events:
+        number = numbers[str(event.payload.get("plate") or "")]
+        event.vehicle_id = found.get(number) if number else None
 
 
 def _link_people(session: Session, events: list[Accepted]) -> None:

@@ -33,12 +33,14 @@ from linli.devices.mqtt import (
     Subscriber,
     parse_topic,
 )
-from linli.devices.receive import take_body
+from linli.devices.receive import parse_events, reject_malformed
 from linli.devices.service import Origin, ingest
 
 log = logging.getLogger(__name__)
 
 SOURCE = "mqtt"
+MAX_PAYLOAD_BYTES = 256 * 1024  # LINLI_MQTT_MAX_BYTES: a larger message is a dead letter, not parsed
+KEEP_OF_OVERSIZED = 4096  # bytes of an oversized message kept (raw body and dead letter) to diagnose it
 
 
 @dataclass
@@ -69,19 +71,30 @@ def handle_batch(
     session_factory: sessionmaker[Session],
     bus: Bus,
     now: datetime | None = None,
+    max_payload_bytes: int = MAX_PAYLOAD_BYTES,
 ) -> Stats:
-    """Store a batch of event and ack messages in one transaction, then deliver the outbox."""
+    """Store a batch of event and ack messages in one transaction, then deliver the outbox.
+
+    Every event message is kept raw, all of them in one insert at the end, already linked to the events or
+    the dead letter each became (their ids are drawn first, so dead letters can point to them).
+    """
     received_at = now or utcnow()
     stats = Stats(batches=1, messages=len(messages))
     with unit_of_work(session_factory) as session:
         devices = register.by_serials(session, {m.device for m in messages if m.device})
+        kinds = [(parse_topic(m.topic) or ("", "", ""))[2] for m in messages]
+        taking = [m for m, kind in zip(messages, kinds, strict=True) if kind == "events"]
+        raw_ids = store.allocate_raw_ids(session, len(taking))
+        raw_of = {id(m): raw_id for m, raw_id in zip(taking, raw_ids, strict=True)}
+        links: dict[int, tuple[list[int], int | None]] = {}
         events: list[Any] = []
         origins: list[Origin] = []
-        for message in messages:
-            kind = (parse_topic(message.topic) or ("", "", ""))[2]
+        for message, kind in zip(messages, kinds, strict=True):
             device = devices.get(message.device)
             if kind == "events":
-                raw_id, taken = _take(session, message, device, received_at, stats)
+                raw_id = raw_of[id(message)]
+                taken, dead = _take(session, message, device, raw_id, received_at, stats, max_payload_bytes)
+                links[raw_id] = ([], dead)
                 events += taken
                 origins += [Origin(device, raw_id)] * len(taken)
             elif kind == "acks":
@@ -90,15 +103,31 @@ def handle_batch(
                 log.warning("MQTT message on %s ignored: not an events or acks topic", message.topic[:200])
                 stats.ignored += 1
         if events:  # one ingest for the whole batch: each event keeps its sender and raw body
-            result = ingest(session, events, source=SOURCE, received_at=received_at, origins=origins)
+            result = ingest(
+                session, events, source=SOURCE, received_at=received_at, origins=origins, link_raws=False
+            )
+            links.update(result.raw_links)
             stats.stored += result.stored
             stats.duplicates += result.duplicates
             stats.rejected += len(result.rejected)
+        store.save_raws(
+            session,
+            [(raw_of[id(m)], _kept(m, max_payload_bytes), m.device, links[raw_of[id(m)]]) for m in taking],
+            received_at=received_at,
+            source=SOURCE,
+        )
     try:
         deliver_outbox(session_factory, bus)
     except Exception:  # the batch is committed; the outbox catch-up job delivers the rest
         log.exception("delivering the outbox after an MQTT batch failed")
     return stats
+
+
+def _kept(message: Message, max_payload_bytes: int) -> bytes:
+    """The raw body kept of a message: all of it, or the first KEEP_OF_OVERSIZED bytes of an oversized one."""
+    if len(message.payload) > max_payload_bytes:
+        return message.payload[:KEEP_OF_OVERSIZED]
+    return message.payload
 
 
 def topic_refusal(message: Message, device: Device | None) -> str:
@@ -116,38 +145,60 @@ def topic_refusal(message: Message, device: Device | None) -> str:
 
 
 def _take(
-    session: Session, message: Message, device: Device | None, received_at: datetime, stats: Stats
-) -> tuple[int, list[Any]]:
-    """Keep a message raw and parse it: (raw id, its events), no events if it is malformed or refused."""
-    taken = take_body(
-        session,
-        body=message.payload,
-        source=SOURCE,
-        received_at=received_at,
-        sender=device,
-        device_serial=message.device[:64],
-    )
-    if taken.error is not None:
+    session: Session,
+    message: Message,
+    device: Device | None,
+    raw_id: int,
+    received_at: datetime,
+    stats: Stats,
+    max_payload_bytes: int,
+) -> tuple[list[Any], int | None]:
+    """Parse a message: (its events, None), or no events and the dead letter of an oversized, malformed or
+    refused one."""
+    size = len(message.payload)
+    if size > max_payload_bytes:
+        reason = (
+            f"oversized: a message of {size} bytes exceeds the limit of {max_payload_bytes} bytes "
+            f"(LINLI_MQTT_MAX_BYTES); send smaller batches"
+        )
+        letter = _dead(session, reason, message.payload[:KEEP_OF_OVERSIZED], device, raw_id, received_at)
         stats.rejected += 1
-        return taken.raw_id, []
-    refusal = topic_refusal(message, device)
-    if not refusal:
-        return taken.raw_id, taken.events
-    letters = [
-        deadletters.record(
+        return [], letter
+    try:
+        taken = parse_events(message.payload)
+    except ValueError as exc:
+        error = reject_malformed(
             session,
-            reason=refusal,
-            item=item,
+            exc,
+            body=message.payload,
             source=SOURCE,
             received_at=received_at,
             sender=device,
-            raw_id=taken.raw_id,
+            raw_id=raw_id,
         )
-        for item in taken.events
-    ]
-    store.link_raw(session, taken.raw_id, event_ids=[], dead_letter_id=letters[0].id if letters else None)
+        stats.rejected += 1
+        return [], error.dead_letter_id
+    refusal = topic_refusal(message, device)
+    if not refusal:
+        return taken, None
+    letters = [_dead(session, refusal, item, device, raw_id, received_at) for item in taken]
     stats.rejected += len(letters)
-    return taken.raw_id, []
+    return [], letters[0] if letters else None
+
+
+def _dead(
+    session: Session, reason: str, item: Any, device: Device | None, raw_id: int, received_at: datetime
+) -> int:
+    letter = deadletters.record(
+        session,
+        reason=reason,
+        item=item,
+        source=SOURCE,
+        received_at=received_at,
+        sender=device,
+        raw_id=raw_id,
+    )
+    return letter.id
 
 
 def _ack(
@@ -250,8 +301,10 @@ class Runner:
         client_id: str = "linli-ingest",
         subscriptions: Sequence[str] = (EVENTS_SUBSCRIPTION, ACKS_SUBSCRIPTION),
         session_expiry_s: int = SESSION_EXPIRY_S,
+        max_payload_bytes: int = MAX_PAYLOAD_BYTES,
     ) -> None:
         self.session_factory = session_factory
+        self.max_payload_bytes = max_payload_bytes
         self.subscriber = Subscriber(
             url,
             self.handle_batch,
@@ -265,7 +318,12 @@ class Runner:
 
     def handle_batch(self, messages: list[Message]) -> None:
         """Handle one batch (the Subscriber acknowledges it when this returns)."""
-        done = handle_batch(messages, session_factory=self.session_factory, bus=self.bus)
+        done = handle_batch(
+            messages,
+            session_factory=self.session_factory,
+            bus=self.bus,
+            max_payload_bytes=self.max_payload_bytes,
+        )
         with self._changed:
             self.stats.add(done)
             self._changed.notify_all()

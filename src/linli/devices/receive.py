@@ -5,13 +5,13 @@ take_body (keep raw, parse, dead-letter malformed JSON) is shared with the MQTT 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
 
+from linli.core import jsonio
 from linli.core.errors import LinliError
 from linli.devices import deadletters, signing, store
 from linli.devices.models import Device
@@ -94,22 +94,45 @@ def take_body(
         device_serial=device_serial,
     )
     try:
-        parsed = json.loads(body)
-    except ValueError as exc:  # JSONDecodeError, and UnicodeDecodeError for bytes that are not text
-        error = MalformedJson(exc, dead_letter_id=0)
-        letter = deadletters.record(
-            session,
-            reason=error.message,
-            item=body,
-            source=source,
-            received_at=received_at,
-            sender=sender,
-            raw_id=raw_id,
+        events = parse_events(body)
+    except ValueError as exc:
+        error = reject_malformed(
+            session, exc, body=body, source=source, received_at=received_at, sender=sender, raw_id=raw_id
         )
-        error.dead_letter_id = letter.id
-        store.link_raw(session, raw_id, event_ids=[], dead_letter_id=letter.id)
+        store.link_raw(session, raw_id, event_ids=[], dead_letter_id=error.dead_letter_id)
         return Body(raw_id, [], error)
-    return Body(raw_id, events_of(parsed))
+    return Body(raw_id, events)
+
+
+def parse_events(body: bytes) -> list[Any]:
+    """The events of a JSON body (see events_of); ValueError says where the JSON is malformed."""
+    # JSONDecodeError, and UnicodeDecodeError for bytes that are not text: both are ValueErrors.
+    return events_of(jsonio.loads(body))
+
+
+def reject_malformed(
+    session: Session,
+    exc: ValueError,
+    *,
+    body: bytes,
+    source: str,
+    received_at: datetime,
+    sender: Device | None,
+    raw_id: int | None,
+) -> MalformedJson:
+    """Keep a body that is not JSON as a dead letter; the error names it and where parsing stopped."""
+    error = MalformedJson(exc, dead_letter_id=0)
+    letter = deadletters.record(
+        session,
+        reason=error.message,
+        item=body,
+        source=source,
+        received_at=received_at,
+        sender=sender,
+        raw_id=raw_id,
+    )
+    error.dead_letter_id = letter.id
+    return error
 
 
 def receive(

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
 from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -44,6 +45,8 @@ class IngestResult:
     event_ids: list[int] = field(default_factory=list)  # ids of the stored events, in batch order
     duplicate_ids: list[int] = field(default_factory=list)  # ids of the events the duplicates repeat
     dead_letter_ids: list[int] = field(default_factory=list)
+    # raw body id -> (ids of the events it became, its first dead letter or None)
+    raw_links: dict[int, tuple[list[int], int | None]] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         """The JSON answer to the sender."""
@@ -79,10 +82,13 @@ def ingest(
     sender: Device | None = None,
     raw_id: int | None = None,
     origins: list[Origin] | None = None,
+    link_raws: bool = True,
 ) -> IngestResult:
     """Store a batch of events from source; sender is the authenticated device (None: a trusted adapter).
 
     origins gives each item its own sender and raw body instead (a batch gathered from many messages).
+    link_raws False leaves recording which events each raw body became to the caller (result.raw_links):
+    a caller that inserts its raw bodies after the ingest writes them once, complete.
     """
     if origins is None:
         origins = [Origin(sender, raw_id)] * len(envelopes)
@@ -91,6 +97,8 @@ def ingest(
     result, _ = _ingest(
         session, envelopes, source=source, received_at=received_at, origins=origins, keep=True
     )
+    if link_raws:
+        store.link_raws(session, result.raw_links)
     return result
 
 
@@ -109,11 +117,11 @@ def _ingest(
     try:
         result = IngestResult()
         accepted, failures = _judge(session, items, received_at=received_at, origins=origins)
-        fresh = _deduplicate(session, accepted, result)
+        fresh, repeats = _deduplicate(accepted, result)
         linking.link(session, fresh)
         came_back = health.touch(fresh, received_at=received_at)
         session.flush()
-        fresh = _append(session, fresh, came_back, received_at, result)
+        fresh = _append(session, fresh, came_back, repeats, received_at, result)
         result.stored = len(fresh)
         result.event_ids = [e.stored_id for e in fresh if e.stored_id is not None]
         failures.sort(key=lambda f: f.index)
@@ -131,20 +139,16 @@ def _ingest(
                     raw_id=origins[failure.index].raw_id,
                 )
                 result.dead_letter_ids.append(letter.id)
-            _link_raws(session, origins, fresh, failures, result.dead_letter_ids)
+            result.raw_links = _raw_links(origins, fresh, failures, result.dead_letter_ids)
         return result, failures
     finally:
         set_scope(session, scope)
 
 
-def _link_raws(
-    session: Session,
-    origins: list[Origin],
-    fresh: list[Accepted],
-    failures: list[_Failure],
-    letter_ids: list[int],
-) -> None:
-    """Record which stored events, and which first dead letter, each raw body of the batch became."""
+def _raw_links(
+    origins: list[Origin], fresh: list[Accepted], failures: list[_Failure], letter_ids: list[int]
+) -> dict[int, tuple[list[int], int | None]]:
+    """Which stored events, and which first dead letter, each raw body of the batch became."""
     events: dict[int, list[int]] = {o.raw_id: [] for o in origins if o.raw_id is not None}
     dead: dict[int, int] = {}
     for event in fresh:
@@ -155,7 +159,7 @@ def _link_raws(
         raw_id = origins[failure.index].raw_id
         if raw_id is not None:
             dead.setdefault(raw_id, letter_id)
-    store.link_raws(session, {raw_id: (ids, dead.get(raw_id)) for raw_id, ids in events.items()})
+    return {raw_id: (ids, dead.get(raw_id)) for raw_id, ids in events.items()}
 
 
 def _judge(
@@ -176,7 +180,9 @@ def _judge(
             )
         except ValidationError as exc:
             payload = schema_reason(exc, item, prefix="payload.")
-        if _has_nul(envelope.id, envelope.device, envelope.source, payload, [m.ref for m in envelope.media]):
+        if _may_hold_nul(item) and _has_nul(
+            envelope.id, envelope.device, envelope.source, payload, [m.ref for m in envelope.media]
+        ):
             payload = "schema: text may not contain NUL (\\u0000) characters"
         parsed.append((index, item, envelope, payload))
     serials = {envelope.device for _, _, envelope, _ in parsed if "\x00" not in envelope.device}
@@ -189,14 +195,21 @@ def _judge(
         if reason or device is None or isinstance(payload, str):
             failures.append(_Failure(index, reason or "unknown device", item, device))
             continue
-        stored_as = envelope.model_copy(
-            update={"community": device.community_code, "received_at": received_at}
-        )
+        # The envelope as sent: the store takes community and received_at from the device and the batch.
         media = [m.model_dump(mode="json") for m in envelope.media]
-        accepted.append(
-            Accepted(index, stored_as, device, as_utc(envelope.occurred_at), payload, media=media)
-        )
+        accepted.append(Accepted(index, envelope, device, as_utc(envelope.occurred_at), payload, media=media))
     return accepted, failures
+
+
+def _may_hold_nul(item: Any) -> bool:
+    """False if a received JSON object surely holds no NUL: one scan of its JSON in C (a NUL is written
+    as \\u0000; a false alarm, e.g. the text "\\\\u0000", only costs the exact walk of _has_nul)."""
+    if not isinstance(item, dict):
+        return True
+    try:
+        return b"\\u0000" in orjson.dumps(item, option=orjson.OPT_NON_STR_KEYS)
+    except (TypeError, orjson.JSONEncodeError):
+        return True
 
 
 def _has_nul(*values: Any) -> bool:
@@ -243,37 +256,47 @@ def _relays_for(sender: Device, device: Device) -> bool:
     return sender.kind == DeviceKind.GATEWAY and sender.community_code == device.community_code
 
 
-def _deduplicate(session: Session, accepted: list[Accepted], result: IngestResult) -> list[Accepted]:
-    """Drop events stored before or repeated within the batch, counting them as duplicates."""
-    stored = store.existing_keys(session, {e.key for e in accepted})
+def _deduplicate(accepted: list[Accepted], result: IngestResult) -> tuple[list[Accepted], list[Accepted]]:
+    """(first occurrences, repeats) of the batch's keys; the repeats count as duplicates.
+
+    Events stored before are found by the store's append (see _append), after linking and health: both
+    are idempotent for an event seen before, and one look-up less per batch is worth it.
+    """
     fresh: list[Accepted] = []
+    repeats: list[Accepted] = []
     seen: set[tuple[int, str]] = set()
     for event in accepted:
-        if event.key in stored or event.key in seen:
-            result.duplicates += 1
-            if event.key in stored:
-                result.duplicate_ids.append(stored[event.key])
+        if event.key in seen:
+            repeats.append(event)
             continue
         seen.add(event.key)
         fresh.append(event)
-    return fresh
+    result.duplicates += len(repeats)
+    return fresh, repeats
 
 
 def _append(
-    session: Session, fresh: list[Accepted], made: list[Accepted], received_at: datetime, result: IngestResult
+    session: Session,
+    fresh: list[Accepted],
+    made: list[Accepted],
+    repeats: list[Accepted],
+    received_at: datetime,
+    result: IngestResult,
 ) -> list[Accepted]:
-    """Store the batch; if a concurrent delivery stored some of it first, store the rest and count those."""
+    """Store the batch and count what was stored before; if a concurrent delivery stored some of it
+    first (PostgreSQL), store the rest and count those too. Returns the events stored now."""
     try:
         with session.begin_nested():
-            store.append(session, fresh + made, received_at=received_at)
-        return fresh
+            taken = store.append(session, fresh + made, received_at=received_at)
     except IntegrityError:
         taken = store.existing_keys(session, {e.key for e in fresh + made})
-        remaining = [e for e in fresh if e.key not in taken]
-        result.duplicates += len(fresh) - len(remaining)
-        result.duplicate_ids += [taken[e.key] for e in fresh if e.key in taken]
-        store.append(session, remaining + [e for e in made if e.key not in taken], received_at=received_at)
-        return remaining
+        store.append(session, [e for e in fresh + made if e.key not in taken], received_at=received_at)
+    stored = [e for e in fresh if e.key not in taken]
+    before = [e for e in fresh if e.key in taken]
+    result.duplicates += len(before)
+    result.duplicate_ids += [taken[e.key] for e in before]
+    result.duplicate_ids += [taken[e.key] for e in repeats if e.key in taken]
+    return stored
 
 
 def replay(

@@ -10,7 +10,7 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, delete, select, tuple_, update
 from sqlalchemy.orm import Session
 
-from linli.core import outbox
+from linli.core import jsonio, outbox
 from linli.db import allocate_ids, bulk_insert
 from linli.devices.events import Envelope, content_hash, subject_for
 from linli.devices.models import Device, EventRollup, RawPayload, StoredEvent
@@ -31,11 +31,10 @@ class Accepted:
     vehicle_id: int | None = None
     stored_id: int | None = None
     media: list[dict[str, Any]] = field(default_factory=list)  # the envelope's media refs as JSON
+    key: tuple[int, str] = field(init=False)  # the dedup key: the device and its own event id
 
-    @property
-    def key(self) -> tuple[int, str]:
-        """The dedup key: the device and its own event id."""
-        return self.device.id, self.envelope.id
+    def __post_init__(self) -> None:
+        self.key = (self.device.id, self.envelope.id)
 
 
 def table(model: type[Any]) -> Table:
@@ -71,38 +70,90 @@ def existing_keys(session: Session, keys: set[tuple[int, str]]) -> dict[tuple[in
     return found
 
 
-def append(session: Session, events: list[Accepted], *, received_at: datetime) -> None:
-    """Insert events (already deduplicated) with their hourly rollups and outbox messages; sets stored_id.
+def append(session: Session, events: list[Accepted], *, received_at: datetime) -> dict[tuple[int, str], int]:
+    """Insert events (unique within the list) with their hourly rollups and outbox messages.
 
-    The ids are drawn first, so the rows, the rollups and the bus messages are written in one pass each,
-    with no read-back: the bus messages of the whole batch go into one outbox row.
+    Returns the events found stored already, by key, with their ids: those are not inserted again, and
+    stored_id is set on the others. The ids are drawn first, so rows, rollups and bus messages are each
+    written in one pass with no read-back, and the batch's bus messages go into one outbox row.
     """
     if not events:
-        return
+        return {}
     events_table = table(StoredEvent)
+    dialect = session.connection().dialect.name
+    stored: dict[tuple[int, str], int] = {}
+    if dialect != "sqlite":  # SQLite skips duplicates in the insert itself, PostgreSQL's COPY cannot
+        stored = existing_keys(session, {e.key for e in events})
+        events = [e for e in events if e.key not in stored]
     for event, new_id in zip(events, allocate_ids(session, events_table, len(events)), strict=True):
         event.stored_id = new_id
-    bulk_insert(session, events_table, [_row(e) for e in events], constants={"received_at": received_at})
+    facts: dict[int, _DeviceFacts] = {}
+    received = received_at.isoformat()
+    rows, messages = [], []
+    for event in events:
+        device = facts.get(id(event.device)) or facts.setdefault(id(event.device), _facts(event.device))
+        rows.append(_row(event, device))
+        messages.append((_subject(event, device), jsonio.dumps_text(_message(event, device, received))))
+    constants = {"received_at": received_at}
+    bulk_insert(session, events_table, rows, constants=constants, or_ignore=dialect == "sqlite")
+    if dialect == "sqlite" and events:
+        stored = _skipped(session, events)
+        if stored:
+            messages = [m for m, e in zip(messages, events, strict=True) if e.key not in stored]
+            events = [e for e in events if e.key not in stored]
     _bump_rollups(session, events)
-    outbox.add_batch(
-        session,
-        [
-            (subject_for(e.device.community_code, e.envelope.type.value), message(e, received_at))
-            for e in events
-        ],
-        now=received_at,
+    outbox.add_batch(session, messages, now=received_at)
+    return stored
+
+
+def _skipped(session: Session, events: list[Accepted]) -> dict[tuple[int, str], int]:
+    """After an INSERT OR IGNORE of events with drawn ids: those stored before (the key's id), by key."""
+    ids = [e.stored_id for e in events if e.stored_id is not None]
+    inserted = set(
+        session.connection()
+        .exec_driver_sql("SELECT id FROM device_events WHERE id BETWEEN ? AND ?", (min(ids), max(ids)))
+        .scalars()
     )
+    missing = [e for e in events if e.stored_id not in inserted]
+    if not missing:
+        return {}
+    found = existing_keys(session, {e.key for e in missing})
+    unexplained = [e.key for e in missing if e.key not in found]
+    if unexplained:  # a row skipped for another reason than its key: never drop an event silently
+        raise RuntimeError(f"events not stored and not stored before: {unexplained[:3]}")
+    for event in missing:
+        event.stored_id = None
+    return found
 
 
-def _row(event: Accepted) -> dict[str, Any]:
-    env, device = event.envelope, event.device
+@dataclass(frozen=True)
+class _DeviceFacts:
+    """What rows and messages need of a device, read once per batch (ORM attributes cost per access)."""
+
+    id: int
+    serial: str
+    kind: str
+    community: str
+    area: str
+
+
+def _facts(device: Device) -> _DeviceFacts:
+    return _DeviceFacts(device.id, device.serial, device.kind, device.community_code, device.area_code)
+
+
+def _subject(event: Accepted, device: _DeviceFacts) -> str:
+    return subject_for(device.community, event.envelope.type.value)
+
+
+def _row(event: Accepted, device: _DeviceFacts) -> dict[str, Any]:
+    env = event.envelope
     return {
         "id": event.stored_id,
         "event_uid": env.id,
         "device_id": device.id,
         "device_serial": device.serial,
-        "community_code": device.community_code,
-        "area_code": device.area_code,
+        "community_code": device.community,
+        "area_code": device.area,
         "type": env.type.value,
         "occurred_at": event.occurred_at,
         "source": env.source,
@@ -110,24 +161,28 @@ def _row(event: Accepted) -> dict[str, Any]:
         "media": event.media,
         "person_id": event.person_id,
         "vehicle_id": event.vehicle_id,
-        "content_hash": content_hash(env),
+        "content_hash": content_hash(env, occurred_utc=event.occurred_at, media=event.media),
     }
 
 
 def message(event: Accepted, received_at: datetime) -> dict[str, Any]:
     """The bus message of a stored event: the envelope as stored, with the hub's ids and links."""
-    env, device = event.envelope, event.device
+    return _message(event, _facts(event.device), received_at.isoformat())
+
+
+def _message(event: Accepted, device: _DeviceFacts, received_at: str) -> dict[str, Any]:
+    env = event.envelope
     return {
         "id": event.stored_id,
         "event_uid": env.id,
         "device": device.serial,
         "device_id": device.id,
         "device_kind": device.kind,
-        "community": device.community_code,
-        "area_code": device.area_code,
+        "community": device.community,
+        "area_code": device.area,
         "type": env.type.value,
         "occurred_at": event.occurred_at.isoformat(),
-        "received_at": received_at.isoformat(),
+        "received_at": received_at,
         "source": env.source,
         "payload": event.payload,
         "media": event.media,
@@ -164,6 +219,8 @@ def _bump_rollups(session: Session, events: list[Accepted]) -> None:
         for e in events
     )
     keyed = sorted(counts.items())  # one order for every writer: concurrent upserts cannot deadlock
+    if not keyed:
+        return
     connection = session.connection()
     dialect = connection.dialect
     if dialect.name == "postgresql":
@@ -211,6 +268,36 @@ def save_raw(
     session.add(raw)
     session.flush()
     return raw.id
+
+
+def save_raws(
+    session: Session,
+    raws: list[tuple[int, bytes, str, tuple[list[int], int | None]]],
+    *,
+    received_at: datetime,
+    source: str,
+    content_type: str = "application/json",
+) -> None:
+    """Keep many bodies in one insert: (id from allocate_raw_ids, body, device serial, (event ids, dead
+    letter id or None)), linked already to what each became."""
+    rows = [
+        {
+            "id": raw_id,
+            "body": body,
+            "device_serial": serial[:64],
+            "event_ids": event_ids,
+            "dead_letter_id": dead,
+        }
+        for raw_id, body, serial, (event_ids, dead) in raws
+    ]
+    constants = {"received_at": received_at, "source": source[:64], "content_type": content_type[:128]}
+    bulk_insert(session, table(RawPayload), rows, constants=constants)
+
+
+def allocate_raw_ids(session: Session, count: int) -> list[int]:
+    """Ids for raw bodies that save_raws inserts later in the same transaction (nothing else may insert
+    raw bodies in between: on SQLite the ids are max(id) + 1 ...)."""
+    return allocate_ids(session, table(RawPayload), count)
 
 
 def link_raw(

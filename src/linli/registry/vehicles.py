@@ -40,6 +40,16 @@ def find_by_plate(session: Session, *, plate: str) -> Vehicle | None:
     return session.scalar(select(Vehicle).where(Vehicle.plate == number))
 
 
+def ids_by_plates(session: Session, *, plates: set[str]) -> dict[str, int]:
+    """Vehicle ids by normalised plate number, for many plates in one query (scoped like any query)."""
+    found: dict[str, int] = {}
+    ordered = sorted(plates)
+    for start in range(0, len(ordered), 500):
+        stmt = select(Vehicle.plate, Vehicle.id).where(Vehicle.plate.in_(ordered[start : start + 500]))
+        found.update({plate: vehicle_id for plate, vehicle_id in session.execute(stmt)})
+    return found
+
+
 def upsert(
     session: Session,
     principal: Principal,
