@@ -90,6 +90,8 @@ def _start_background(app: FastAPI) -> list[Callable[[], None]]:
                 session_factory=app.state.session_factory,
                 bus=app.state.bus,
                 client_id=settings.mqtt_client_id,
+                max_payload_bytes=settings.mqtt_max_bytes,
+                share_group=settings.mqtt_share_group,
             )
             runner.start()
             app.state.bus = runner.bus  # commands written by requests leave on the runner's connection

@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     mqtt_url: str = ""
     mqtt_client_id: str = "linli-ingest"  # one consuming process per id: the broker keeps its session
     mqtt_ingest: bool = True  # false: serve only publishes commands; `linli ingest mqtt` workers ingest
+    mqtt_max_bytes: int = 256 * 1024  # a larger event message is a dead letter (its first 4 KB kept)
+    # MQTT v5 shared subscription: ingest workers with the same group (and each its own client id) split
+    # the devices' messages between them instead of each receiving all ($share/{group}/linli/+/+/...).
+    mqtt_share_group: str = ""
     # Scheduled jobs (offline checks, command expiry, outbox catch-up, purges): on for `linli serve` unless
     # set false (run them in one process only, or as `linli jobs run`); off for apps built in code (tests).
     jobs_enabled: bool = False

@@ -59,7 +59,12 @@ def ingest_mqtt(
     _worker_logging()
     factory = _session_factory()
     runner = Runner(
-        url, session_factory=factory, bus=make_bus(settings), client_id=client_id or settings.mqtt_client_id
+        url,
+        session_factory=factory,
+        bus=make_bus(settings),
+        client_id=client_id or settings.mqtt_client_id,
+        max_payload_bytes=settings.mqtt_max_bytes,
+        share_group=settings.mqtt_share_group,
     )
     runner.start()
     log = logging.getLogger("linli.ingest")

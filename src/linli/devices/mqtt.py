@@ -10,9 +10,9 @@ the handler raises only when it could not do its work at all.
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlparse
@@ -96,7 +96,10 @@ class Subscriber:
         self.max_wait_s = max_wait_s
         self.connected = threading.Event()
         self.subscribed = threading.Event()  # the broker confirmed our subscriptions (SUBACK)
-        self._queue: queue.Queue[Message] = queue.Queue()
+        # Messages received and not yet taken into a batch, with when each arrived (the network thread
+        # appends, the worker takes whole batches at once).
+        self._pending: deque[tuple[float, Message]] = deque()
+        self._arrived = threading.Condition()
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
         self.client = mqtt.Client(
@@ -149,30 +152,39 @@ class Subscriber:
     ) -> None:
         self.connected.clear()
         self.subscribed.clear()
+        with self._arrived:  # the broker sends whatever we have not acknowledged again after reconnecting
+            self._pending.clear()
         if not self._stop.is_set():
             log.warning("MQTT connection lost (%s); reconnecting", reason)
 
     def _on_message(self, _client: mqtt.Client, _userdata: object, msg: mqtt.MQTTMessage) -> None:
         where = parse_topic(msg.topic)
         community, device = (where[0], where[1]) if where else ("", "")
-        self._queue.put(Message(msg.topic, community, device, bytes(msg.payload), msg.mid, msg.qos))
+        message = Message(msg.topic, community, device, bytes(msg.payload), msg.mid, msg.qos)
+        with self._arrived:
+            self._pending.append((time.monotonic(), message))
+            if len(self._pending) == 1 or len(self._pending) >= self.batch_size:
+                self._arrived.notify()
 
     def _next_batch(self) -> list[Message]:
-        batch: list[Message] = []
-        try:
-            batch.append(self._queue.get(timeout=0.2))
-        except queue.Empty:
-            return batch
-        deadline = time.monotonic() + self.max_wait_s
-        while len(batch) < self.batch_size:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            try:
-                batch.append(self._queue.get(timeout=remaining))
-            except queue.Empty:
-                break
-        return batch
+        """Up to batch_size messages, once that many wait or the oldest has waited max_wait_s.
+
+        A busy worker finds a full batch waiting and takes it at once; a quiet one adds at most max_wait_s
+        to the oldest message's way to the store.
+        """
+        with self._arrived:
+            if not self._pending:
+                self._arrived.wait(0.2)
+                if not self._pending:
+                    return []
+            deadline = self._pending[0][0] + self.max_wait_s
+            while len(self._pending) < self.batch_size:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self._stop.is_set():
+                    break
+                self._arrived.wait(remaining)
+            count = min(len(self._pending), self.batch_size)
+            return [self._pending.popleft()[1] for _ in range(count)]
 
     def _run(self) -> None:
         while not self._stop.is_set():

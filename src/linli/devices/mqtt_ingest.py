@@ -302,9 +302,12 @@ class Runner:
         subscriptions: Sequence[str] = (EVENTS_SUBSCRIPTION, ACKS_SUBSCRIPTION),
         session_expiry_s: int = SESSION_EXPIRY_S,
         max_payload_bytes: int = MAX_PAYLOAD_BYTES,
+        share_group: str = "",
     ) -> None:
         self.session_factory = session_factory
         self.max_payload_bytes = max_payload_bytes
+        if share_group:  # MQTT v5 shared subscription: the group's workers split the messages
+            subscriptions = [f"$share/{share_group}/{topic}" for topic in subscriptions]
         self.subscriber = Subscriber(
             url,
             self.handle_batch,

@@ -1,0 +1,243 @@
+"""The batching rules of the ingest hot path: micro-batches of MQTT messages, raw bodies kept per message,
+rollups counted per batch, one outbox row per batch delivered exactly once, redelivery after a crash."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from linli.core import outbox
+from linli.core.bus import InProcessBus
+from linli.core.bus import Message as BusMessage
+from linli.core.timeutil import as_utc
+from linli.devices import service
+from linli.devices.models import DeadLetter, EventRollup, RawPayload, StoredEvent
+from linli.devices.mqtt import Message, events_topic
+from linli.devices.mqtt_ingest import Runner, handle_batch
+from tests.devices.helpers import T0, Recorder, device, envelope, plate_read
+from tests.devices.mqtt_helpers import URL, needs_broker, publish_all, unique, wait
+
+
+def _message(community: str, serial: str, body: Any, *, mid: int) -> Message:
+    payload = body if isinstance(body, bytes) else json.dumps(body, ensure_ascii=False).encode()
+    return Message(events_topic(community, serial), community, serial, payload, mid, 1)
+
+
+def _reading(serial: str, value: Any, *, uid: str, at: datetime = T0) -> dict[str, Any]:
+    payload = {"quantity": "temperature", "value": value, "unit": "°C"}
+    return envelope(serial, "sensor.reading", at=at, payload=payload, uid=uid)
+
+
+def test_bad_messages_in_a_micro_batch_are_dead_letters_and_the_good_ones_are_stored(
+    session, session_factory, bus, recorder, world, gate
+) -> None:
+    serial, community = gate[0].serial, gate[0].community_code
+    sensor, _ = device(session, world.tianfu, serial="TH-TF-3-01", kind="smoke_sensor", location="3号楼")
+    session.commit()
+    oversized = json.dumps(envelope(serial, payload={"status": "x" * 300}, uid="big")).encode()
+    messages = [
+        _message(community, serial, plate_read(serial, "陕A12345", uid="ok-1"), mid=1),
+        _message(
+            community,
+            serial,
+            envelope(serial, "vehicle.entered", payload={"lane": "1"}, uid="no-plate"),
+            mid=2,
+        ),
+        _message(community, serial, oversized, mid=3),
+        _message(community, sensor.serial, b'[{"id": "nan", "device": "TH-TF-3-01"', mid=4),
+        _message(community, sensor.serial, [_reading(sensor.serial, 21.5, uid="t-1")], mid=5),
+        _message(community, serial, plate_read(serial, "陕D67890", uid="ok-2", entered=False), mid=6),
+    ]
+    # NaN is not JSON: orjson refuses it, the standard library reads it, the payload model refuses it.
+    nan_body = json.dumps(_reading(sensor.serial, float("nan"), uid="t-nan")).encode()
+    assert b"NaN" in nan_body
+    messages.append(_message(community, sensor.serial, nan_body, mid=7))
+
+    stats = handle_batch(messages, session_factory=session_factory, bus=bus, now=T0, max_payload_bytes=300)
+
+    assert (stats.messages, stats.stored, stats.rejected) == (7, 3, 4)
+    stored = session.scalars(select(StoredEvent.event_uid).where(StoredEvent.source != "linli.health"))
+    assert sorted(stored) == ["ok-1", "ok-2", "t-1"]
+    letters = list(session.scalars(select(DeadLetter).order_by(DeadLetter.id)))
+    [no_plate] = [d for d in letters if d.reason.startswith("schema: payload.plate")]
+    assert no_plate.reason == "schema: payload.plate: Field required" and no_plate.device_id == gate[0].id
+    by_reason = sorted(d.reason.split(":")[0].split(" at ")[0] for d in letters)
+    assert by_reason == ["malformed JSON", "oversized", "schema", "schema"]
+    [big] = [d for d in letters if d.reason.startswith("oversized")]
+    assert f"a message of {len(oversized)} bytes exceeds the limit of 300 bytes" in big.reason
+    [nan] = [d for d in letters if "finite" in d.reason]
+    assert nan.reason == "schema: payload.value: Input should be a finite number"
+    # Every message is kept raw, linked to what it became: its events or its (first) dead letter.
+    raws = list(
+        session.scalars(select(RawPayload).where(RawPayload.source == "mqtt").order_by(RawPayload.id))
+    )
+    assert len(raws) == 7
+    ids = dict(session.execute(select(StoredEvent.event_uid, StoredEvent.id)).all())
+    assert [len(r.event_ids) for r in raws] == [1, 0, 0, 0, 1, 1, 0]
+    assert raws[0].event_ids == [ids["ok-1"]] and raws[5].event_ids == [ids["ok-2"]]
+    assert [r.dead_letter_id is not None for r in raws] == [False, True, True, True, False, False, True]
+    assert raws[2].body == oversized[:4096] and raws[3].body == messages[3].payload
+    assert {d.raw_id for d in letters} == {raws[i].id for i in (1, 2, 3, 6)}
+    # What was stored reached the bus; what was refused did not.
+    assert sorted(m["event_uid"] for m in recorder.data if m["source"] != "linli.health") == sorted(
+        ["ok-1", "ok-2", "t-1"]
+    )
+
+
+def test_rollups_count_exactly_the_stored_events(session, world, gate) -> None:
+    serial = gate[0].serial
+    sensor, _ = device(session, world.tianfu, serial="TH-TF-3-02", kind="smoke_sensor", location="3号楼")
+    batch = [
+        plate_read(serial, f"陕A1234{i}", uid=f"p-{i}", at=T0 + timedelta(minutes=25 * i)) for i in range(6)
+    ]
+    batch += [
+        _reading(sensor.serial, 20 + i, uid=f"r-{i}", at=T0 + timedelta(minutes=40 * i)) for i in range(5)
+    ]
+    batch += [
+        envelope(serial, "door.opened"),
+        plate_read(serial, "陕A12340", uid="p-0", at=T0),
+    ]  # bad, repeat
+    first = service.ingest(session, batch, source="http", received_at=T0 + timedelta(hours=4))
+    again = service.ingest(session, batch[:4], source="http", received_at=T0 + timedelta(hours=4, minutes=1))
+    assert (first.stored, first.duplicates, len(first.rejected)) == (11, 1, 1)
+    assert (again.stored, again.duplicates) == (0, 4)
+    hour = func.strftime("%Y-%m-%d %H", StoredEvent.occurred_at)
+    if session.get_bind().dialect.name == "postgresql":
+        hour = func.to_char(func.timezone("UTC", StoredEvent.occurred_at), "YYYY-MM-DD HH24")
+    per_hour = Counter(
+        {
+            (h, t): n
+            for h, t, n in session.execute(
+                select(hour, StoredEvent.type, func.count()).group_by(hour, StoredEvent.type)
+            )
+        }
+    )
+    rolled = Counter(
+        {
+            (as_utc(r.hour).strftime("%Y-%m-%d %H"), r.type): r.count
+            for r in session.scalars(select(EventRollup))
+        }
+    )
+    assert rolled == per_hour
+    # No device.online: events hours old when received do not make a device count as online.
+    assert sum(rolled.values()) == 11 and rolled[("2026-03-05 09", "vehicle.entered")] == 2
+
+
+def test_the_bus_receives_each_stored_event_exactly_once(session, session_factory, world, gate) -> None:
+    serial = gate[0].serial
+    bus = InProcessBus()
+    received: list[BusMessage] = []
+    bus.subscribe("linli.events.>", received.append)
+    batches = [
+        [plate_read(serial, "陕A12345", uid=f"b{b}-{i}", at=T0 + timedelta(seconds=i)) for i in range(40)]
+        for b in range(3)
+    ]
+    for batch in batches:
+        service.ingest(session, batch + batch[:5], source="http", received_at=T0 + timedelta(minutes=1))
+    service.ingest(session, batches[0], source="http", received_at=T0 + timedelta(minutes=2))  # redelivered
+    session.commit()
+    assert outbox.pending(session) == 3 * 40 + 1  # and the gate's device.online
+    assert outbox.deliver_outbox(session_factory, bus) == 121
+    assert outbox.deliver_outbox(session_factory, bus) == 0
+    ids = [m.json()["id"] for m in received]
+    stored = list(session.scalars(select(StoredEvent.id).order_by(StoredEvent.id)))
+    assert sorted(ids) == stored and len(set(ids)) == len(ids) == 121
+    assert ids == sorted(ids)  # in the order they were stored
+    assert outbox.pending(session) == 0
+
+
+def test_a_batch_row_the_bus_refuses_halfway_keeps_only_what_is_still_to_publish(
+    session, session_factory, gate
+) -> None:
+    serial = gate[0].serial
+    service.ingest(
+        session,
+        [plate_read(serial, "陕A12345", uid=f"h-{i}", at=T0 + timedelta(seconds=i)) for i in range(10)],
+        source="http",
+        received_at=T0,
+    )
+    session.commit()
+    published: list[str] = []
+
+    class Flaky(InProcessBus):
+        def publish(self, subject: str, data: bytes | dict[str, Any]) -> None:
+            if len(published) == 4:
+                raise ConnectionError("the bus went away")
+            published.append(json.loads(data)["event_uid"] if isinstance(data, bytes) else "")
+
+    flaky = Flaky()
+    assert outbox.deliver_outbox(session_factory, flaky) == 4
+    assert outbox.pending(session) == 7  # 6 reads and the gate's device.online
+    published.append("back")
+    assert outbox.deliver_outbox(session_factory, InProcessBus()) == 7
+    assert published[:4] == ["h-0", "h-1", "h-2", "h-3"]
+    assert outbox.pending(session) == 0
+
+
+@pytest.mark.integration
+@needs_broker
+def test_a_batch_redelivered_after_a_crash_before_its_ack_is_stored_and_published_once(
+    session, session_factory, world
+) -> None:
+    camera, _ = device(session, world.tianfu, serial=unique("CAM"), kind="camera", protocol="mqtt")
+    session.commit()
+    bus = InProcessBus()
+    recorder = Recorder(bus)
+    client_id = unique("linli-crash")
+
+    class CrashesBeforeAck(Runner):
+        """Stores its first batch, then hangs before acknowledging it, as a process killed right then."""
+
+        hold = threading.Event()
+        crashed = threading.Event()
+
+        def handle_batch(self, messages: list[Message]) -> None:
+            super().handle_batch(messages)
+            self.crashed.set()
+            self.hold.wait(20)
+
+    def runner(cls: type[Runner]) -> Runner:
+        made = cls(
+            URL,
+            session_factory=session_factory,
+            bus=bus,
+            client_id=client_id,
+            subscriptions=[events_topic(world.tianfu, camera.serial)],
+            session_expiry_s=120,
+        )
+        made.start()
+        assert made.subscriber.subscribed.wait(5)
+        return made
+
+    first = runner(CrashesBeforeAck)
+    now = datetime.now(UTC)
+    uids = [f"crash-{i}" for i in range(6)]
+    topic = events_topic(world.tianfu, camera.serial)
+    publish_all([(topic, json.dumps(envelope(camera.serial, at=now, uid=u)).encode()) for u in uids])
+    assert CrashesBeforeAck.crashed.wait(10)
+    first.subscriber.client.disconnect()  # gone without acknowledging; the broker keeps the session
+    first.subscriber.client.loop_stop()
+    stored_before_crash = first.snapshot()["stored"]
+    assert stored_before_crash >= 1
+    second = runner(Runner)
+    try:
+        assert second.wait_for(lambda s: s.messages >= len(uids), 10), second.snapshot()
+        stats = second.snapshot()
+        assert stats["duplicates"] == stored_before_crash  # the unacknowledged batch came back
+        assert stored_before_crash + stats["stored"] == len(uids)
+        assert wait(lambda: len(recorder.messages) >= len(uids))
+        heard = Counter(m["event_uid"] for m in recorder.data if m["type"] == "device.heartbeat")
+        assert heard == Counter(uids)  # each stored event on the bus exactly once
+        stored = session.scalars(select(StoredEvent.event_uid).where(StoredEvent.device_id == camera.id))
+        assert sorted(u for u in stored if u.startswith("crash-")) == uids
+    finally:
+        CrashesBeforeAck.hold.set()
+        second.stop()
+        first.stop()
+        recorder.close()
