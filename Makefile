@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test bench lint browser-deps install clean
+.PHONY: run test bench bench-vision lint browser-deps install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ test: install browser-deps
 bench: install
 	$(BIN)/python bench/registry.py
 	$(BIN)/python bench/ingest.py $(BENCH_INGEST_ARGS)
+
+# Throw detection (issue #5): renders the labelled clips once (data/bench-vision/), detects on one core.
+bench-vision: install
+	$(BIN)/python -m bench.vision.run $(BENCH_VISION_ARGS)
 
 lint: install
 	$(BIN)/ruff check src tests bench
