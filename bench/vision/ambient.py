@@ -46,7 +46,7 @@ class Lights(Distractor):
                     "kind": self.kind,
                     "behaviour": ("on" if turning_on else "off") + (" flicker" if len(pattern) > 1 else ""),
                     "start_frame": k,
-                    "end_frame": k + 2 * len(pattern),
+                    "end_frame": min(k + 2 * len(pattern), scene.frames - 1),
                     "size_px": float(win.bbox[2] - win.bbox[0]),
                     "path": [[k, cx, cy]],
                 }

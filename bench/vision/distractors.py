@@ -171,7 +171,7 @@ class Birds(_Movers):
         return span, (g, g * 1.02, g * 1.05), ppm
 
     def _flapping(self, rng: np.random.Generator, k0: int) -> Mover:
-        span, colour, ppm = self._look(rng, rng.uniform(0.8, 2.5))
+        span, colour, ppm = self._look(rng, math.exp(rng.uniform(0, math.log(6))))
         w, h = self.scene.width, self.scene.height
         speed = ppm * rng.uniform(8, 16) / self.scene.fps
         left = rng.random() < 0.5
@@ -185,7 +185,7 @@ class Birds(_Movers):
         return Mover(k0, xs, ys, colour, span, "flapping", extra={"flap": rng.uniform(0.9, 1.6)})
 
     def _gliding(self, rng: np.random.Generator, k0: int) -> Mover:
-        span, colour, ppm = self._look(rng, rng.uniform(0.6, 1.5))
+        span, colour, ppm = self._look(rng, math.exp(rng.uniform(0, math.log(4))))
         w, h = self.scene.width, self.scene.height
         speed = ppm * rng.uniform(7, 12) / self.scene.fps
         radius = rng.uniform(0.08, 0.25) * h
@@ -202,7 +202,7 @@ class Birds(_Movers):
 
     def _diving(self, rng: np.random.Generator, k0: int) -> Mover:
         """Level flight, a dive accelerating at up to ~g, a pull-out, then level flight away."""
-        span, colour, ppm = self._look(rng, rng.uniform(0.8, 1.6))
+        span, colour, ppm = self._look(rng, math.exp(rng.uniform(0, math.log(4))))
         w, h, fps = self.scene.width, self.scene.height, self.scene.fps
         vx = ppm * rng.uniform(6, 12) / fps * rng.choice([-1, 1])
         x, y, vy = (-span if vx > 0 else w + span), rng.uniform(0.05, 0.35) * h, 0.0
@@ -294,7 +294,7 @@ class Insects(_Movers):
         super().__init__(scene)
         w, h, fps = scene.width, scene.height, scene.fps
         for _ in range(_rate_count(rng, scene.frames, fps, per_minute)):
-            size = rng.uniform(0.02, 0.1) * h
+            size = rng.uniform(0.04, 0.16) * h
             n = int(rng.uniform(1, 5) * fps)
             k0 = int(rng.integers(0, max(1, scene.frames - 10)))
             home = np.array([rng.uniform(0.1, 0.9) * w, rng.uniform(0.1, 0.9) * h])
@@ -305,7 +305,7 @@ class Insects(_Movers):
                 vel = 0.82 * vel + rng.normal(0, 0.012 * h, 2) + 0.02 * (home - pos)
                 pos = pos + vel
                 pts[i] = pos
-            g = rng.uniform(180, 250) if scene.night else rng.uniform(25, 70)
+            g = rng.uniform(200, 255) if scene.night else rng.uniform(25, 70)
             self.add(
                 Mover(
                     k0,
@@ -314,7 +314,7 @@ class Insects(_Movers):
                     (g, g, g),
                     size,
                     "near_lens",
-                    opacity=float(rng.uniform(0.35, 0.7)),
+                    opacity=float(rng.uniform(0.45, 0.85)),
                     blur=0.12 * size,
                     extra={"wing": rng.uniform(0.5, 1.0)},
                 )
@@ -493,7 +493,7 @@ class Headlights(Distractor):
         self.sweeps = []
         for _ in range(_rate_count(rng, scene.frames, fps, per_minute)):
             k0 = int(rng.integers(0, max(1, scene.frames - 10)))
-            n = int(rng.uniform(1.0, 3.0) * fps)
+            n = min(int(rng.uniform(1.0, 3.0) * fps), scene.frames - k0)
             ax, ay = rng.uniform(0.08, 0.2) * w, rng.uniform(0.04, 0.1) * h
             yc = scene.facade.ground_y - rng.uniform(0.05, 0.3) * h
             left, right = scene.facade.facade_x
