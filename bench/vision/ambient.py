@@ -5,7 +5,6 @@ shake, and the sensor noise added to every frame before encoding.
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import cv2
 import numpy as np
@@ -235,11 +234,3 @@ class SensorNoise:
         h, w = self.shape[:2]
         cv2.add(frame, pos[oy : oy + h, ox : ox + w], dst=frame)
         cv2.subtract(frame, neg[oy : oy + h, ox : ox + w], dst=frame)
-
-
-def describe_stages(distractors: list[Distractor]) -> dict[str, Any]:
-    """Kinds by stage (for the truth file)."""
-    out: dict[str, list[str]] = {}
-    for d in distractors:
-        out.setdefault(d.stage, []).append(d.kind)
-    return out

@@ -53,7 +53,6 @@ class Facade:
     ground_y: float  # image row of the ground line
     facade_x: tuple[float, float]  # left and right edge at mid-height
     wall: tuple[float, ...]  # wall colour
-    lit_glass: float = 0.0
     _cache: dict[frozenset[int], np.ndarray] = field(default_factory=dict)
 
     def background(self, lit: frozenset[int]) -> np.ndarray:

@@ -49,6 +49,7 @@ class ClipSpec:
     throws: list[dict[str, Any]] = field(default_factory=list)
     distractors: list[str] = field(default_factory=list)
     kind: str = "throws"  # or "distractors": no throw at all
+    label: str = ""  # what the clip shows, for the breakdowns: "throws", "bird:diving", "mixed", ...
 
 
 # ---- one clip -------------------------------------------------------------------------------------------
@@ -113,7 +114,7 @@ def make_clip(
     frames = round(seconds * fps)
     facade = render(camera, building, rng, night=night)
     exposure = float(rng.uniform(0.033, 0.04) if night else rng.uniform(0.008, 0.02))
-    scene = distractors_scene(camera, building, facade, fps, frames, night, exposure)
+    scene = distractors.Scene(camera, building, facade, fps, frames, night, exposure)
     base_lit = frozenset(
         int(i) for i in np.nonzero(rng.random(len(facade.windows)) < (0.25 if night else 0.0))[0]
     )
@@ -137,13 +138,6 @@ def make_clip(
     )
     video.with_suffix(".json").write_text(json.dumps(truth, ensure_ascii=False, indent=1))
     return truth
-
-
-def distractors_scene(
-    camera: Camera, building: Building, facade: Facade, fps: float, frames: int, night: bool, exposure: float
-) -> distractors.Scene:
-    """The scene description the distractors draw against."""
-    return distractors.Scene(camera, building, facade, fps, frames, night, exposure)
 
 
 def _specs(throws: Sequence[dict[str, Any] | objects.Throw]) -> list[dict[str, Any]]:
@@ -465,6 +459,7 @@ def benchmark_set(*, hours: float = 0.3, throw_clips: int = 46, seed: int = 2024
                 lighting="night" if night else "day",
                 throws=throws,
                 distractors=mixed,
+                label="throws",
             )
         )
     for i in range(math.ceil(hours * 60 - 1e-9)):
@@ -485,6 +480,7 @@ def benchmark_set(*, hours: float = 0.3, throw_clips: int = 46, seed: int = 2024
                 lighting=lighting,
                 distractors=kinds,
                 kind="distractors",
+                label=kind,
             )
         )
     return specs
@@ -493,7 +489,8 @@ def benchmark_set(*, hours: float = 0.3, throw_clips: int = 46, seed: int = 2024
 def render_spec(spec: ClipSpec, out_dir: Path) -> dict[str, Any]:
     """Render one benchmark clip unless the folder already holds it from this generator version."""
     truth_path = out_dir / f"{spec.name}.json"
-    digest = hashlib.sha1(json.dumps(asdict(spec), sort_keys=True).encode()).hexdigest()[:12]
+    drawn = {k: v for k, v in asdict(spec).items() if k != "label"}  # what the pixels depend on
+    digest = hashlib.sha1(json.dumps(drawn, sort_keys=True).encode()).hexdigest()[:12]
     if truth_path.exists():
         try:
             truth = json.loads(truth_path.read_text())
@@ -502,7 +499,7 @@ def render_spec(spec: ClipSpec, out_dir: Path) -> dict[str, Any]:
                 and truth.get("spec_digest") == digest
                 and (out_dir / truth["video"]).exists()
             ):
-                return dict(truth)
+                return {**truth, "label": spec.label}
         except (ValueError, KeyError):
             pass  # a half-written truth file: render again
     truth = make_clip(
@@ -517,6 +514,7 @@ def render_spec(spec: ClipSpec, out_dir: Path) -> dict[str, Any]:
         kind=spec.kind,
     )
     truth["spec_digest"] = digest  # written last: a clip interrupted before this line is rendered again
+    truth["label"] = spec.label
     truth_path.write_text(json.dumps(truth, ensure_ascii=False, indent=1))
     return truth
 

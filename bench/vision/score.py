@@ -208,7 +208,7 @@ def summarize(results: list[ClipResult]) -> dict[str, Any]:
         primary = clip_label(t)
         seconds_by_clip_kind[primary] += t["frames"] / t["fps"]
         fp_by_clip_kind[primary] += len(r.false_positives)
-        if t["kind"] == "distractors":
+        if t["kind"] == "distractors" and not r.error:  # hours the detector did not see are not counted
             distractor_seconds += t["frames"] / t["fps"]
             fp_distractor_clips += len(r.false_positives)
     hours = distractor_seconds / 3600
@@ -252,8 +252,7 @@ def clip_label(truth: dict[str, Any]) -> str:
     """A clip's kind for the breakdown: 'throw clips (day)' or its distractor, e.g. 'bird:diving (day)'."""
     if truth["kind"] != "distractors":
         return f"throw clips ({truth['lighting']})"
-    name = truth["name"].split("_")
-    kind = name[2].replace("-", ":") if len(name) > 3 else "+".join(truth["distractors"])
+    kind = truth.get("label") or "+".join(truth["distractors"]) or "nothing"
     return f"{kind} ({truth['lighting']})"
 
 
