@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -10,7 +11,7 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, Engine, String, Table, create_engine, event, insert, or_
+from sqlalchemy import JSON, DateTime, Engine, String, Table, create_engine, event, insert, or_
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import (
     DeclarativeBase,
@@ -137,13 +138,45 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 WRITE_OPTION = "linli_write"
 
 
+WRITER_WAIT_S = 10.0  # as long as busy_timeout: then SQLite's own waiting takes over
+_HOLDS_WRITER = "linli_holds_writer"
+
+
 def _sqlite_begin(connection: Any) -> None:
     # A deferred transaction that reads first and writes later cannot upgrade its lock while another
     # writer holds it (SQLite answers "database is locked" at once, busy_timeout does not help); write
     # transactions therefore take the write lock up front and wait their turn. Reads stay deferred, so
     # pages never queue behind an import.
     immediate = connection.get_execution_options().get(WRITE_OPTION, False)
-    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+    if not immediate:
+        connection.exec_driver_sql("BEGIN")
+        return
+    # The writers of this process queue on a lock, woken the moment the writer before them ends; SQLite's
+    # busy handler would poll in sleeps of up to 100 ms and leave the database idle in between.
+    held = _writer_lock(connection.engine).acquire(timeout=WRITER_WAIT_S)
+    connection.info[_HOLDS_WRITER] = held
+    try:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    except BaseException:
+        _sqlite_end(connection)
+        raise
+
+
+def _sqlite_end(connection: Any) -> None:
+    if connection.info.pop(_HOLDS_WRITER, False):
+        _writer_lock(connection.engine).release()
+
+
+_writer_locks: dict[str, threading.Lock] = {}
+_writer_locks_guard = threading.Lock()
+
+
+def _writer_lock(engine: Engine) -> threading.Lock:
+    """The lock the write transactions on one SQLite database file take in turn."""
+    database = engine.url.database
+    key = database if database and database != ":memory:" else f"memory:{id(engine.pool)}"
+    with _writer_locks_guard:
+        return _writer_locks.setdefault(key, threading.Lock())
 
 
 def writing(session: Session) -> Session:
@@ -163,6 +196,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False}, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
+        event.listen(engine, "commit", _sqlite_end)
+        event.listen(engine, "rollback", _sqlite_end)
         return engine
     return create_engine(url, pool_pre_ping=True, **kwargs)
 
@@ -201,12 +236,12 @@ def bulk_insert(
         session.execute(insert(table).values(**constants) if constants else insert(table), rows)
         return
     keys = list(rows[0])
-    processors = [table.c[key].type.dialect_impl(dialect).bind_processor(dialect) for key in keys]
+    processors = [_processor(table, key, dialect) for key in keys]
     converted = [(i, process) for i, process in enumerate(processors) if process is not None]
     pick = itemgetter(*keys)
     fixed = []
     for key, value in constants.items():
-        process = table.c[key].type.dialect_impl(dialect).bind_processor(dialect)
+        process = _processor(table, key, dialect)
         fixed.append(process(value) if process else value)
     values: list[tuple[Any, ...]] = []
     for row in rows:
@@ -222,6 +257,15 @@ def bulk_insert(
     marks = ", ".join("?" for _ in keys)
     verb = "INSERT OR IGNORE" if or_ignore else "INSERT"
     connection.exec_driver_sql(f'{verb} INTO "{table.name}" ({names}) VALUES ({marks})', values)
+
+
+def _processor(table: Table, key: str, dialect: Any) -> Any:
+    """How a value of column key goes to the driver: the type's bind processor; for COPY into PostgreSQL
+    JSON as its text (COPY parses it), cheaper than the driver's JSON wrapper objects."""
+    column_type = table.c[key].type.dialect_impl(dialect)
+    if dialect.name == "postgresql" and isinstance(column_type, JSON):
+        return jsonio.dumps_text
+    return column_type.bind_processor(dialect)
 
 
 def _copy(connection: Any, sql: str, values: list[tuple[Any, ...]]) -> None:

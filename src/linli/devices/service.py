@@ -186,7 +186,10 @@ def _judge(
             payload = "schema: text may not contain NUL (\\u0000) characters"
         parsed.append((index, item, envelope, payload))
     serials = {envelope.device for _, _, envelope, _ in parsed if "\x00" not in envelope.device}
-    devices = register.by_serials(session, serials)
+    # The senders are loaded already (the topics' devices of an MQTT batch): look up only the others.
+    known = {o.sender.serial: o.sender for o in origins if o.sender is not None}
+    devices = register.by_serials(session, serials - known.keys())
+    devices.update({serial: known[serial] for serial in serials & known.keys()})
     accepted: list[Accepted] = []
     for index, item, envelope, payload in parsed:
         device = devices.get(envelope.device)
