@@ -209,6 +209,24 @@ def _stored(engine: Engine) -> int:
         return int(conn.execute(select(func.count()).select_from(StoredEvent)).scalar_one())
 
 
+def machine_load() -> str:
+    """The load average and the busiest other processes: what shared the CPUs with the run."""
+    one, five, _ = os.getloadavg()
+    try:
+        out = subprocess.run(
+            ["ps", "-eo", "pcpu,comm", "--sort=-pcpu", "--no-headers"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        ).stdout.splitlines()
+    except (OSError, subprocess.SubprocessError):
+        out = []
+    busy = [line.split(None, 1) for line in out[:8]]
+    top = ", ".join(f"{name.strip()} {cpu}%" for cpu, name in busy if float(cpu) >= 5)
+    return f"load average {one:.2f} (1 min), {five:.2f} (5 min); busiest: {top or 'nothing above 5%'}"
+
+
 def _mark(ok: bool) -> str:
     return "met" if ok else "NOT met"
 
@@ -401,6 +419,7 @@ def bench_http(seconds: float, folder: Path, results: Results) -> None:
         for t in threads:
             t.join()
         elapsed = time.perf_counter() - started
+        during = machine_load()
     finally:
         server.terminate()
         server.wait(30)
@@ -433,6 +452,7 @@ def bench_http(seconds: float, folder: Path, results: Results) -> None:
         f"   baseline: executemany of the same {rows:,} rows, {BATCH} per transaction = {bare:10,.0f} rows/s"
     )
     print(f"   ratio ingest / baseline:   {ratio:6.3f}   (target >= {TARGET_RATIO})")
+    print(f"   machine at the end of the run: {during}")
     results.figures.update(http_rate=rate, http_ratio=ratio)
     engine.dispose()
 
@@ -695,6 +715,7 @@ def bench_mqtt_into(
     try:
         run_ingest(ingest, broker, items, min(3.0, seconds), 0)  # warm-up
         full = run_ingest(ingest, broker, items, seconds, 0)
+        during = machine_load()
         rate = full["stored"] / full["elapsed"]
         lost = full["published"] - full["handled"]
         print(
@@ -722,6 +743,7 @@ def bench_mqtt_into(
         f"{bare:10,.0f} rows/s"
     )
     print(f"   ratio ingest / baseline:   {rate / bare:6.3f}   (target >= {TARGET_RATIO})")
+    print(f"   machine at the end of the max-rate run: {during}")
     results.figures.update({f"{key}_rate": rate, f"{key}_ratio": rate / bare, f"{key}_p99": p99})
 
 
@@ -838,6 +860,7 @@ def main() -> None:
     settings = Settings(secret_key=SECRET_KEY)
     pii.configure(aes_key=settings.pii_key_bytes(), lookup_key=settings.lookup_key_bytes())
     print(f"ingest benchmark: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, {seconds:g} s per path")
+    print(f"   before: {machine_load()}")
     results = Results()
     folder = Path(tempfile.mkdtemp(prefix="linli-bench-ingest-"))
     try:
@@ -852,6 +875,7 @@ def main() -> None:
                 pg_url=args.pg_url,
                 skip_pg=args.skip_postgres,
             )
+        print(f"   after: {machine_load()}")
         summary(results)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
