@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from bench.vision import ambient, distractors, objects
+from bench.vision.distractors import Scene
 from bench.vision.facade import Facade, luma, render
 from bench.vision.geometry import Building, Camera, calibration_json, frame_building
 
@@ -114,7 +115,7 @@ def make_clip(
     frames = round(seconds * fps)
     facade = render(camera, building, rng, night=night)
     exposure = float(rng.uniform(0.033, 0.04) if night else rng.uniform(0.008, 0.02))
-    scene = distractors.Scene(camera, building, facade, fps, frames, night, exposure)
+    scene = Scene(camera, building, facade, fps, frames, night, exposure)
     base_lit = frozenset(
         int(i) for i in np.nonzero(rng.random(len(facade.windows)) < (0.25 if night else 0.0))[0]
     )
