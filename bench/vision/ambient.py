@@ -165,7 +165,7 @@ class Daylight(Distractor):
 
 
 class Shake(Distractor):
-    """Camera shake: a slow sway of a fraction of a pixel and bursts of jitter (wind, a passing lorry)."""
+    """Camera shake: a slow sway of a fraction of a pixel and bursts of the pole ringing (wind, a lorry)."""
 
     kind = "shake"
     stage = "camera"
@@ -181,8 +181,10 @@ class Shake(Distractor):
             k0, m = int(rng.integers(0, n)), int(rng.uniform(0.5, 2.0) * fps)
             env = np.zeros(n)
             env[k0 : k0 + m] = np.sin(np.linspace(0, math.pi, len(env[k0 : k0 + m])))
-            dx += amp * env * rng.normal(0, 0.7, n)
-            dy += amp * env * rng.normal(0, 0.7, n)
+            # The pole rings at its own frequency (2-6 Hz, smooth at 25 fps) with a little rattle on top.
+            for d in (dx, dy):
+                ring = np.sin(2 * math.pi * rng.uniform(2, 6) * t + rng.uniform(0, 6))
+                d += amp * env * (rng.uniform(0.6, 1.0) * ring + rng.normal(0, 0.15, n))
             self._events.append(
                 {
                     "kind": self.kind,

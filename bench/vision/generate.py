@@ -30,7 +30,7 @@ from bench.vision.distractors import Scene
 from bench.vision.facade import Facade, luma, render
 from bench.vision.geometry import Building, Camera, calibration_json, frame_building
 
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"
 FPS = 25.0
 DAY_KINDS = ("bird", "leaves", "clothes", "clouds", "daylight", "shake", "rain", "lights")
 NIGHT_KINDS = ("insect", "headlights", "lights", "rain", "shake", "clothes", "bird")
