@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test bench bench-vision lint browser-deps install clean
+.PHONY: run test bench bench-vision lint browser-deps vision-deps install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,7 +30,17 @@ browser-deps:
 	  else echo "no /usr/bin/chromium and no root apt-get: browser tests will say they skipped"; fi; \
 	fi
 
-test: install browser-deps
+# Debian's ffmpeg and rtsp-server-perl for the RTSP stream test of linli.vision.source (a real server on loopback).
+vision-deps:
+	@if ! command -v ffmpeg >/dev/null || ! command -v rtsp-server-perl >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing ffmpeg and rtsp-server-perl with apt-get"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg rtsp-server-perl) >/dev/null \
+	      || echo "apt-get failed: the RTSP test will say it skipped"; \
+	  else echo "no ffmpeg/rtsp-server-perl and no root apt-get: the RTSP test will say it skipped"; fi; \
+	fi
+
+test: install browser-deps vision-deps
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 bench: install

@@ -32,7 +32,7 @@ def test_a_falling_object_is_detected_once_with_its_floor(
     found, det = run(sc.frames(110, painters=[thrown]))
     assert len(found) == 1, det.rejections
     d = found[0]
-    assert 25 <= d.start_frame <= 30
+    assert 25 <= d.start_frame <= 33  # the release, or the apex of a slow rise
     assert d.start_time == pytest.approx(d.start_frame / 25)
     assert d.floor == math.ceil(floor)
     assert d.column == sc.calibration().column_at(column_x)
@@ -95,7 +95,7 @@ def rain_painter(img: np.ndarray, i: int) -> None:
 def test_distractors_raise_nothing(painter) -> None:
     found, det = run(sc.frames(150, painters=[painter]))
     assert found == [], [(d.start_frame, d.trajectory[:5]) for d in found]
-    assert det.stats["blobs"] > 50  # they were seen, and rejected
+    assert det.stats["blobs"] + det.stats["streaks"] > 50  # they were seen, and rejected
 
 
 def test_a_light_switching_on_in_a_window_raises_nothing() -> None:

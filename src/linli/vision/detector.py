@@ -61,7 +61,11 @@ MOVED_CHECKS = 3  # consecutive once-a-second checks before the state changes
 SETTLE_SECONDS = 1.0  # frames before the automatic reference frame is taken
 GLOBAL_CHANGE_SHARE = 0.04  # a frame where more of the zone changes is a lighting change or a shake
 MAX_TRACK_SECONDS = 8.0
-BACK_EXTRAPOLATION_S = 0.4  # how far before the first point the origin may be traced back to the apex
+BACK_EXTRAPOLATION_S = 0.4
+HISTORY = 3  # frames kept as references for the frame difference
+JOIN_SECONDS = 1.0  # a track may continue one that ended this long before it started
+MAX_RECENT = 60
+JOIN_ATTEMPTS = 6  # how far before the first point the origin may be traced back to the apex
 
 
 class Detector:
@@ -75,7 +79,7 @@ class Detector:
         self.thresholds = Thresholds.for_sensitivity(calibration.sensitivity)
         self._given_reference = reference
         self._ready = False
-        self.stats = {"frames": 0, "global_frames": 0, "blobs": 0, "tracks_judged": 0}
+        self.stats = {"frames": 0, "global_frames": 0, "blobs": 0, "streaks": 0, "tracks_judged": 0}
         self.rejections: dict[str, int] = {}
 
     # ---- set-up on the first frame --------------------------------------------------------------------
@@ -83,7 +87,7 @@ class Detector:
     def _setup(self, frame: np.ndarray) -> None:
         h, w = frame.shape[:2]
         cal = self.calibration
-        self._factor = max(1, round(h / 540))
+        self._factor = max(1, round(h / 480))  # 1080p and 720p to half size
         self._small_size = (w // self._factor, h // self._factor)
         self._tiny_size = (max(16, w // 8), max(16, h // 8))
         # Frame pixels to calibration pixels (a stream may not have the calibration's resolution).
@@ -105,10 +109,11 @@ class Detector:
         self._max_dim = 0.12 * sh
         self._noise = 2.0
         self._kernel = np.ones((3, 3), np.uint8)
-        self._prev: list[np.ndarray] = []
+        self._prev: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (grey, min 3×3, max 3×3)
         self._bg: np.ndarray | None = None
-        self._max_misses = max(2, round(0.16 * self.fps))
+        self._max_misses = max(2, round(0.24 * self.fps))
         self.tracker = Tracker(max_misses=self._max_misses)
+        self._recent: list[Track] = []  # ended tracks a new one may continue
         mid = cal.pixels_per_metre(
             cal.width / 2, (cal.line_y(0, cal.width / 2) + cal.line_y(-1, cal.width / 2)) / 2
         )
@@ -182,7 +187,7 @@ class Detector:
                 self._set_state(CameraState.BLACK, "画面全黑（镜头被遮挡或无图像）")
             return True
         self._black_run = 0
-        if self._prev and cv2.norm(grey, self._prev[-1], cv2.NORM_INF) == 0:
+        if self._prev and cv2.norm(grey, self._prev[-1][0], cv2.NORM_INF) == 0:
             self._frozen_run += 1
             if self._frozen_run >= FROZEN_SECONDS * self.fps:
                 self._set_state(CameraState.FROZEN, f"画面冻结（连续 {self._frozen_run} 帧完全相同）")
@@ -217,18 +222,24 @@ class Detector:
 
     def _detect(self, grey: np.ndarray, index: int) -> list[Detection]:
         prev = self._prev
+        k = self._kernel
+        # Each reference as its 3×3 minimum and maximum: a pixel only counts as changed when it falls
+        # outside the range of its neighbours there, so sub-pixel camera sway and edge jitter do not.
+        current = (grey, cv2.erode(grey, k), cv2.dilate(grey, k))
         if self._bg is None:
             self._bg = grey.astype(np.float32)
-        if len(prev) < 2:
-            prev.append(grey)
+        if len(prev) < HISTORY:
+            prev.append(current)
             return []
-        d1 = cv2.absdiff(grey, prev[-1])
-        d2 = cv2.absdiff(grey, prev[-2])
         bg8 = cv2.convertScaleAbs(self._bg)
-        db = cv2.absdiff(grey, bg8)
+        db = _outside(grey, cv2.erode(bg8, k), cv2.dilate(bg8, k))
+        d1 = _outside(grey, prev[-1][1], prev[-1][2])
+        # The frame HISTORY back as the second reference: a slow object has moved clear of itself there.
+        d2 = _outside(grey, prev[0][1], prev[0][2])
         if index % 8 == 0:
             # Noise from the mean absolute frame difference (|N(0, 2σ²)| has mean 1.128σ).
-            sample = float(cv2.mean(d1[::4, ::4])[0]) / 1.128
+            a, b = grey[::4, ::4], prev[-1][0][::4, ::4]
+            sample = float(cv2.mean(cv2.absdiff(a, b))[0]) / 1.128
             self._noise = 0.8 * self._noise + 0.2 * min(sample, 12.0)
         threshold = max(self._t_min, self._k_noise * self._noise)
         moving = cv2.min(db, cv2.max(d1, d2))
@@ -237,7 +248,7 @@ class Detector:
             fg = cv2.bitwise_and(fg, self._mask)
         changed = cv2.countNonZero(fg)
         prev.pop(0)
-        prev.append(grey)
+        prev.append(current)
         if changed > GLOBAL_CHANGE_SHARE * self._zone_pixels:
             # Lighting change or shake: no blob is trustworthy; let the background catch up quickly.
             self.stats["global_frames"] += 1
@@ -267,7 +278,11 @@ class Detector:
         if 1 < len(area) <= 200:
             stats, centroids, area = _merge_fragments(stats, centroids, area)
             w, h = stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]
-        keep = (area >= self._min_area) & (np.maximum(w, h) <= self._max_dim)
+        length = np.maximum(w, h) - 2
+        # Rain and thin wires: long streaks about a pixel thick (a thrown object of 5 px is thicker).
+        streak = (length >= 5) & (area < 1.6 * length)
+        keep = (area >= self._min_area) & (length <= self._max_dim) & ~streak
+        self.stats["streaks"] += int(streak.sum())
         f = self._factor
         xs = (centroids[keep, 0] * f + (f - 1) / 2) * self._sx
         ys = (centroids[keep, 1] * f + (f - 1) / 2) * self._sy
@@ -292,27 +307,82 @@ class Detector:
     def _judge_all(self, tracks: list[Track]) -> list[Detection]:
         out = []
         for track in tracks:
-            if len(track.points) < self.thresholds.min_points:
+            if len(track.points) < 3:
                 continue
-            det = self._judge(track)
+            det = self._judge_joined(track)
             if det is not None:
                 out.append(det)
         return out
 
-    def _judge(self, track: Track) -> Detection | None:
-        cal = self.calibration
-        pts = track.points
-        xs = [p[1] for p in pts]
-        ys = [p[2] for p in pts]
-        mx = float(np.clip(np.mean(xs), 0, cal.width))
-        ppm = cal.pixels_per_metre(mx, float(np.mean(ys)))
-        size = float(np.median(track.sizes))
-        self.stats["tracks_judged"] += 1
-        fit = judge_track(pts, fps=self.fps, px_per_m=ppm, thresholds=self.thresholds, size_px=size)
+    def _judge_joined(self, track: Track) -> Detection | None:
+        """Judge a track, first as the continuation of a recently ended one (a track lost for a moment)."""
+        first = track.points[0][0]
+        horizon = first - JOIN_SECONDS * self.fps
+        self._recent = [t for t in self._recent if t.last_frame >= horizon][-MAX_RECENT:]
+        for prior in sorted(self._recent, key=lambda t: -t.last_frame)[:JOIN_ATTEMPTS]:
+            joined = self._join(prior, track)
+            if joined is None:
+                continue
+            fit = self._fit(joined)
+            if not fit.ok:
+                continue
+            self._recent.remove(prior)
+            self._recent.append(joined)
+            if prior.reported:  # the rest of an object already reported
+                joined.reported = True
+                return None
+            det = self._detection(joined, fit)
+            joined.reported = det is not None
+            return det
+        self._recent.append(track)
+        if len(track.points) < self.thresholds.min_points:
+            return None
+        fit = self._fit(track)
         if not fit.ok:
             self.rejections[fit.reason] = self.rejections.get(fit.reason, 0) + 1
             return None
+        det = self._detection(track, fit)
+        track.reported = det is not None
+        return det
+
+    def _join(self, prior: Track, track: Track) -> Track | None:
+        """The two tracks as one, if the second could be the first one's object found again."""
+        first_frame, fx, fy = track.points[0]
+        before = [p for p in prior.points if p[0] < first_frame]
+        if len(before) < 2:
+            return None
+        lf, lx, ly = before[-1]
+        gap = first_frame - lf
+        size = float(np.median(prior.sizes))
+        reach = 20.0 + 2.0 * size + gap * 0.5 * (abs(fy - ly) / max(gap, 1) + 60.0)
+        if math.hypot(fx - lx, fy - ly) > reach or fy < ly - 10.0 - size:
+            return None
+        n = len(before)
+        return Track(prior.id, before + track.points, prior.sizes[:n] + track.sizes, reported=prior.reported)
+
+    def _fit(self, track: Track) -> TrackFit:
+        cal = self.calibration
+        pts = track.points
+        mx = float(np.clip(np.mean([p[1] for p in pts]), 0, cal.width))
+        ppm = cal.pixels_per_metre(mx, float(np.mean([p[2] for p in pts])))
+        size = float(np.median(track.sizes))
+        self.stats["tracks_judged"] += 1
+        return judge_track(pts, fps=self.fps, px_per_m=ppm, thresholds=self.thresholds, size_px=size)
+
+    def _detection(self, track: Track, fit: TrackFit) -> Detection | None:
+        """The detection of a track that passed the physical test, unless it starts off the facade."""
+        cal = self.calibration
+        pts = track.points
+        size = float(np.median(track.sizes))
         origin, sigma = self._origin(fit, track)
+        height = cal.floor_position(*origin)
+        if not -0.5 <= height <= cal.floors + 1.0:
+            # Things do not start falling in the sky above the roof (rain, birds) or below the ground.
+            reason = "origin_above_roof" if height > 0 else "origin_below_ground"
+            self.rejections[reason] = self.rejections.get(reason, 0) + 1
+            return None
+        # When the origin was traced back to the apex, the throw started then.
+        start = pts[0][0] + (round(fit.apex_t * self.fps) if -BACK_EXTRAPOLATION_S <= fit.apex_t < 0 else 0)
         floor: int | None
         column: int | None
         if self.state == CameraState.MOVED:
@@ -321,9 +391,9 @@ class Detector:
             floor, unc = cal.floor_at(origin[0], origin[1], sigma)
             column = cal.column_at(origin[0])
         return Detection(
-            start_frame=pts[0][0],
+            start_frame=start,
             end_frame=pts[-1][0],
-            start_time=pts[0][0] / self.fps,
+            start_time=start / self.fps,
             origin=origin,
             floor=floor,
             floor_uncertainty=round(unc, 3),
@@ -348,6 +418,11 @@ class Detector:
         x, y = fit.position(apex)
         travelled = math.hypot(x - first[1], y - first[2])
         return (float(x), float(y)), fit.rms_px + 0.5 * float(np.median(track.sizes)) + 0.3 * travelled
+
+
+def _outside(img: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """How far each pixel lies below `lo` or above `hi` (0 inside the range)."""
+    return cv2.max(cv2.subtract(img, hi), cv2.subtract(lo, img))
 
 
 def _merge_fragments(

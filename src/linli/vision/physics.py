@@ -132,7 +132,7 @@ def judge_track(
     if 1 - inliers / len(points) > th.max_outliers:
         return reject("erratic")
     # Centroids of blobs a few pixels across jitter by about a pixel; larger blobs by a share of their size.
-    rms_limit = th.max_rms_px + 0.08 * size_px
+    rms_limit = th.max_rms_px + 0.15 * size_px
     if rms > rms_limit:
         return reject("not_smooth")
     if ratio < th.accel_low:
@@ -146,7 +146,7 @@ def judge_track(
     after = t > apex
     if after.sum() >= 3:
         steps = np.diff(y[after])
-        if (steps < -max(2.0, 0.5 * rms_limit)).sum() > max(1, 0.1 * len(steps)):
+        if (steps < -max(2.0, rms_limit)).sum() > max(1, 0.1 * len(steps)):
             return reject("not_monotonic")
     confidence = _confidence(ratio=ratio, rms=rms, rms_limit=rms_limit, n=inliers, th=th)
     if confidence < th.min_confidence:
