@@ -487,22 +487,33 @@ def benchmark_set(*, hours: float = 0.3, throw_clips: int = 46, seed: int = 2024
     return specs
 
 
+def spec_digest(spec: ClipSpec) -> str:
+    """What a clip's pixels depend on, hashed; with GENERATOR_VERSION it says a cached clip is current."""
+    drawn = {k: v for k, v in asdict(spec).items() if k != "label"}
+    return hashlib.sha1(json.dumps(drawn, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def cached_truth(spec: ClipSpec, out_dir: Path) -> dict[str, Any] | None:
+    """The truth of a clip already rendered into `out_dir` by this generator version, else None."""
+    truth_path = out_dir / f"{spec.name}.json"
+    try:
+        truth = json.loads(truth_path.read_text())
+        if (
+            truth.get("generator_version") == GENERATOR_VERSION
+            and truth.get("spec_digest") == spec_digest(spec)
+            and (out_dir / truth["video"]).exists()
+        ):
+            return {**truth, "label": spec.label}
+    except (OSError, ValueError, KeyError):
+        pass  # missing or half-written: render again
+    return None
+
+
 def render_spec(spec: ClipSpec, out_dir: Path) -> dict[str, Any]:
     """Render one benchmark clip unless the folder already holds it from this generator version."""
-    truth_path = out_dir / f"{spec.name}.json"
-    drawn = {k: v for k, v in asdict(spec).items() if k != "label"}  # what the pixels depend on
-    digest = hashlib.sha1(json.dumps(drawn, sort_keys=True).encode()).hexdigest()[:12]
-    if truth_path.exists():
-        try:
-            truth = json.loads(truth_path.read_text())
-            if (
-                truth.get("generator_version") == GENERATOR_VERSION
-                and truth.get("spec_digest") == digest
-                and (out_dir / truth["video"]).exists()
-            ):
-                return {**truth, "label": spec.label}
-        except (ValueError, KeyError):
-            pass  # a half-written truth file: render again
+    cached = cached_truth(spec, out_dir)
+    if cached is not None:
+        return cached
     truth = make_clip(
         out_dir / spec.name,
         width=spec.width,
@@ -514,9 +525,10 @@ def render_spec(spec: ClipSpec, out_dir: Path) -> dict[str, Any]:
         lighting=spec.lighting,
         kind=spec.kind,
     )
-    truth["spec_digest"] = digest  # written last: a clip interrupted before this line is rendered again
+    # Written last: a clip interrupted before this line is rendered again.
+    truth["spec_digest"] = spec_digest(spec)
     truth["label"] = spec.label
-    truth_path.write_text(json.dumps(truth, ensure_ascii=False, indent=1))
+    (out_dir / f"{spec.name}.json").write_text(json.dumps(truth, ensure_ascii=False, indent=1))
     return truth
 
 

@@ -154,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
         "--core", type=int, default=None, help="CPU to pin detection to (default: the last allowed)"
     )
     ap.add_argument("--detector", default="linli.vision.detector:detect_file")
+    ap.add_argument(
+        "--cached-only", action="store_true", help="score only the clips already rendered; render nothing"
+    )
     args = ap.parse_args(argv)
     hours, throw_clips = (2 / 60, 6) if args.quick else (args.hours, args.throw_clips)
     clip_dir = args.data_dir or default_data_dir()
@@ -169,8 +172,15 @@ def main(argv: list[str] | None = None) -> int:
     n_throws = sum(len(s.throws) for s in specs)
     minutes = sum(s.seconds for s in specs if s.kind == "distractors") / 60
     print(f"   set: {len(specs)} clips, {n_throws} throws, {minutes:.0f} min of distractor-only video")
-    print(f"   generating into {clip_dir} (generator v{generate.GENERATOR_VERSION}, {args.jobs} process(es))")
-    truths = generate.generate_set(specs, clip_dir, jobs=args.jobs)
+    if args.cached_only:
+        found = [generate.cached_truth(s, clip_dir) for s in specs]
+        truths = [t for t in found if t is not None]
+        print(f"   --cached-only: {len(truths)} of {len(specs)} clips are in {clip_dir}; only those count")
+    else:
+        print(
+            f"   generating into {clip_dir} (generator v{generate.GENERATOR_VERSION}, {args.jobs} processes)"
+        )
+        truths = generate.generate_set(specs, clip_dir, jobs=args.jobs)
     cpu = pin_to_one_core(args.core)
     print(f"   detection pinned to CPU {cpu}, cv2 threads {cv2.getNumThreads()}, detector {args.detector}")
     for res in (1080, 720):

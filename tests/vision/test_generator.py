@@ -349,6 +349,9 @@ def test_runner_scores_every_clip_and_survives_a_failing_clip(tmp_path: Path) ->
     truths = generate.generate_set(specs, tmp_path, log=lambda _: None)
     again = generate.generate_set(specs, tmp_path, log=lambda _: None)  # cached: same truths, nothing redrawn
     assert again == truths
+    assert generate.cached_truth(specs[0], tmp_path) == truths[0]
+    changed = generate.ClipSpec(**{**specs[0].__dict__, "seed": 99})  # another clip under the same name
+    assert generate.cached_truth(changed, tmp_path) is None
     lines: list[str] = []
     results = run.run(truths, tmp_path, _oracle, log=lines.append)
     s = score.summarize(results)
