@@ -144,3 +144,39 @@ def test_the_outbox_delivers_stored_events_to_the_stream(session, session_factor
         bus.close()
     last = asyncio.run(_last_message(f"linli.events.{gate[0].community_code}.vehicle.entered"))
     assert last["event_uid"] == uid and last["id"] == result.event_ids[0]
+
+
+@pytest.mark.integration
+@needs_nats
+def test_a_batch_of_events_reaches_the_stream_once_each_in_order(session, session_factory, gate) -> None:
+    now = datetime.now(UTC)
+    token = uuid.uuid4().hex[:8]
+    reads = [plate_read(gate[0].serial, "陕A12345", at=now, uid=f"nb-{token}-{i}") for i in range(300)]
+    result = service.ingest(session, reads, source="http", received_at=now)
+    session.commit()
+    bus = NatsBus(NATS_URL)
+    got: list[str] = []
+    done = threading.Event()
+    durable = f"test-batch-{token}"
+
+    def handler(message: Message) -> None:
+        uid = str(message.json()["event_uid"])
+        if uid.startswith(f"nb-{token}-"):
+            got.append(uid)
+            if len(got) >= 300:
+                done.set()
+
+    try:
+        sub = bus.subscribe(
+            f"linli.events.{gate[0].community_code}.vehicle.entered", handler, durable=durable
+        )
+        assert service.deliver_outbox(session_factory, bus) == 301  # published with asynchronous acks
+        assert done.wait(20), f"{len(got)} of 300 arrived"
+        assert got == [f"nb-{token}-{i}" for i in range(300)]  # each once, in the order stored
+        assert result.stored == 300
+        sub.unsubscribe()
+    finally:
+        try:
+            bus.delete_durable(durable)
+        finally:
+            bus.close()

@@ -241,3 +241,56 @@ def test_a_batch_redelivered_after_a_crash_before_its_ack_is_stored_and_publishe
         second.stop()
         first.stop()
         recorder.close()
+
+
+@pytest.mark.integration
+@needs_broker
+def test_workers_of_a_share_group_split_the_messages_between_them(session, session_factory, world) -> None:
+    camera, _ = device(session, world.tianfu, serial=unique("CAM"), kind="camera", protocol="mqtt")
+    session.commit()
+    bus = InProcessBus()
+    recorder = Recorder(bus)
+    group = unique("grp")
+
+    class OneWriterAtATime(Runner):
+        """Real workers each have their own connection and take the write lock in turn; here both share
+        the test's one connection, so they take turns explicitly."""
+
+        turn = threading.Lock()
+
+        def handle_batch(self, messages: list[Message]) -> None:
+            with self.turn:
+                super().handle_batch(messages)
+
+    workers = [
+        OneWriterAtATime(
+            URL,
+            session_factory=session_factory,
+            bus=bus,
+            client_id=unique("linli-share"),
+            subscriptions=[events_topic(world.tianfu, camera.serial)],
+            session_expiry_s=120,
+            share_group=group,
+        )
+        for _ in range(2)
+    ]
+    for worker in workers:
+        worker.start()
+        assert worker.subscriber.subscribed.wait(5)
+    try:
+        now = datetime.now(UTC)
+        topic = events_topic(world.tianfu, camera.serial)
+        uids = [f"share-{i}" for i in range(40)]
+        publish_all([(topic, json.dumps(envelope(camera.serial, at=now, uid=u)).encode()) for u in uids])
+        assert wait(lambda: sum(w.snapshot()["messages"] for w in workers) >= 40)
+        counts = [w.snapshot() for w in workers]
+        assert sum(c["messages"] for c in counts) == 40  # each message to one worker of the group
+        assert all(c["messages"] > 0 for c in counts), counts  # and both had a share
+        assert sum(c["stored"] for c in counts) == 40
+        assert wait(lambda: len(recorder.messages) >= 41)
+        heard = Counter(m["event_uid"] for m in recorder.data if m["type"] == "device.heartbeat")
+        assert heard == Counter(uids)
+    finally:
+        for worker in workers:
+            worker.stop()
+        recorder.close()
