@@ -12,8 +12,10 @@ import pytest
 from sqlalchemy import select
 
 from linli.core import media
+from linli.core.auth.service import Principal
 from linli.core.media import MediaObject
 from linli.core.timeutil import LOCAL_TZ, utcnow
+from linli.devices import service
 from linli.devices.models import DeadLetter, StoredEvent
 from tests.devices.helpers import device
 from tests.web.helpers import Console
@@ -100,6 +102,14 @@ def test_a_picture_that_is_not_an_image_is_dropped_and_the_event_kept(  # type: 
     assert "不是支持的图片或视频" in letter.reason
     assert json.loads(letter.body)["media"][0]["ref"] == event.media[0]["ref"]
     assert not any(media.key_of(fake) in str(p) for p in store.rglob("*"))
+    # Replaying the note only finds the event already stored: it points the note at it.
+    replayed, result = service.replay(session, Principal.system(), dead_letter_id=letter.id, now=utcnow())
+    assert (replayed.status, replayed.event_id, result.stored, result.duplicates) == (
+        "replayed",
+        event.id,
+        0,
+        1,
+    )
 
 
 def test_a_broken_multipart_is_a_dead_letter_and_stores_no_picture(client, session, gate, store) -> None:  # type: ignore[no-untyped-def]
