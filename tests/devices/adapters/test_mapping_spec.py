@@ -216,7 +216,8 @@ def test_preview_reports_document_and_payload_errors_without_raising(
 
 def test_builtin_mappings_are_shipped_compiled() -> None:
     builtin = builtin_mappings()
-    assert list(builtin) == ["patrol_wand_csv"]
+    assert sorted(builtin) == ["access_record_export", "patrol_wand_csv"]
     assert builtin["patrol_wand_csv"].doc.format == "csv"
+    assert builtin["access_record_export"].doc.format == "table"
     builtin.clear()
     assert "patrol_wand_csv" in builtin_mappings()  # callers get a copy
