@@ -19,7 +19,7 @@ from linli.core.timeutil import as_utc
 from linli.devices import service
 from linli.devices.models import DeadLetter, EventRollup, RawPayload, StoredEvent
 from linli.devices.mqtt import Message, events_topic
-from linli.devices.mqtt_ingest import Runner, handle_batch
+from linli.devices.mqtt_ingest import CommandRelay, Runner, handle_batch
 from tests.devices.helpers import T0, Recorder, device, envelope, plate_read
 from tests.devices.mqtt_helpers import URL, needs_broker, publish_all, unique, wait
 
@@ -294,3 +294,34 @@ def test_workers_of_a_share_group_split_the_messages_between_them(session, sessi
         for worker in workers:
             worker.stop()
         recorder.close()
+
+
+def test_the_command_relay_keeps_the_order_of_events_and_commands() -> None:
+    bus = InProcessBus()
+    seen: list[str] = []
+    bus.subscribe("linli.>", lambda m: seen.append(m.subject))
+    sent: list[str] = []
+
+    def to_broker(topic: str, payload: bytes) -> None:
+        if len(sent) == 1:
+            raise ConnectionError("the broker went away")
+        sent.append(topic)
+        seen.append(topic)
+
+    relay = CommandRelay(bus, to_broker)
+    command = {"topic": "linli/611102001001/MJ-01/commands", "message": {"id": 1}}
+    messages: list[tuple[str, bytes | dict[str, Any]]] = [
+        ("linli.events.611102001001.access.granted", b"{}"),
+        ("linli.commands.611102001001", command),
+        ("linli.events.611102001001.device.heartbeat", b"{}"),
+        ("linli.events.611102001001.device.heartbeat", b"{}"),
+        ("linli.commands.611102001001", command),  # refused: the relay stops here
+        ("linli.events.611102001001.alarm.raised", b"{}"),
+    ]
+    assert relay.publish_many(messages) == 4
+    assert seen == [
+        "linli.events.611102001001.access.granted",
+        "linli/611102001001/MJ-01/commands",
+        "linli.events.611102001001.device.heartbeat",
+        "linli.events.611102001001.device.heartbeat",
+    ]

@@ -224,6 +224,19 @@ def _ack(
 Publish = Callable[[str, bytes], None]
 
 
+def _publish_each(bus: Bus, messages: list[tuple[str, bytes | dict[str, Any]]]) -> int:
+    """Publish one by one; how many before the bus refused one (raises if it refuses the first)."""
+    for sent, (subject, data) in enumerate(messages):
+        try:
+            bus.publish(subject, data)
+        except Exception:
+            if sent == 0:
+                raise
+            log.exception("publishing %s failed", subject)
+            return sent
+    return len(messages)
+
+
 class CommandRelay:
     """A bus that publishes the outbox's command messages to the MQTT broker and passes the rest on.
 
@@ -246,33 +259,31 @@ class CommandRelay:
         self.inner.publish(subject, data)
 
     def publish_many(self, messages: list[tuple[str, bytes | dict[str, Any]]]) -> int:
-        """publish for each message in order (the inner bus's publish_many for runs of events); how many."""
+        """publish for each message in order, runs of events through the inner bus's publish_many; how
+        many were published before one was refused (raises if the first one is)."""
         inner_many = getattr(self.inner, "publish_many", None)
         done = 0
         while done < len(messages):
-            run = done
-            while run < len(messages) and not self._is_command(*messages[run]):
-                run += 1
-            if run > done and inner_many is not None:
-                try:
-                    taken = int(inner_many(messages[done:run]))
-                except Exception:
-                    if done == 0:
-                        raise
-                    log.exception("publishing %d messages failed", run - done)
-                    return done
-                done += taken
-                if done < run:
-                    return done
-                continue
+            end = done
+            while end < len(messages) and not self._is_command(*messages[end]):
+                end += 1
+            wanted = max(1, end - done)
             try:
-                self.publish(*messages[done])
+                if end == done:  # a command: to the broker
+                    self.publish(*messages[done])
+                    taken = 1
+                elif inner_many is not None:
+                    taken = int(inner_many(messages[done:end]))
+                else:
+                    taken = _publish_each(self.inner, messages[done:end])
             except Exception:
                 if done == 0:
                     raise
                 log.exception("publishing %s failed", messages[done][0])
                 return done
-            done += 1
+            done += taken
+            if taken < wanted:
+                return done
         return done
 
     def _is_command(self, subject: str, data: bytes | dict[str, Any]) -> bool:
