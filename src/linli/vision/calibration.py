@@ -143,6 +143,13 @@ class Calibration:
         span = ys[i] - ys[i + 1]
         return i + (ys[i] - y) / span
 
+    def image_y(self, x: float, position: float) -> float:
+        """The image y of a continuous floor coordinate at column x (the inverse of floor_position)."""
+        n = len(self.floor_lines) - 1
+        i = min(max(math.floor(position), 0), n - 1)
+        lo, hi = self.line_y(i, x), self.line_y(i + 1, x)
+        return lo - (position - i) * (lo - hi)
+
     def floor_height_px(self, x: float, y: float) -> float:
         """Height of one floor in pixels at (x, y): the spacing of the floor lines around that point."""
         ys = [self.line_y(i, x) for i in range(len(self.floor_lines))]

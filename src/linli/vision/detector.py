@@ -20,7 +20,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from linli.vision.calibration import Calibration
+from linli.vision.calibration import FLOOR_HEIGHT_M, Calibration
 from linli.vision.physics import G, Thresholds, TrackFit, judge_track
 from linli.vision.tracker import Track, Tracker
 
@@ -114,6 +114,7 @@ class Detector:
         self._max_misses = max(2, round(0.24 * self.fps))
         self.tracker = Tracker(max_misses=self._max_misses)
         self._recent: list[Track] = []  # ended tracks a new one may continue
+        self._flat = (0.0, 0.0, 0.0, 1.0)  # how the last fitted track was flattened (see _fit)
         mid = cal.pixels_per_metre(
             cal.width / 2, (cal.line_y(0, cal.width / 2) + cal.line_y(-1, cal.width / 2)) / 2
         )
@@ -269,10 +270,9 @@ class Detector:
 
     def _blobs(self, fg: np.ndarray) -> np.ndarray:
         """Connected components as rows (x, y, size) in calibration pixels."""
-        n, _, stats, centroids = cv2.connectedComponentsWithStats(fg, connectivity=8)
-        if n <= 1:
+        stats, centroids = _components(fg)
+        if not len(stats):
             return np.zeros((0, 3))
-        stats, centroids = stats[1:].astype(float), centroids[1:]
         w, h = stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]
         area = stats[:, cv2.CC_STAT_AREA] - 2 * (w + h) + 4  # the area before the 3×3 dilation
         if 1 < len(area) <= 200:
@@ -286,7 +286,7 @@ class Detector:
         f = self._factor
         xs = (centroids[keep, 0] * f + (f - 1) / 2) * self._sx
         ys = (centroids[keep, 1] * f + (f - 1) / 2) * self._sy
-        size = np.sqrt(area[keep]) * f * self._sx
+        size = np.maximum(np.sqrt(area[keep]), length[keep]) * f * self._sx  # across its longer side
         return np.stack([xs, ys, size], axis=1)
 
     def _age_tracks(self, index: int) -> list[Detection]:
@@ -361,13 +361,26 @@ class Detector:
         return Track(prior.id, before + track.points, prior.sizes[:n] + track.sizes, reported=prior.reported)
 
     def _fit(self, track: Track) -> TrackFit:
+        """The physical test in the facade's metric heights (floor lines undo the perspective), expressed
+        back in pixels of the scale at the track's middle so that pixel limits keep their meaning."""
         cal = self.calibration
         pts = track.points
         mx = float(np.clip(np.mean([p[1] for p in pts]), 0, cal.width))
-        ppm = cal.pixels_per_metre(mx, float(np.mean([p[2] for p in pts])))
+        my = float(np.mean([p[2] for p in pts]))
+        ppm = cal.pixels_per_metre(mx, my)
+        scale = ppm * FLOOR_HEIGHT_M  # pixels per floor at the middle
+        ref = cal.floor_position(mx, my)
+        flat = [(f, x, my - (cal.floor_position(x, y) - ref) * scale) for f, x, y in pts]
         size = float(np.median(track.sizes))
         self.stats["tracks_judged"] += 1
-        return judge_track(pts, fps=self.fps, px_per_m=ppm, thresholds=self.thresholds, size_px=size)
+        fit = judge_track(flat, fps=self.fps, px_per_m=ppm, thresholds=self.thresholds, size_px=size)
+        self._flat = (mx, my, ref, scale)
+        return fit
+
+    def _to_image(self, x: float, y_flat: float) -> tuple[float, float]:
+        """A point of the flattened (metric) fit back in image pixels."""
+        _, my, ref, scale = self._flat
+        return x, self.calibration.image_y(x, ref + (my - y_flat) / scale)
 
     def _detection(self, track: Track, fit: TrackFit) -> Detection | None:
         """The detection of a track that passed the physical test, unless it starts off the facade."""
@@ -382,7 +395,9 @@ class Detector:
             self.rejections[reason] = self.rejections.get(reason, 0) + 1
             return None
         # When the origin was traced back to the apex, the throw started then.
-        start = pts[0][0] + (round(fit.apex_t * self.fps) if -BACK_EXTRAPOLATION_S <= fit.apex_t < 0 else 0)
+        first = pts[fit.first_inlier][0]
+        apex = fit.apex_t - (first - pts[0][0]) / self.fps
+        start = first + (round(apex * self.fps) if -BACK_EXTRAPOLATION_S <= apex < 0 else 0)
         floor: int | None
         column: int | None
         if self.state == CameraState.MOVED:
@@ -398,7 +413,7 @@ class Detector:
             floor=floor,
             floor_uncertainty=round(unc, 3),
             column=column,
-            trajectory=list(pts),
+            trajectory=list(pts[fit.first_inlier :]),
             confidence=round(fit.confidence, 3),
             size_px=round(size, 2),
         )
@@ -409,15 +424,35 @@ class Detector:
         The first tracked point, or, when the fitted parabola's apex lies shortly before it (the object
         moved too little there to be seen), the apex.
         """
-        first = track.points[0]
-        apex = fit.apex_t
+        first = track.points[fit.first_inlier]
+        apex = fit.apex_t - (first[0] - track.points[0][0]) / self.fps  # relative to that point
         back = -BACK_EXTRAPOLATION_S
         if not back <= apex < 0:
             x, y = first[1], first[2]
             return (float(x), float(y)), fit.rms_px + 0.5 * float(np.median(track.sizes))
-        x, y = fit.position(apex)
+        x, y = self._to_image(*fit.position(fit.apex_t))
         travelled = math.hypot(x - first[1], y - first[2])
         return (float(x), float(y)), fit.rms_px + 0.5 * float(np.median(track.sizes)) + 0.3 * travelled
+
+
+def _components(fg: np.ndarray, limit: int = 600) -> tuple[np.ndarray, np.ndarray]:
+    """Blobs of a sparse mask as rows like connectedComponentsWithStats' (left, top, width, height, area)
+    and their centroids; outer contours are found far faster than labelling every pixel of the frame.
+    """
+    contours, _ = cv2.findContours(fg, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    if not contours:
+        return np.zeros((0, 5)), np.zeros((0, 2))
+    if len(contours) > limit:  # a frame full of motion: the largest ones are enough
+        contours = sorted(contours, key=len, reverse=True)[:limit]
+    stats = np.empty((len(contours), 5))
+    centroids = np.empty((len(contours), 2))
+    for i, c in enumerate(contours):
+        x, y, w, h = cv2.boundingRect(c)
+        m = cv2.moments(fg[y : y + h, x : x + w], binaryImage=True)
+        area = max(m["m00"], 1.0)
+        stats[i] = (x, y, w, h, area)
+        centroids[i] = (x + m["m10"] / area, y + m["m01"] / area)
+    return stats, centroids
 
 
 def _outside(img: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:

@@ -54,37 +54,39 @@ class TrackFit:
     confidence: float
     t0_frame: int
     fps: float
-    coef_x: tuple[float, float, float]  # x(t) = c0 + c1 t + c2 t²
-    coef_y: tuple[float, float, float]
+    coef_x: tuple[float, ...]  # x(t) = c0 + c1 t + c2 t²
+    coef_y: tuple[float, ...]  # y(t) = c0 + c1 t + c2 t² (+ c3 t³ when drag slows the fall)
     accel_ratio: float  # fitted vertical a / expected a
     rms_px: float
     inliers: int
+    first_inlier: int = 0  # index of the first point the fit kept (points before it were something else)
 
     def position(self, t: float) -> tuple[float, float]:
         """Fitted (x, y) at time t (seconds from the first point)."""
-        cx, cy = self.coef_x, self.coef_y
-        return (cx[0] + cx[1] * t + cx[2] * t * t, cy[0] + cy[1] * t + cy[2] * t * t)
+        return (float(np.polyval(self.coef_x[::-1], t)), float(np.polyval(self.coef_y[::-1], t)))
 
     @property
     def apex_t(self) -> float:
         """Time of the highest point of the fitted parabola (vertical speed zero)."""
-        _, v, c2 = self.coef_y
+        v, c2 = self.coef_y[1], self.coef_y[2]
         return -v / (2 * c2) if c2 > 0 else 0.0
 
 
-def _fit(t: np.ndarray, v: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Least-squares quadratic through (t, v) on the points whose weight is 1; coefficients c0, c1, c2."""
-    a = np.stack([np.ones_like(t), t, t * t], axis=1)[weights > 0]
+def _fit(t: np.ndarray, v: np.ndarray, weights: np.ndarray, degree: int = 2) -> np.ndarray:
+    """Least-squares polynomial through (t, v) on the points whose weight is 1; coefficients c0, c1, …"""
+    a = np.stack([t**k for k in range(degree + 1)], axis=1)[weights > 0]
     coef, *_ = np.linalg.lstsq(a, v[weights > 0], rcond=None)
     return coef
 
 
-def _robust_fit(t: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Quadratic fits of x(t) and y(t), refitted once without points far off (by the median deviation)."""
+def _robust_fit(
+    t: np.ndarray, x: np.ndarray, y: np.ndarray, *, degree_y: int = 2
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Quadratic x(t), polynomial y(t), refitted without points far off (by the median deviation)."""
     keep = np.ones_like(t)
     cx = _fit(t, x, keep)
-    cy = _fit(t, y, keep)
-    for _ in range(2):
+    cy = _fit(t, y, keep, degree_y)
+    for _ in range(4):
         res = np.hypot(x - np.polyval(cx[::-1], t), y - np.polyval(cy[::-1], t))
         limit = max(3.0 * 1.4826 * float(np.median(res)), 2.0)
         new_keep = (res <= limit).astype(float)
@@ -92,8 +94,19 @@ def _robust_fit(t: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray
             break
         keep = new_keep
         cx = _fit(t, x, keep)
-        cy = _fit(t, y, keep)
+        cy = _fit(t, y, keep, degree_y)
     return cx, cy, keep
+
+
+def _rms(
+    t: np.ndarray, x: np.ndarray, y: np.ndarray, cx: np.ndarray, cy: np.ndarray, keep: np.ndarray
+) -> float:
+    """Root mean square distance of the kept points from the fitted path."""
+    res = np.hypot(x - np.polyval(cx[::-1], t), y - np.polyval(cy[::-1], t))[keep > 0]
+    return float(np.sqrt(np.mean(res**2)))
+
+
+HEAD_SECONDS = 1.0  # a long fall slowed by drag is judged on its first second
 
 
 def judge_track(
@@ -104,7 +117,36 @@ def judge_track(
     thresholds: Thresholds,
     size_px: float = 0.0,
 ) -> TrackFit:
-    """Fit the track and decide whether it is a falling object; `px_per_m` is the image scale at the track."""
+    """Fit the track and decide whether it is a falling object; `px_per_m` is the image scale at the track.
+
+    A light object (paper, a bag) soon falls at a nearly constant speed: when the whole track fails but
+    is long, its first second is judged instead, and the rest must keep going down.
+    """
+    fit = _judge(points, fps=fps, px_per_m=px_per_m, thresholds=thresholds, size_px=size_px)
+    if fit.ok or fit.reason not in ("not_smooth", "too_slow_acceleration", "erratic"):
+        return fit
+    start = points[0][0]
+    head = [p for p in points if p[0] - start <= HEAD_SECONDS * fps]
+    if len(points) - len(head) < 0.5 * fps or len(head) < thresholds.min_points:
+        return fit
+    head_fit = _judge(head, fps=fps, px_per_m=px_per_m, thresholds=thresholds, size_px=size_px)
+    if not head_fit.ok:
+        return fit
+    ys = np.asarray([p[2] for p in points[len(head) - 1 :]])
+    steps = np.diff(ys)
+    if (steps < -max(2.0, 0.5 * size_px)).sum() > max(1, 0.1 * len(steps)) or ys[-1] - ys[0] < 0:
+        return fit
+    return head_fit
+
+
+def _judge(
+    points: list[tuple[int, float, float]],
+    *,
+    fps: float,
+    px_per_m: float,
+    thresholds: Thresholds,
+    size_px: float,
+) -> TrackFit:
     arr = np.asarray(points, dtype=float)
     frames, x, y = arr[:, 0], arr[:, 1], arr[:, 2]
     t = (frames - frames[0]) / fps
@@ -117,13 +159,22 @@ def judge_track(
     drop = y[-1] - y.min()
     if drop < th.min_drop_m * px_per_m:
         return TrackFit(False, "no_fall", 0.0, int(frames[0]), fps, zero, zero, 0.0, 0.0, 0)
-    cxa, cya, keep = _robust_fit(t, x, y)
-    cx = (float(cxa[0]), float(cxa[1]), float(cxa[2]))
-    cy = (float(cya[0]), float(cya[1]), float(cya[2]))
-    inliers = int(keep.sum())
-    res = np.hypot(x - np.polyval(cxa[::-1], t), y - np.polyval(cya[::-1], t))[keep > 0]
-    rms = float(np.sqrt(np.mean(res**2)))
     a_expected = G * px_per_m
+    # Centroids of blobs a few pixels across jitter by about a pixel; larger blobs by a share of their size.
+    rms_limit = th.max_rms_px + min(0.15 * size_px, 6.0)
+    cxa, cya, keep = _robust_fit(t, x, y)
+    rms = _rms(t, x, y, cxa, cya, keep)
+    if rms > rms_limit and t[-1] >= 0.8:
+        # Drag: a light object's fall slows its acceleration down; a cubic term takes that in, as long
+        # as the acceleration only decreases and stays downward over the track.
+        cxd, cyd, keepd = _robust_fit(t, x, y, degree_y=3)
+        a_end = 2 * cyd[2] + 6 * cyd[3] * t[-1]
+        rmsd = _rms(t, x, y, cxd, cyd, keepd)
+        if cyd[3] < 0 and a_end > -0.1 * a_expected and rmsd < rms:
+            cxa, cya, keep, rms = cxd, cyd, keepd, rmsd
+    cx = tuple(float(c) for c in cxa)
+    cy = tuple(float(c) for c in cya)
+    inliers = int(keep.sum())
     ratio = 2 * cy[2] / a_expected
 
     def reject(reason: str) -> TrackFit:
@@ -131,10 +182,11 @@ def judge_track(
 
     if 1 - inliers / len(points) > th.max_outliers:
         return reject("erratic")
-    # Centroids of blobs a few pixels across jitter by about a pixel; larger blobs by a share of their size.
-    rms_limit = th.max_rms_px + 0.15 * size_px
     if rms > rms_limit:
         return reject("not_smooth")
+    # A fall is mostly downward and long against the jitter (cloud edges and birds drift sideways).
+    if drop < 1.5 * abs(x[-1] - x[0]) or drop < 10.0 * rms:
+        return reject("not_a_fall")
     if ratio < th.accel_low:
         return reject("too_slow_acceleration")
     if ratio > th.accel_high:
@@ -151,7 +203,8 @@ def judge_track(
     confidence = _confidence(ratio=ratio, rms=rms, rms_limit=rms_limit, n=inliers, th=th)
     if confidence < th.min_confidence:
         return reject("low_confidence")
-    return TrackFit(True, "falling", confidence, int(frames[0]), fps, cx, cy, ratio, rms, inliers)
+    first = int(np.argmax(keep > 0))
+    return TrackFit(True, "falling", confidence, int(frames[0]), fps, cx, cy, ratio, rms, inliers, first)
 
 
 def _confidence(*, ratio: float, rms: float, rms_limit: float, n: int, th: Thresholds) -> float:

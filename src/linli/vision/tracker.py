@@ -33,13 +33,13 @@ class Track:
         dt = frame - f1
         if len(self.points) == 1:
             # Any direction, but a falling object most likely moves down.
-            return x1, y1 + gravity_px_per_frame2 * dt * dt, 3.0 * size + 18.0 + 6.0 * dt
+            return x1, y1 + gravity_px_per_frame2 * dt * dt, min(3.0 * size, 48.0) + 18.0 + 6.0 * dt
         if len(self.points) == 2:
             f0, x0, y0 = self.points[-2]
             vx, vy = (x1 - x0) / (f1 - f0), (y1 - y0) / (f1 - f0)
             speed = float(np.hypot(vx, vy))
             return (x1 + vx * dt, y1 + vy * dt + gravity_px_per_frame2 * dt * dt,
-                    2.0 * size + 8.0 + 0.5 * speed * dt)  # fmt: skip
+                    min(2.0 * size, 32.0) + 8.0 + 0.5 * speed * dt)  # fmt: skip
         recent = np.asarray(self.points[-6:], dtype=float)
         tt = recent[:, 0] - f1
         deg = 2 if len(recent) >= 4 else 1
@@ -51,7 +51,7 @@ class Track:
         px, py = float(np.polyval(cx, dt)), float(np.polyval(cy, dt))
         if deg == 1:
             py += gravity_px_per_frame2 * dt * dt
-        return px, py, 1.5 * size + 5.0 + 0.25 * speed * dt + 1.5 * (dt - 1)
+        return px, py, min(1.5 * size, 24.0) + 5.0 + 0.25 * speed * dt + 1.5 * (dt - 1)
 
 
 class Tracker:
