@@ -34,7 +34,7 @@ def thrown(vx: float = 0.5, vy: float = 0.0, drag: float = 1.0):
         ("pushed out with a lateral speed", thrown(vx=2.0), 40),
         ("thrown up first", thrown(vy=-3.0), 50),
         ("light object with drag", thrown(drag=0.6), 40),
-        ("short visible fall of a fast object", thrown(vy=5.0), 12),
+        ("short visible fall of a fast object", thrown(vy=5.0), 15),
     ],
 )
 def test_falling_objects_pass(label: str, fn, n: int) -> None:

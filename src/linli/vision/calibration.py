@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from linli.core.errors import Invalid
 
 Point = tuple[float, float]
@@ -142,6 +144,18 @@ class Calibration:
             i += 1
         span = ys[i] - ys[i + 1]
         return i + (ys[i] - y) / span
+
+    def floor_positions(self, xs: Sequence[float], ys: Sequence[float]) -> list[float]:
+        """floor_position of many points at once (numpy; the detector flattens whole tracks)."""
+        line = np.asarray(self.floor_lines, dtype=float)  # (n+1, 2 points, xy)
+        x1, y1, x2, y2 = line[:, 0, 0], line[:, 0, 1], line[:, 1, 0], line[:, 1, 1]
+        px, py = np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
+        at = y1[:, None] + (y2 - y1)[:, None] * (px[None, :] - x1[:, None]) / (x2 - x1)[:, None]
+        n = len(line) - 1
+        i = np.clip((at >= py[None, :]).sum(axis=0) - 1, 0, n - 1)
+        cols = np.arange(len(px))
+        lo, hi = at[i, cols], at[i + 1, cols]
+        return list(i + (lo - py) / (lo - hi))
 
     def image_y(self, x: float, position: float) -> float:
         """The image y of a continuous floor coordinate at column x (the inverse of floor_position)."""

@@ -76,7 +76,7 @@ class Detector:
         self.fps = float(fps) if fps and fps > 0 else 25.0
         self.state = CameraState.OK
         self.state_reason = ""
-        self.thresholds = Thresholds.for_sensitivity(calibration.sensitivity)
+        self.thresholds = Thresholds.for_sensitivity(calibration.sensitivity, fps=self.fps)
         self._given_reference = reference
         self._ready = False
         self.stats = {"frames": 0, "global_frames": 0, "blobs": 0, "streaks": 0, "tracks_judged": 0}
@@ -370,7 +370,8 @@ class Detector:
         ppm = cal.pixels_per_metre(mx, my)
         scale = ppm * FLOOR_HEIGHT_M  # pixels per floor at the middle
         ref = cal.floor_position(mx, my)
-        flat = [(f, x, my - (cal.floor_position(x, y) - ref) * scale) for f, x, y in pts]
+        heights = cal.floor_positions([p[1] for p in pts], [p[2] for p in pts])
+        flat = [(f, x, my - (h - ref) * scale) for (f, x, _), h in zip(pts, heights, strict=True)]
         size = float(np.median(track.sizes))
         self.stats["tracks_judged"] += 1
         fit = judge_track(flat, fps=self.fps, px_per_m=ppm, thresholds=self.thresholds, size_px=size)

@@ -30,11 +30,15 @@ class Thresholds:
     min_confidence: float
 
     @classmethod
-    def for_sensitivity(cls, s: float) -> Thresholds:
-        """Looser limits for a higher sensitivity (more detections, more false alarms)."""
+    def for_sensitivity(cls, s: float, *, fps: float = 25.0) -> Thresholds:
+        """Looser limits for a higher sensitivity (more detections, more false alarms).
+
+        A track must last about half a second (0.56 s at 0.5): shorter ones are mostly chance alignments
+        of shake and leaf blobs, and a real fall stays in view far longer.
+        """
         s = min(max(s, 0.0), 1.0)
         return cls(
-            min_points=round(9 - 4 * s),
+            min_points=max(5, round((0.72 - 0.32 * s) * fps)),
             min_seconds=0.36 - 0.16 * s,
             min_drop_m=1.6 - 0.8 * s,
             accel_low=0.45 - 0.2 * s,

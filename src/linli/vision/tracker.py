@@ -6,6 +6,7 @@ velocity, then constant acceleration once it has three points) and takes the nea
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,6 +21,9 @@ class Track:
     sizes: list[float] = field(default_factory=list)
     misses: int = 0
     reported: bool = False
+    _model: tuple[int, int, float, float, float, float, float, float, float, int] | None = field(
+        default=None, repr=False, compare=False
+    )
 
     @property
     def last_frame(self) -> int:
@@ -28,30 +32,46 @@ class Track:
 
     def predict(self, frame: int, *, gravity_px_per_frame2: float) -> tuple[float, float, float]:
         """Predicted (x, y) at `frame` and the gate radius around it."""
-        size = float(np.median(self.sizes[-5:]))
-        f1, x1, y1 = self.points[-1]
+        if self._model is None or self._model[0] != len(self.points):
+            self._model = self._motion()
+        _, f1, x1, y1, vx, vy, ax, ay, size, kind = self._model
         dt = frame - f1
-        if len(self.points) == 1:
+        if kind == 1:
             # Any direction, but a falling object most likely moves down.
             return x1, y1 + gravity_px_per_frame2 * dt * dt, min(3.0 * size, 48.0) + 18.0 + 6.0 * dt
-        if len(self.points) == 2:
-            f0, x0, y0 = self.points[-2]
-            vx, vy = (x1 - x0) / (f1 - f0), (y1 - y0) / (f1 - f0)
-            speed = float(np.hypot(vx, vy))
+        speed = math.hypot(vx, vy)
+        if kind == 2:
             return (x1 + vx * dt, y1 + vy * dt + gravity_px_per_frame2 * dt * dt,
                     min(2.0 * size, 32.0) + 8.0 + 0.5 * speed * dt)  # fmt: skip
-        recent = np.asarray(self.points[-6:], dtype=float)
-        tt = recent[:, 0] - f1
-        deg = 2 if len(recent) >= 4 else 1
-        cx = np.polyfit(tt, recent[:, 1], deg)
-        cy = np.polyfit(tt, recent[:, 2], deg)
-        vx = float(np.polyval(np.polyder(cx), 0.0))
-        vy = float(np.polyval(np.polyder(cy), 0.0))
-        speed = float(np.hypot(vx, vy))
-        px, py = float(np.polyval(cx, dt)), float(np.polyval(cy, dt))
-        if deg == 1:
-            py += gravity_px_per_frame2 * dt * dt
+        px = x1 + vx * dt + 0.5 * ax * dt * dt
+        py = y1 + vy * dt + 0.5 * ay * dt * dt
         return px, py, min(1.5 * size, 24.0) + 5.0 + 0.25 * speed * dt + 1.5 * (dt - 1)
+
+    def _motion(self) -> tuple[int, int, float, float, float, float, float, float, float, int]:
+        """Last position, velocity and acceleration (per frame) from up to seven recent points.
+
+        A parabola through three of them (the latest, one from the middle, the oldest): cheap, and spread
+        over several frames so that a pixel of jitter does not swing the prediction.
+        """
+        pts = self.points
+        n = len(pts)
+        size = sorted(self.sizes[-5:])[len(self.sizes[-5:]) // 2]
+        f1, x1, y1 = pts[-1]
+        if n == 1:
+            return (n, f1, x1, y1, 0.0, 0.0, 0.0, 0.0, size, 1)
+        if n < 4:
+            f0, x0, y0 = pts[-2]
+            return (n, f1, x1, y1, (x1 - x0) / (f1 - f0), (y1 - y0) / (f1 - f0), 0.0, 0.0, size, 2)
+        recent = pts[-7:]
+        (ta, xa, ya), (tb, xb, yb) = recent[0], recent[len(recent) // 2]
+        tc = f1
+        dab, dac, dbc = ta - tb, ta - tc, tb - tc
+        wa, wb, wc = 1.0 / (dab * dac), -1.0 / (dab * dbc), 1.0 / (dac * dbc)
+        # Derivatives at tc of the Lagrange parabola through a, b, c.
+        da, db, dc = wa * (tc - tb), wb * (tc - ta), wc * (2 * tc - ta - tb)
+        vx, vy = da * xa + db * xb + dc * x1, da * ya + db * yb + dc * y1
+        ax, ay = 2 * (wa * xa + wb * xb + wc * x1), 2 * (wa * ya + wb * yb + wc * y1)
+        return (n, f1, x1, y1, vx, vy, ax, ay, size, 3)
 
 
 class Tracker:
