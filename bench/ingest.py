@@ -27,6 +27,7 @@ ingest/baseline >= 0.5, p99 < 200 ms at half the maximum rate.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import multiprocessing as mp
 import os
@@ -638,7 +639,8 @@ class Ingest:
                 self.latencies.append(time.time() - int(uid.rsplit("-", 1)[1]) / 1e9)
 
     def start(self) -> None:
-        """Connect the runner."""
+        """Connect the runner (after gc.freeze(), as `linli ingest mqtt` does once it is set up)."""
+        gc.freeze()
         self.runner.start()
         if not self.runner.subscriber.connected.wait(10):
             raise RuntimeError("the MQTT ingest did not connect")
