@@ -65,7 +65,12 @@ BACK_EXTRAPOLATION_S = 0.4
 HISTORY = 3  # frames kept as references for the frame difference
 JOIN_SECONDS = 1.0  # a track may continue one that ended this long before it started
 MAX_RECENT = 60
-JOIN_ATTEMPTS = 6  # how far before the first point the origin may be traced back to the apex
+JOIN_ATTEMPTS = 6
+PENDING = (
+    "too_few_points",
+    "too_short",
+    "no_fall",
+)  # a joined track that cannot be judged yet  # how far before the first point the origin may be traced back to the apex
 
 
 class Detector:
@@ -324,6 +329,11 @@ class Detector:
             if joined is None:
                 continue
             fit = self._fit(joined)
+            if not fit.ok and fit.reason in PENDING and not prior.reported:
+                # Still too short to judge: keep the pieces together for the next one.
+                self._recent.remove(prior)
+                self._recent.append(joined)
+                return None
             if not fit.ok:
                 continue
             self._recent.remove(prior)
