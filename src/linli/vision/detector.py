@@ -61,16 +61,12 @@ MOVED_CHECKS = 3  # consecutive once-a-second checks before the state changes
 SETTLE_SECONDS = 1.0  # frames before the automatic reference frame is taken
 GLOBAL_CHANGE_SHARE = 0.04  # a frame where more of the zone changes is a lighting change or a shake
 MAX_TRACK_SECONDS = 8.0
-BACK_EXTRAPOLATION_S = 0.4
+BACK_EXTRAPOLATION_S = 0.4  # how far before the first point the origin may be traced back to the apex
 HISTORY = 3  # frames kept as references for the frame difference
 JOIN_SECONDS = 1.0  # a track may continue one that ended this long before it started
 MAX_RECENT = 60
 JOIN_ATTEMPTS = 6
-PENDING = (
-    "too_few_points",
-    "too_short",
-    "no_fall",
-)  # a joined track that cannot be judged yet  # how far before the first point the origin may be traced back to the apex
+PENDING = ("too_few_points", "too_short", "no_fall")  # a joined track that cannot be judged yet
 
 
 class Detector:
