@@ -325,3 +325,31 @@ def test_the_command_relay_keeps_the_order_of_events_and_commands() -> None:
         "linli.events.611102001001.device.heartbeat",
         "linli.events.611102001001.device.heartbeat",
     ]
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"credential": "card", "door": "3号楼2单元", "card_no": "12345678", "direction": "in"},
+        {"quantity": "temperature", "value": 21.5, "unit": "°C"},  # a float: the standard library's way
+        {"quantity": "water", "value": 1e-05, "unit": "m3"},
+        {"status": "ok", "firmware": None, "flags": [True, False, 3, {"z": '\n\t"\\', "a": "\u2028"}]},
+        {"plate": "陕A·12345", "n": 123456789012345678901234567890},  # beyond 64 bits
+    ],
+)
+def test_the_content_hash_is_the_one_the_standard_library_gave(payload: dict[str, Any]) -> None:
+    import hashlib
+
+    from linli.devices.events import Envelope, content_hash
+
+    item = envelope("DS-TCG227-TF-S01", "device.heartbeat", payload=payload, uid="h-1")
+    env = Envelope.model_validate(item)
+    facts = {
+        "device": env.device,
+        "type": env.type.value,
+        "occurred_at": env.occurred_at.astimezone(UTC).isoformat(),
+        "payload": env.payload,
+        "media": [],
+    }
+    text = json.dumps(facts, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    assert content_hash(env) == hashlib.sha256(text.encode("utf-8")).hexdigest()

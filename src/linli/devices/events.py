@@ -238,14 +238,25 @@ def _canonical(facts: dict[str, Any]) -> bytes:
     return text.encode("utf-8")
 
 
+_SCALARS = frozenset({str, int, bool, type(None)})
+
+
 def _plain(value: Any) -> bool:
-    """True if value holds only text, integers, booleans, null, lists and objects with text keys."""
-    if isinstance(value, str | int | None):  # bool is an int
+    """True if value holds only text, integers, booleans, null, lists and objects with text keys.
+
+    Exact types on purpose (a str subclass goes the standard library's way), and a loop over the
+    payload's items rather than a generator: this runs for every stored event.
+    """
+    kind = type(value)
+    if kind in _SCALARS:
         return True
-    if isinstance(value, dict):
-        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
-    if isinstance(value, list):
-        return all(_plain(v) for v in value)
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str or (type(item) not in _SCALARS and not _plain(item)):
+                return False
+        return True
+    if kind is list:
+        return all(type(item) in _SCALARS or _plain(item) for item in value)
     return False
 
 
