@@ -308,7 +308,11 @@ def test_scorer_misses_late_or_far_detections_and_rates_false_alarms_per_hour() 
     assert s["false_alarms_per_hour_upper95"] == pytest.approx(score.poisson_upper(1) * 60)
     assert score.poisson_upper(0) == pytest.approx(-math.log(0.05), rel=1e-4)  # 3.0: zero events in 1 h
     text = score.report(s)
-    assert "NOT met" in text and "bird:diving 1" in text
+    assert "target <= 1/h: NOT met\n" in text and "bird:diving 1" in text
+    none = score.summarize([score.match_clip(_truth("distractors"), [])])
+    assert "target <= 1/h: met by the count, not yet shown" in score.report(
+        none
+    )  # 0 in 1 minute proves little
 
 
 # ---- the runner, with placeholder detectors that exist only here ---------------------------------------
