@@ -101,7 +101,7 @@ class Clouds(Distractor):
         field = cv2.resize(
             rng.random((6, 18)).astype(np.float32), (texture_w, self.small[1]), interpolation=cv2.INTER_CUBIC
         )
-        field += 0.5 * cv2.resize(
+        field = field + 0.5 * cv2.resize(
             rng.random((12, 36)).astype(np.float32), (texture_w, self.small[1]), interpolation=cv2.INTER_CUBIC
         )
         field = (field - field.min()) / (field.max() - field.min())
@@ -204,7 +204,7 @@ class Shake(Distractor):
         return float(self.dx[k]), float(self.dy[k])
 
     def draw(self, frame: np.ndarray, k: int) -> None:
-        m = np.float32([[1, 0, self.dx[k]], [0, 1, self.dy[k]]])
+        m = np.array([[1, 0, self.dx[k]], [0, 1, self.dy[k]]], np.float32)
         frame[:] = cv2.warpAffine(frame, m, (frame.shape[1], frame.shape[0]), borderMode=cv2.BORDER_REFLECT)
 
 

@@ -391,7 +391,9 @@ class Clothes(Distractor):
         self.scene = scene
         rails = scene.facade.rails
         n = count if count is not None else int(rng.integers(2, 7))
-        picks = rng.choice(len(rails), size=min(n, len(rails)), replace=False) if rails else []
+        picks: list[int] = (
+            [int(i) for i in rng.choice(len(rails), size=min(n, len(rails)), replace=False)] if rails else []
+        )
         self.items = []
         gust_t = np.arange(scene.frames) / scene.fps
         for idx in picks:

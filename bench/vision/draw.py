@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import cv2
 import numpy as np
@@ -46,6 +47,7 @@ def blend_shapes(
     if blur > 0:
         alpha = cv2.GaussianBlur(alpha, (0, 0), blur)
     roi = frame[y0:y1, x0:x1]
+    paint: Any
     if roi.ndim == 3:
         a = alpha[:, :, None]
         paint = np.array(colour[:3] if len(colour) >= 3 else colour * 3, np.float32)

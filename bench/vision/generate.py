@@ -262,7 +262,7 @@ def open_writer(path: Path, fps: float, size: tuple[int, int]) -> tuple[cv2.Vide
     """An MPEG-4 writer (mp4v in .mp4); MJPG in .avi when this OpenCV build cannot encode mp4v."""
     for fourcc, suffix in (("mp4v", ".mp4"), ("MJPG", ".avi")):
         target = path.with_suffix(suffix)
-        writer = cv2.VideoWriter(str(target), cv2.VideoWriter_fourcc(*fourcc), fps, size)
+        writer = cv2.VideoWriter(str(target), cv2.VideoWriter.fourcc(*fourcc), fps, size)
         if writer.isOpened():
             return writer, target, fourcc
         writer.release()

@@ -48,7 +48,8 @@ def default_data_dir() -> Path:
 def load_detector(spec: str) -> Detect:
     """`module:function` → the function (default linli.vision.detector:detect_file)."""
     module, _, name = spec.partition(":")
-    return getattr(importlib.import_module(module), name or "detect_file")  # type: ignore[no-any-return]
+    detect: Detect = getattr(importlib.import_module(module), name or "detect_file")
+    return detect
 
 
 def pin_to_one_core(core: int | None) -> int | None:
