@@ -35,7 +35,10 @@ def gate_doc(sample: Sample) -> dict[str, Any]:
     ("edit", "message"),
     [
         (lambda d: d.pop("format"), "format: Field required"),
-        (lambda d: d.update(format="yaml"), "format: Input should be 'json', 'xml', 'form', 'csv' or 'table'"),
+        (
+            lambda d: d.update(format="yaml"),
+            "format: Input should be 'json', 'xml', 'form', 'csv' or 'table'",
+        ),
         (lambda d: d.update(name="东门 道闸"), "name: String should match pattern"),
         (lambda d: d["type"]["map"].update({"3": "vehicle.parked"}), "type.map.3: Input should be"),
         (
