@@ -184,3 +184,19 @@ def test_empty_frames_are_ignored() -> None:
     det = Detector(sc.calibration(), fps=25)
     assert det.feed(np.zeros((0, 0, 3), np.uint8), 0) == []
     assert det.flush() == []
+
+
+def test_an_object_hidden_for_a_moment_is_one_detection_from_its_release() -> None:
+    y0 = sc.floor_y(10.5)
+    fall = sc.falling(start=25, x0=260, y0=y0)
+
+    def hidden_for_a_while(img: np.ndarray, i: int) -> None:
+        if not 48 <= i < 57:  # behind an air conditioner for 9 frames (longer than the tracker waits)
+            fall(img, i)
+
+    found, det = run(sc.frames(110, painters=[hidden_for_a_while]))
+    # The part before the hiding place is reported; the rest, on its own a fall too, is known as its
+    # continuation and raises nothing more.
+    assert len(found) == 1, det.rejections
+    assert found[0].floor == 11 and found[0].start_frame <= 33
+    assert found[0].trajectory[0][0] < 48

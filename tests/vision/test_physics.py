@@ -119,3 +119,29 @@ def test_sensitivity_loosens_the_limits() -> None:
     pts = track(thrown(), 30, jitter=1.9, seed=5)
     assert judge_track(pts, fps=FPS, px_per_m=PPM, thresholds=high).ok
     assert not judge_track(pts, fps=FPS, px_per_m=PPM, thresholds=low).ok
+
+
+def dragged(k: float, seconds: float) -> list[tuple[int, float, float]]:
+    """A fall under quadratic drag a = g − k·v² (light objects: paper, a bag), sampled at FPS with jitter."""
+    rng = np.random.default_rng(11)
+    v, y, out = 0.0, 0.0, []
+    steps = 20
+    for i in range(round(seconds * FPS)):
+        out.append((i, 640 + rng.normal(0, 0.6), 200 + y * PPM + rng.normal(0, 0.6)))
+        for _ in range(steps):
+            dt = 1 / (FPS * steps)
+            v += (G - k * v * abs(v)) * dt
+            y += v * dt
+    return out
+
+
+def test_a_long_fall_slowed_by_drag_passes_on_its_first_second() -> None:
+    pts = dragged(0.15, 4.0)  # terminal speed about 8 m/s: far from a parabola over four seconds
+    fit = judge_track(pts, fps=FPS, px_per_m=PPM, thresholds=TH, size_px=8)
+    assert fit.ok, (fit.reason, fit.accel_ratio, fit.rms_px)
+    assert fit.accel_ratio > 0.6
+
+
+def test_something_sinking_at_a_slow_constant_speed_from_the_start_fails() -> None:
+    pts = dragged(25.0, 4.0)  # terminal speed 0.6 m/s within a few frames: a leaf, a feather
+    assert not judge_track(pts, fps=FPS, px_per_m=PPM, thresholds=TH, size_px=8).ok
