@@ -83,7 +83,9 @@ def find_person(
         DeviceCredential.kind == kind,
         DeviceCredential.value == value,
     )
-    rows = dict(session.execute(stmt.execution_options(skip_scope=True)).tuples().all())
+    rows: dict[int | None, int] = {
+        device: person for device, person in session.execute(stmt.execution_options(skip_scope=True))
+    }
     if device_id is not None and device_id in rows:
         return rows[device_id]
     return rows.get(None)

@@ -83,19 +83,27 @@ def ingest(
     raw_id: int | None = None,
     origins: list[Origin] | None = None,
     link_raws: bool = True,
+    max_age: timedelta = MAX_AGE,
 ) -> IngestResult:
     """Store a batch of events from source; sender is the authenticated device (None: a trusted adapter).
 
     origins gives each item its own sender and raw body instead (a batch gathered from many messages).
     link_raws False leaves recording which events each raw body became to the caller (result.raw_links):
     a caller that inserts its raw bodies after the ingest writes them once, complete.
+    max_age is how old an event may be: MAX_AGE for live devices, more for an offline device's export.
     """
     if origins is None:
         origins = [Origin(sender, raw_id)] * len(envelopes)
     elif len(origins) != len(envelopes) or sender is not None or raw_id is not None:
         raise ValueError("origins needs one entry per envelope, and replaces sender and raw_id")
     result, _ = _ingest(
-        session, envelopes, source=source, received_at=received_at, origins=origins, keep=True
+        session,
+        envelopes,
+        source=source,
+        received_at=received_at,
+        origins=origins,
+        keep=True,
+        max_age=max_age,
     )
     if link_raws:
         store.link_raws(session, result.raw_links)
@@ -110,13 +118,14 @@ def _ingest(
     received_at: datetime,
     origins: list[Origin],
     keep: bool,
+    max_age: timedelta = MAX_AGE,
 ) -> tuple[IngestResult, list[_Failure]]:
     received_at = as_utc(received_at)
     scope = get_scope(session)
     set_scope(session, None)  # the hub links to the whole register, whoever triggered the ingest
     try:
         result = IngestResult()
-        accepted, failures = _judge(session, items, received_at=received_at, origins=origins)
+        accepted, failures = _judge(session, items, received_at=received_at, origins=origins, max_age=max_age)
         fresh, repeats = _deduplicate(accepted, result)
         linking.link(session, fresh)
         came_back = health.touch(fresh, received_at=received_at)
@@ -163,7 +172,12 @@ def _raw_links(
 
 
 def _judge(
-    session: Session, items: list[Any], *, received_at: datetime, origins: list[Origin]
+    session: Session,
+    items: list[Any],
+    *,
+    received_at: datetime,
+    origins: list[Origin],
+    max_age: timedelta = MAX_AGE,
 ) -> tuple[list[Accepted], list[_Failure]]:
     """Split a batch into accepted events and failures with reasons."""
     failures: list[_Failure] = []
@@ -194,7 +208,9 @@ def _judge(
     for index, item, envelope, payload in parsed:
         device = devices.get(envelope.device)
         sender = origins[index].sender
-        reason = payload if isinstance(payload, str) else _refusal(envelope, device, sender, received_at)
+        reason = (
+            payload if isinstance(payload, str) else _refusal(envelope, device, sender, received_at, max_age)
+        )
         if reason or device is None or isinstance(payload, str):
             failures.append(_Failure(index, reason or "unknown device", item, device))
             continue
@@ -239,7 +255,13 @@ def schema_reason(exc: ValidationError, item: Any, *, prefix: str = "") -> str:
     return "schema: " + "; ".join(parts) + more
 
 
-def _refusal(envelope: Envelope, device: Device | None, sender: Device | None, received_at: datetime) -> str:
+def _refusal(
+    envelope: Envelope,
+    device: Device | None,
+    sender: Device | None,
+    received_at: datetime,
+    max_age: timedelta = MAX_AGE,
+) -> str:
     if device is None:
         return f"unknown device: {envelope.device} is not registered"
     if register.is_retired(device):
@@ -249,8 +271,8 @@ def _refusal(envelope: Envelope, device: Device | None, sender: Device | None, r
     occurred = as_utc(envelope.occurred_at)
     if occurred > received_at + MAX_FUTURE:
         return f"future: occurred_at {occurred.isoformat()} is more than 5 minutes after the hub's clock"
-    if occurred < received_at - MAX_AGE:
-        return f"too old: occurred_at {occurred.isoformat()} is more than 30 days ago"
+    if occurred < received_at - max_age:
+        return f"too old: occurred_at {occurred.isoformat()} is more than {max_age.days} days ago"
     return ""
 
 

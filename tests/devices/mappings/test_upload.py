@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from datetime import timedelta
 
 import pytest
 from openpyxl import Workbook
@@ -10,6 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from linli.core.errors import NotFound
+from linli.devices import service
 from linli.devices.mappings import bindings, upload
 from linli.devices.models import DeadLetter, StoredEvent
 from tests.builders import World
@@ -159,3 +161,35 @@ def test_an_unreadable_file_is_reported_and_kept_as_a_dead_letter(
     assert report.stored == 0 and "PNG" in report.file_error
     letter = session.get(DeadLetter, report.dead_letter_ids[0])
     assert letter is not None and letter.area_code == world.tianfu
+
+
+def test_a_wand_read_out_months_later_is_stored_but_a_live_event_that_old_is_not(
+    session: Session, world: World, as_user: Users
+) -> None:
+    """Old devices are read out rarely: an export's records may be months old, live events may not."""
+    wand, _ = device(session, world.tianfu, serial="XG-TF-0107", kind="patrol_handset", vendor="兰德华")
+    worker = as_user("shequ")
+    bindings.bind(session, worker, device_id=wand.id, adapter="patrol_csv")
+    months_later = T0 + timedelta(days=120)
+    report = upload.upload(
+        session, worker, data=PATROL, filename="巡更记录.csv", now=months_later, device_id=wand.id
+    )
+    assert (report.stored, len(report.rejected)) == (3, 2)
+
+    live = {
+        "id": "live-old-1",
+        "device": "XG-TF-0107",
+        "type": "patrol.checked_in",
+        "occurred_at": "2026-03-04T14:00:03Z",
+        "payload": {"checkpoint": "北门岗亭"},
+    }
+    result = service.ingest(session, [live], source="http", received_at=months_later)
+    assert result.stored == 0
+    assert "too old" in result.rejected[0][1] and "30 days" in result.rejected[0][1]
+
+    year_later = T0 + timedelta(days=500)
+    again = upload.upload(
+        session, worker, data=PATROL, filename="巡更记录.csv", now=year_later, device_id=wand.id
+    )
+    assert again.stored == 0 and {r.field for r in again.rejected} >= {"occurred_at"}
+    assert any("400 days" in r.reason for r in again.rejected)

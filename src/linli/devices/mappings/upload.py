@@ -9,7 +9,7 @@ is reported with its row number, field and reason and kept as a dead letter; the
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -26,6 +26,10 @@ from linli.devices.events import Envelope
 from linli.devices.mappings import bindings
 from linli.devices.models import Device
 from linli.devices.service import ingest
+
+# A patrol wand or an offline controller is read out every few weeks or months: its export may hold a
+# year of records, older than what live devices may send (service.MAX_AGE). Dedup keeps re-uploads harmless.
+UPLOAD_MAX_AGE = timedelta(days=400)
 
 CONTENT_TYPES = {
     "csv": "text/csv",
@@ -192,6 +196,7 @@ def _ingest_rows(
         received_at=now,
         sender=target.device,
         raw_id=raw_id,
+        max_age=UPLOAD_MAX_AGE,
     )
     report.stored, report.duplicates = outcome.stored, outcome.duplicates
     report.dead_letter_ids += outcome.dead_letter_ids
