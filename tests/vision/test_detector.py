@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import cv2
 import numpy as np
 import pytest
 
@@ -200,3 +201,54 @@ def test_an_object_hidden_for_a_moment_is_one_detection_from_its_release() -> No
     assert len(found) == 1, det.rejections
     assert found[0].floor == 11 and found[0].start_frame <= 33
     assert found[0].trajectory[0][0] < 48
+
+
+def dense_rain_near(x0: float, *, seed: int = 3, drops: int = 60) -> sc.Painter:
+    """Heavy rain: thin bright streaks at constant speed, many of them in the columns beside x0."""
+    rng = np.random.default_rng(seed)
+    xs = np.concatenate([rng.uniform(0, sc.W, drops), x0 + rng.choice([-9, -7, 7, 9], drops // 2)])
+    phases = rng.uniform(0, sc.H, len(xs))
+    speeds = rng.uniform(18, 26, len(xs))
+
+    def paint(img: np.ndarray, i: int) -> None:
+        for x, p, v in zip(xs, phases, speeds, strict=True):
+            y = int((p + v * i) % sc.H)
+            img[y : y + 7, int(x)] = 205
+
+    return paint
+
+
+def test_a_throw_in_heavy_rain_is_detected_once() -> None:
+    # Streaks pass right beside the object: they are dropped before an object's fragments are joined,
+    # so they neither merge into it (shifting its centroid) nor hide it.
+    y0 = sc.floor_y(9.5)
+    thrown = sc.falling(start=25, x0=300, y0=y0, vx=8, radius=3)
+    found, det = run(sc.frames(110, painters=[dense_rain_near(300), thrown]))
+    assert det.stats["streaks"] > 500  # the rain was seen
+    assert len(found) == 1, (det.rejections, [(d.start_frame, d.origin) for d in found])
+    assert found[0].floor == 10 and abs(found[0].origin[0] - 300) < 6
+
+
+def test_rain_alone_near_a_column_raises_nothing() -> None:
+    found, det = run(sc.frames(150, painters=[dense_rain_near(300, seed=4)]))
+    assert found == [] and det.stats["streaks"] > 500
+
+
+def test_an_object_hidden_while_many_other_things_come_and_go_is_one_detection() -> None:
+    # While the object is behind an air conditioner, a dozen short movements (curtains, lights, birds far
+    # off) start and end elsewhere: its earlier piece must still be found among them, by place not by age.
+    y0 = sc.floor_y(10.5)
+    fall = sc.falling(start=25, x0=260, y0=y0)
+    rng = np.random.default_rng(8)
+    flickers = [(int(rng.integers(40, 56)), rng.uniform(380, 600), rng.uniform(60, 420)) for _ in range(14)]
+
+    def scene(img: np.ndarray, i: int) -> None:
+        if not 48 <= i < 57:
+            fall(img, i)
+        for start, x, y in flickers:
+            if start <= i < start + 4:  # a short movement: four frames, drifting
+                cv2.circle(img, (round(x + 3 * (i - start)), round(y)), 3, (40, 40, 40), -1)
+
+    found, det = run(sc.frames(110, painters=[scene]))
+    assert len(found) == 1, (det.rejections, [(d.start_frame, d.origin) for d in found])
+    assert found[0].floor == 11 and found[0].trajectory[0][0] < 48

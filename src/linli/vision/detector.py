@@ -65,7 +65,7 @@ BACK_EXTRAPOLATION_S = 0.4  # how far before the first point the origin may be t
 HISTORY = 3  # frames kept as references for the frame difference
 JOIN_SECONDS = 1.0  # a track may continue one that ended this long before it started
 MAX_RECENT = 60
-JOIN_ATTEMPTS = 6
+JOIN_ATTEMPTS = 3  # the nearest pieces tried
 PENDING = ("too_few_points", "too_short", "no_fall")  # a joined track that cannot be judged yet
 
 
@@ -258,14 +258,14 @@ class Detector:
             return self._age_tracks(index)
         if not changed:
             cv2.accumulateWeighted(grey, self._bg, 0.03)
-            blobs = np.zeros((0, 3))
+            blobs = np.zeros((0, 4))
         else:
             # Dilate so that the parts of one object (a slow object's leading and trailing edges) form one
             # blob; keep moving things out of the background, or they leave a trail that looks like motion.
             grown = cv2.dilate(fg, self._kernel)
             cv2.accumulateWeighted(grey, self._bg, 0.03, mask=cv2.bitwise_not(grown))
             blobs = self._blobs(grown)
-        self.stats["blobs"] += len(blobs)
+        self.stats["blobs"] += int(blobs[:, 3].sum())
         closed = self.tracker.update(index, blobs, gravity_px_per_frame2=self._g_px_frame2)
         return self._judge_all(closed + self._expired(index))
 
@@ -273,22 +273,32 @@ class Detector:
         """Connected components as rows (x, y, size) in calibration pixels."""
         stats, centroids = _components(fg)
         if not len(stats):
-            return np.zeros((0, 3))
+            return np.zeros((0, 4))
         w, h = stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]
         area = stats[:, cv2.CC_STAT_AREA] - 2 * (w + h) + 4  # the area before the 3×3 dilation
-        if 1 < len(area) <= 200:
-            stats, centroids, area = _merge_fragments(stats, centroids, area)
-            w, h = stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]
-        length = np.maximum(w, h) - 2
         # Rain and thin wires: long streaks about a pixel thick (a thrown object of 5 px is thicker).
+        # They go before fragments are joined, so a drop passing an object is not merged into it.
+        length = np.maximum(w, h) - 2
         streak = (length >= 5) & (area < 1.6 * length)
-        keep = (area >= self._min_area) & (length <= self._max_dim) & ~streak
         self.stats["streaks"] += int(streak.sum())
+        crowded = len(area) > 200  # joining fragments costs O(n²): not in a frame full of motion
+        if streak.any():
+            stats, centroids, area = stats[~streak], centroids[~streak], area[~streak]
+        if len(area) > 1 and not crowded:
+            stats, centroids, area = _merge_fragments(stats, centroids, area)
+        w, h = stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]
+        length = np.maximum(w, h) - 2
+        streak = (length >= 5) & (area < 1.6 * length)
+        # Specks below the minimum area are kept as weak blobs: a small object against a facade of
+        # nearly its own brightness shows only as one or two pixels in some frames; they may continue a
+        # track that is already being followed, never start one (noise makes such specks everywhere).
+        keep = (area >= 1) & (length <= self._max_dim) & ~streak
+        strong = area >= self._min_area
         f = self._factor
         xs = (centroids[keep, 0] * f + (f - 1) / 2) * self._sx
         ys = (centroids[keep, 1] * f + (f - 1) / 2) * self._sy
         size = np.maximum(np.sqrt(area[keep]), length[keep]) * f * self._sx  # across its longer side
-        return np.stack([xs, ys, size], axis=1)
+        return np.stack([xs, ys, size, strong[keep].astype(float)], axis=1)
 
     def _age_tracks(self, index: int) -> list[Detection]:
         """A frame without usable blobs still counts as a miss for every open track."""
@@ -319,13 +329,42 @@ class Detector:
         """Judge a track, first as the continuation of a recently ended one (a track lost for a moment)."""
         first = track.points[0][0]
         horizon = first - JOIN_SECONDS * self.fps
-        self._recent = [t for t in self._recent if t.last_frame >= horizon][-MAX_RECENT:]
-        for prior in sorted(self._recent, key=lambda t: -t.last_frame)[:JOIN_ATTEMPTS]:
-            joined = self._join(prior, track)
-            if joined is None:
-                continue
-            fit = self._fit(joined)
-            if not fit.ok and fit.reason in PENDING and not prior.reported:
+        live = [t for t in self._recent if t.last_frame >= horizon]
+        if len(live) > MAX_RECENT:
+            # A busy scene ends many tracks a second; a reported object's stays, to catch its rest.
+            others = [t for t in live if not t.reported]
+            cut = {id(t) for t in others[: len(others) - MAX_RECENT]}
+            live = [t for t in live if id(t) not in cut]
+        self._recent = live
+        # The nearest plausible pieces first: in a busy scene (clouds, rain, leaves) many unrelated tracks
+        # end in the meantime, and the most recent ones are rarely the object's own earlier piece.
+        candidates = []
+        for prior in self._recent:
+            near = self._join_gap(prior, track)
+            if near is not None:
+                candidates.append((near[0], near[1], prior))
+        candidates.sort(key=lambda c: c[0])
+        for _, n, prior in candidates[:JOIN_ATTEMPTS]:
+            joined = Track(
+                prior.id,
+                prior.points[:n] + track.points,
+                prior.sizes[:n] + track.sizes,
+                reported=prior.reported,
+            )
+            if prior.reported:
+                # The rest of an object already reported, if it goes on where that object's motion leads
+                # (a piece of something else joined on would bend the reported path's end).
+                if not self._continues(prior, track):
+                    continue
+                self._recent.remove(prior)
+                joined.reported = True
+                self._recent.append(joined)
+                return None
+            if len(joined.points) < self.thresholds.min_points:
+                fit = TrackFit(False, "too_few_points", 0.0, 0, self.fps, (0.0,), (0.0,), 0.0, 0.0, 0)
+            else:
+                fit = self._fit(joined)
+            if not fit.ok and fit.reason in PENDING:
                 # Still too short to judge: keep the pieces together for the next one.
                 self._recent.remove(prior)
                 self._recent.append(joined)
@@ -334,9 +373,6 @@ class Detector:
                 continue
             self._recent.remove(prior)
             self._recent.append(joined)
-            if prior.reported:  # the rest of an object already reported
-                joined.reported = True
-                return None
             det = self._detection(joined, fit)
             joined.reported = det is not None
             return det
@@ -351,20 +387,43 @@ class Detector:
         track.reported = det is not None
         return det
 
-    def _join(self, prior: Track, track: Track) -> Track | None:
-        """The two tracks as one, if the second could be the first one's object found again."""
+    def _continues(self, prior: Track, track: Track) -> bool:
+        """Whether the track starts where the prior one's motion leads: its velocity at the end from its
+        last points (the mean velocity over them plus the gravity since their middle), carried on with
+        gravity over the gap."""
         first_frame, fx, fy = track.points[0]
-        before = [p for p in prior.points if p[0] < first_frame]
-        if len(before) < 2:
+        before = [p for p in prior.points if p[0] < first_frame][-6:]
+        if len(before) < 3:
+            return False
+        (fa, xa, ya), (fb, xb, yb) = before[0], before[-1]
+        gap, span = first_frame - fb, fb - fa
+        g2 = self._g_px_frame2
+        vx, vy = (xb - xa) / span, (yb - ya) / span + g2 * span
+        px, py = xb + vx * gap, yb + vy * gap + g2 * gap * gap
+        size = sorted(prior.sizes)[len(prior.sizes) // 2]
+        return math.hypot(fx - px, fy - py) <= 10.0 + 1.5 * size + (0.2 * math.hypot(vx, vy) + 1.0) * gap
+
+    @staticmethod
+    def _join_gap(prior: Track, track: Track) -> tuple[float, int] | None:
+        """If the second track could be the first one's object found again: the distance from where the
+        first was last seen before the second began, and how many of its points precede the second."""
+        first_frame, fx, fy = track.points[0]
+        pts = prior.points
+        n = len(pts)
+        while n and pts[n - 1][0] >= first_frame:
+            n -= 1
+        if n < 2:
             return None
-        lf, lx, ly = before[-1]
+        lf, lx, ly = pts[n - 1]
         gap = first_frame - lf
-        size = float(np.median(prior.sizes))
-        reach = 20.0 + 2.0 * size + gap * 0.5 * (abs(fy - ly) / max(gap, 1) + 60.0)
-        if math.hypot(fx - lx, fy - ly) > reach or fy < ly - 10.0 - size:
+        dist = math.hypot(fx - lx, fy - ly)
+        reach = 20.0 + gap * 0.5 * (abs(fy - ly) / max(gap, 1) + 60.0)
+        if dist > reach + 2.0 * max(prior.sizes):  # the cheap test first
             return None
-        n = len(before)
-        return Track(prior.id, before + track.points, prior.sizes[:n] + track.sizes, reported=prior.reported)
+        size = sorted(prior.sizes)[len(prior.sizes) // 2]
+        if dist > reach + 2.0 * size or fy < ly - 10.0 - size:
+            return None
+        return dist, n
 
     def _fit(self, track: Track) -> TrackFit:
         """The physical test in the facade's metric heights (floor lines undo the perspective), expressed

@@ -83,13 +83,71 @@ def _fit(t: np.ndarray, v: np.ndarray, weights: np.ndarray, degree: int = 2) -> 
     return coef
 
 
+ENDPOINT_OUTLIERS = 2  # far points taken out one at a time before the median-based trimming
+
+
+def _worst_point(
+    t: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    keep: np.ndarray,
+    cx: np.ndarray,
+    cy: np.ndarray,
+    degree_y: int,
+) -> tuple[int, float, float]:
+    """The kept point farthest from the fit of the others (leave-one-out), that distance, and the others'
+    robust spread (1.4826 × median leave-one-out distance); -1 when too few points remain."""
+    idx = np.flatnonzero(keep > 0)
+    if len(idx) < 6:
+        return -1, 0.0, 0.0
+    ts = t[idx]
+    lev = []
+    for degree in (2, degree_y):
+        a = np.stack([ts**k for k in range(degree + 1)], axis=1)
+        q, _ = np.linalg.qr(a)
+        lev.append(np.minimum((q**2).sum(axis=1), 0.95))
+    rx = (x[idx] - np.polyval(cx[::-1], ts)) / (1 - lev[0])
+    ry = (y[idx] - np.polyval(cy[::-1], ts)) / (1 - lev[1])
+    loo = np.hypot(rx, ry)
+    j = int(np.argmax(loo))
+    return int(idx[j]), float(loo[j]), 1.4826 * float(np.median(loo))
+
+
 def _robust_fit(
-    t: np.ndarray, x: np.ndarray, y: np.ndarray, *, degree_y: int = 2
+    t: np.ndarray, x: np.ndarray, y: np.ndarray, *, degree_y: int = 2, endpoints: bool = False
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Quadratic x(t), polynomial y(t), refitted without points far off (by the median deviation)."""
+    """Quadratic x(t), polynomial y(t), refitted without points far off (by the median deviation);
+    with `endpoints`, far points with much leverage are taken out first."""
     keep = np.ones_like(t)
     cx = _fit(t, x, keep)
     cy = _fit(t, y, keep, degree_y)
+    if not endpoints:
+        return _trim(t, x, y, keep, cx, cy, degree_y)
+    # A far point at either end (a rain drop or a leaf the tracker took before or after the object) pulls
+    # a polynomial towards itself, so much that its own residual no longer shows it: the point whose
+    # leave-one-out residual (residual / (1 − leverage)) is worst goes first, one at a time, while it
+    # lies far off the fit of the others.
+    for _ in range(ENDPOINT_OUTLIERS):
+        worst, gap, spread = _worst_point(t, x, y, keep, cx, cy, degree_y)
+        if worst < 0 or gap <= max(4.0 * spread, 6.0):
+            break
+        keep = keep.copy()
+        keep[worst] = 0
+        cx = _fit(t, x, keep)
+        cy = _fit(t, y, keep, degree_y)
+    return _trim(t, x, y, keep, cx, cy, degree_y)
+
+
+def _trim(
+    t: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    keep: np.ndarray,
+    cx: np.ndarray,
+    cy: np.ndarray,
+    degree_y: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Refit without the points far off the fit by the median deviation, a few rounds."""
     for _ in range(4):
         res = np.hypot(x - np.polyval(cx[::-1], t), y - np.polyval(cy[::-1], t))
         limit = max(3.0 * 1.4826 * float(np.median(res)), 2.0)
@@ -168,6 +226,12 @@ def _judge(
     rms_limit = th.max_rms_px + min(0.15 * size_px, 6.0)
     cxa, cya, keep = _robust_fit(t, x, y)
     rms = _rms(t, x, y, cxa, cya, keep)
+    if rms > rms_limit or 1 - keep.sum() / len(t) > th.max_outliers:
+        # Perhaps a far point at an end bent the fit (see _robust_fit): without it, if that is better.
+        cxe, cye, keepe = _robust_fit(t, x, y, endpoints=True)
+        rmse = _rms(t, x, y, cxe, cye, keepe)
+        if rmse < rms:
+            cxa, cya, keep, rms = cxe, cye, keepe, rmse
     if rms > rms_limit and t[-1] >= 0.8:
         # Drag: a light object's fall slows its acceleration down; a cubic term takes that in, as long
         # as the acceleration only decreases and stays downward over the track.
@@ -189,7 +253,9 @@ def _judge(
     if rms > rms_limit:
         return reject("not_smooth")
     # A fall is mostly downward and long against the jitter (cloud edges and birds drift sideways).
-    if drop < 1.5 * abs(x[-1] - x[0]) or drop < 10.0 * rms:
+    kx, ky = x[keep > 0], y[keep > 0]  # the points the fit kept: a dropped one says nothing of the path
+    drop = ky[-1] - ky.min()
+    if drop < 1.5 * abs(kx[-1] - kx[0]) or drop < 10.0 * rms:
         return reject("not_a_fall")
     if ratio < th.accel_low:
         return reject("too_slow_acceleration")

@@ -11,6 +11,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+WEAK_AFTER = 4  # points a track needs before a weak blob may continue it
+WEAK_GATE = 0.6  # share of the gate a weak blob must lie within
+WEAK_LAST = 1e6  # added to a weak blob's distance: a track takes one only when no strong blob is left for it
+
 
 @dataclass
 class Track:
@@ -84,14 +88,26 @@ class Tracker:
         self._next_id = 1
 
     def update(self, frame: int, blobs: np.ndarray, *, gravity_px_per_frame2: float) -> list[Track]:
-        """Associate blobs (rows x, y, size) with tracks; return the tracks closed at this frame."""
+        """Associate blobs (rows x, y, size[, strong]) with tracks; return the tracks closed at this frame.
+
+        A weak blob (strong = 0: a faint speck that could be noise) only continues a track already
+        followed for WEAK_AFTER points, close to where it is predicted; it never starts one.
+        """
         tracks = self.tracks
         taken_blob = np.zeros(len(blobs), dtype=bool)
+        weak = (
+            blobs[:, 3] == 0 if blobs.ndim == 2 and blobs.shape[1] > 3 else np.zeros(len(blobs), dtype=bool)
+        )
         if tracks and len(blobs):
             preds = np.array([t.predict(frame, gravity_px_per_frame2=gravity_px_per_frame2) for t in tracks])
             d = np.hypot(blobs[None, :, 0] - preds[:, None, 0], blobs[None, :, 1] - preds[:, None, 1])
             d[d > preds[:, 2:3]] = np.inf
-            # Greedy: the closest pairs first, each track and blob used once.
+            if weak.any():
+                young = np.array([len(t.points) < WEAK_AFTER for t in tracks])
+                d[np.ix_(young, weak)] = np.inf
+                d[:, weak] = np.where(d[:, weak] > WEAK_GATE * preds[:, 2:3], np.inf, d[:, weak] + WEAK_LAST)
+            # Greedy: the closest pairs first (every strong blob before any weak one), each track and blob
+            # used once.
             finite = np.flatnonzero(np.isfinite(d))
             order = finite[np.argsort(d.flat[finite], kind="stable")]
             taken_track = np.zeros(len(tracks), dtype=bool)
@@ -100,7 +116,7 @@ class Tracker:
                 if taken_track[ti] or taken_blob[bi]:
                     continue
                 taken_track[ti] = taken_blob[bi] = True
-                bx, by, bs = blobs[bi]
+                bx, by, bs = blobs[bi][:3]
                 tracks[ti].points.append((frame, float(bx), float(by)))
                 tracks[ti].sizes.append(float(bs))
                 tracks[ti].misses = 0
@@ -110,10 +126,10 @@ class Tracker:
             if t.last_frame != frame:
                 t.misses += 1
             (closed if t.misses > self.max_misses else still).append(t)
-        for free in np.flatnonzero(~taken_blob):
+        for free in np.flatnonzero(~taken_blob & ~weak):
             if len(still) >= self.max_tracks:
                 break
-            bx, by, bs = blobs[free]
+            bx, by, bs = blobs[free][:3]
             still.append(Track(self._next_id, [(frame, float(bx), float(by))], [float(bs)]))
             self._next_id += 1
         self.tracks = still
