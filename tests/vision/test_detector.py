@@ -252,3 +252,23 @@ def test_an_object_hidden_while_many_other_things_come_and_go_is_one_detection()
     found, det = run(sc.frames(110, painters=[scene]))
     assert len(found) == 1, (det.rejections, [(d.start_frame, d.origin) for d in found])
     assert found[0].floor == 11 and found[0].trajectory[0][0] < 48
+
+
+def test_the_rest_of_a_reported_object_is_still_recognised_after_later_short_tracks_ended() -> None:
+    # Tracks end out of the order they began: short movements that start after the object reappeared end
+    # (and are judged) before it; they must not make the detector forget the object's first piece.
+    y0 = sc.floor_y(10.5)
+    fall = sc.falling(start=25, x0=260, y0=y0)
+    rng = np.random.default_rng(5)
+    flickers = [(int(rng.integers(76, 86)), rng.uniform(400, 600), rng.uniform(60, 300)) for _ in range(8)]
+
+    def scene(img: np.ndarray, i: int) -> None:
+        if not 48 <= i < 57:
+            fall(img, i)
+        for start, x, y in flickers:
+            if start <= i < start + 4:
+                cv2.circle(img, (round(x + 3 * (i - start)), round(y)), 3, (40, 40, 40), -1)
+
+    found, det = run(sc.frames(110, painters=[scene]))
+    assert len(found) == 1, (det.rejections, [(d.start_frame, d.origin) for d in found])
+    assert found[0].trajectory[0][0] < 48

@@ -316,6 +316,9 @@ class Detector:
         return old
 
     def _judge_all(self, tracks: list[Track]) -> list[Detection]:
+        if not tracks:
+            return []
+        self._prune_recent(tracks)
         out = []
         for track in tracks:
             if len(track.points) < 3:
@@ -325,10 +328,11 @@ class Detector:
                 out.append(det)
         return out
 
-    def _judge_joined(self, track: Track) -> Detection | None:
-        """Judge a track, first as the continuation of a recently ended one (a track lost for a moment)."""
-        first = track.points[0][0]
-        horizon = first - JOIN_SECONDS * self.fps
+    def _prune_recent(self, judged: list[Track]) -> None:
+        """Forget ended tracks no open or judged track could continue (tracks end out of the order they
+        began: a long one judged now may continue a piece that ended before shorter, later ones began)."""
+        oldest = min(t.points[0][0] for t in (*self.tracker.tracks, *judged))
+        horizon = oldest - JOIN_SECONDS * self.fps
         live = [t for t in self._recent if t.last_frame >= horizon]
         if len(live) > MAX_RECENT:
             # A busy scene ends many tracks a second; a reported object's stays, to catch its rest.
@@ -336,10 +340,16 @@ class Detector:
             cut = {id(t) for t in others[: len(others) - MAX_RECENT]}
             live = [t for t in live if id(t) not in cut]
         self._recent = live
+
+    def _judge_joined(self, track: Track) -> Detection | None:
+        """Judge a track, first as the continuation of a recently ended one (a track lost for a moment)."""
+        horizon = track.points[0][0] - JOIN_SECONDS * self.fps
         # The nearest plausible pieces first: in a busy scene (clouds, rain, leaves) many unrelated tracks
         # end in the meantime, and the most recent ones are rarely the object's own earlier piece.
         candidates = []
         for prior in self._recent:
+            if prior.last_frame < horizon:
+                continue
             near = self._join_gap(prior, track)
             if near is not None:
                 candidates.append((near[0], near[1], prior))
@@ -352,10 +362,15 @@ class Detector:
                 reported=prior.reported,
             )
             if prior.reported:
-                # The rest of an object already reported, if it goes on where that object's motion leads
-                # (a piece of something else joined on would bend the reported path's end).
+                # The rest of an object already reported: it goes on where that object's motion leads, or
+                # the whole still passes with most of the new piece on the fitted path (a piece of something
+                # else joined on would otherwise be taken in as outliers and bend the reported path's end).
                 if not self._continues(prior, track):
-                    continue
+                    if len(joined.points) < self.thresholds.min_points:
+                        continue
+                    fit = self._fit(joined)
+                    if not fit.ok or fit.inliers - n < 0.6 * len(track.points):
+                        continue
                 self._recent.remove(prior)
                 joined.reported = True
                 self._recent.append(joined)
