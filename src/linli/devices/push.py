@@ -9,13 +9,14 @@ through the same ingest as everything else; a body the adapter cannot read becom
 from __future__ import annotations
 
 import hmac
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 
 from sqlalchemy.orm import Session
 
 from linli.core.errors import Forbidden, Invalid, NotFound, Unauthorized
 from linli.devices import adapters, deadletters, media, register, store
+from linli.devices.events import Envelope
 from linli.devices.models import Device
 from linli.devices.receive import Received
 from linli.devices.service import ingest
@@ -54,7 +55,36 @@ def receive_push(
             f"adapter {adapter_name} cannot take pushes yet (it needs a stored mapping)", field="adapter"
         )
     device = authenticate_key(session, serial=serial, key=key)
-    source = f"push:{adapter_name}"[:64]
+    return translate(
+        session,
+        device=device,
+        source=f"push:{adapter_name}"[:64],
+        name=adapter_name,
+        parse=adapter.parse,
+        extract=getattr(adapter.module, "extract_media", None),
+        body=body,
+        headers=headers,
+        now=now,
+    )
+
+
+def translate(
+    session: Session,
+    *,
+    device: Device,
+    source: str,
+    name: str,
+    parse: Callable[..., list[Envelope]],
+    extract: Callable[..., dict[str, bytes]] | None,
+    body: bytes,
+    headers: Mapping[str, str],
+    now: datetime,
+) -> Received:
+    """Keep the raw body, read it with parse, store its pictures and ingest: what every vendor push does.
+
+    A body parse cannot read becomes a dead letter, and the error comes back for the caller to raise once
+    the dead letter is committed.
+    """
     raw_id = store.save_raw(
         session,
         received_at=now,
@@ -64,7 +94,7 @@ def receive_push(
         device_serial=device.serial,
     )
     try:
-        envelopes = adapter.parse(body, headers, device=device.serial, received_at=now)
+        envelopes = parse(body, headers, device=device.serial, received_at=now)
     except adapters.AdapterParseError as exc:
         letter = deadletters.record(
             session,
@@ -77,10 +107,10 @@ def receive_push(
             raw_id=raw_id,
         )
         store.link_raw(session, raw_id, event_ids=[], dead_letter_id=letter.id)
-        return Received(None, Invalid(f"{adapter_name} could not read the body: {exc}", field="body"))
+        return Received(None, Invalid(f"{name} could not read the body: {exc}", field="body"))
     envelopes = media.store_pictures(
         session,
-        extract=getattr(adapter.module, "extract_media", None),
+        extract=extract,
         body=body,
         headers=headers,
         envelopes=list(envelopes),

@@ -15,12 +15,9 @@ from linli.core.errors import Invalid, TooLarge
 from linli.core.outbox import deliver_outbox
 from linli.core.timeutil import utcnow
 from linli.db import unit_of_work
-from linli.devices import adapters, deadletters, store
 from linli.devices.mappings import bindings, preview, pull, service, upload
 from linli.devices.mappings.models import MappingVersion, PullSource, StoredMapping
 from linli.devices.models import Device
-from linli.devices.push import authenticate_key
-from linli.devices.service import ingest
 from linli.web.deps import DB, CurrentPrincipal
 
 router = APIRouter(prefix="/api/v1", tags=["mappings"])
@@ -255,50 +252,20 @@ async def ingest_mapped(request: Request, serial: str, key: str | None = None) -
     factory, bus = request.app.state.session_factory, request.app.state.bus
 
     def run() -> dict[str, Any]:
-        error: Exception | None = None
         with unit_of_work(factory) as session:
-            device = authenticate_key(session, serial=serial, key=key)
-            named = headers.get("x-linli-mapping", "")
-            adapter = (
-                f"{bindings.MAPPING_PREFIX}{named}" if named else bindings.adapter_of(session, device=device)
-            )
-            if not adapter:
-                raise Invalid(f"设备 {serial} 没有绑定适配器或映射", field="adapter")
-            reader = bindings.reader_for(session, adapter=adapter, community_code=device.community_code)
-            source = f"push:{reader.source}"[:64]
-            raw_id = store.save_raw(
+            received = bindings.receive_mapped(
                 session,
-                received_at=utcnow(),
-                source=source,
+                serial=serial,
+                key=key,
+                mapping_name=headers.get("x-linli-mapping", ""),
                 body=body,
-                content_type=headers.get("content-type", ""),
-                device_serial=device.serial,
+                headers=headers,
+                now=utcnow(),
             )
-            now = utcnow()
-            try:
-                envelopes = reader.parse(body, headers, device=device.serial, received_at=now)
-            except adapters.AdapterParseError as exc:
-                letter = deadletters.record(
-                    session,
-                    reason=f"adapter: {exc}",
-                    item=body,
-                    source=source,
-                    received_at=now,
-                    device=device,
-                    sender=device,
-                    raw_id=raw_id,
-                )
-                store.link_raw(session, raw_id, event_ids=[], dead_letter_id=letter.id)
-                error = Invalid(f"{adapter} could not read the body: {exc}", field="body")
-                summary: dict[str, Any] = {}
-            else:
-                result = ingest(
-                    session, list(envelopes), source=source, received_at=now, sender=device, raw_id=raw_id
-                )
-                summary = result.summary()
-        if error is not None:  # raised only now: the dead letter is committed
-            raise error
+        if received.error is not None:  # raised only now: the dead letter is committed
+            raise received.error
         deliver_outbox(factory, bus)
-        return summary
+        assert received.result is not None
+        return received.result.summary()
 
     return JSONResponse(await run_in_threadpool(run))

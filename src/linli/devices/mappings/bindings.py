@@ -25,6 +25,8 @@ from linli.devices.events import Envelope
 from linli.devices.mappings import service as mappings
 from linli.devices.mappings.models import DeviceBinding
 from linli.devices.models import Device
+from linli.devices.push import authenticate_key, translate
+from linli.devices.receive import Received
 
 MAPPING_PREFIX = "mapping:"
 NEEDS_DOCUMENT = "mapping"  # the bare mapping adapter cannot be bound: it needs a document's name
@@ -39,6 +41,7 @@ class Reader:
     adapter: str
     mapping: CompiledMapping | None
     parse: ParseFn
+    extract: Callable[..., dict[str, bytes]] | None = None  # the adapter's pictures (devices/media.py)
 
     @property
     def source(self) -> str:
@@ -70,7 +73,36 @@ def reader_for(session: Session, *, adapter: str, community_code: str) -> Reader
         found = adapters.get(adapter)
     except adapters.AdapterError:
         raise NotFound(f"没有名为 {adapter} 的适配器或映射", field="adapter") from None
-    return Reader(adapter, None, found.parse)
+    return Reader(adapter, None, found.parse, getattr(found.module, "extract_media", None))
+
+
+def receive_mapped(
+    session: Session,
+    *,
+    serial: str,
+    key: str | None,
+    mapping_name: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    now: datetime,
+) -> Received:
+    """A vendor push read with the named mapping, else the device's bound adapter or mapping."""
+    device = authenticate_key(session, serial=serial, key=key)
+    adapter = f"{MAPPING_PREFIX}{mapping_name}" if mapping_name else adapter_of(session, device=device)
+    if not adapter:
+        raise Invalid(f"设备 {serial} 没有绑定适配器或映射", field="adapter")
+    reader = reader_for(session, adapter=adapter, community_code=device.community_code)
+    return translate(
+        session,
+        device=device,
+        source=f"push:{reader.source}"[:64],
+        name=adapter,
+        parse=reader.parse,
+        extract=reader.extract,
+        body=body,
+        headers=headers,
+        now=now,
+    )
 
 
 def adapter_of(session: Session, *, device: Device) -> str | None:
