@@ -6,7 +6,7 @@ See README.md for the adapter shape and the declarative mapping language.
 from __future__ import annotations
 
 from linli.devices.adapters.errors import AdapterError, AdapterParseError
-from linli.devices.adapters.registry import Adapter, AdapterRoot, Manifest, discover, get, load
+from linli.devices.adapters.registry import Adapter, AdapterRoot, Manifest, discover, get, load, names
 
 __all__ = [
     "Adapter",
@@ -17,4 +17,5 @@ __all__ = [
     "discover",
     "get",
     "load",
+    "names",
 ]

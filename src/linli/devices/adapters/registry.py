@@ -146,3 +146,8 @@ def get(name: str) -> Adapter:
         return adapters[name]
     except KeyError:
         raise AdapterError(name, f"no such adapter; known: {', '.join(sorted(adapters))}") from None
+
+
+def names() -> list[str]:
+    """The names of the known adapters, sorted."""
+    return sorted(_loaded if _loaded is not None else load())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
+import httpx
 from fastapi import APIRouter, BackgroundTasks, File, Form, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
@@ -236,6 +237,22 @@ def save_pull_source(
     )
     _, device = pull.get_or_raise(session, principal, source_id=source.id)
     return _source_out(source, device)
+
+
+@router.post("/devices/{device_id}/pull-source/poll")
+def poll_pull_source(
+    device_id: int, request: Request, session: DB, principal: CurrentPrincipal, background: BackgroundTasks
+) -> dict[str, Any]:
+    """Poll the device's source once now (audited); ok says whether its answer was stored."""
+    source = pull.request_poll(session, principal, device_id=device_id, now=utcnow())
+    session.commit()  # the poll writes in transactions of its own: the request's must not hold the lock
+    factory = request.app.state.session_factory
+    with httpx.Client(follow_redirects=False) as client:
+        ok = pull.poll_one(factory, source_id=source.id, now=utcnow(), client=client)
+    background.add_task(deliver_outbox, factory, request.app.state.bus)  # the stored events, to the bus
+    session.refresh(source)
+    _, device = pull.get_or_raise(session, principal, source_id=source.id)
+    return {"ok": ok, "source": _source_out(source, device)}
 
 
 @router.post("/ingest/mapped/{serial}", tags=["ingest"])

@@ -97,14 +97,50 @@ class PollFailed(Exception):
         self.body = body
 
 
+class PullConfigInvalid(Invalid):
+    """A pull config refused: the first field in `field`, every problem by its field path in `problems`."""
+
+    def __init__(self, message: str, *, field: str, problems: dict[str, str]) -> None:
+        super().__init__(message, field=field)
+        self.problems = problems
+
+
+def _problem(error: Any) -> str:
+    """One pydantic problem in words for the console (the API's message keeps pydantic's)."""
+    kind, ctx = error.get("type", ""), error.get("ctx") or {}
+    if kind in ("int_parsing", "int_type", "int_from_float"):
+        return "应为整数"
+    if kind in ("float_parsing", "float_type"):
+        return "应为数字"
+    if kind in ("greater_than_equal", "greater_than"):
+        return f"应{'不小于' if kind.endswith('equal') else '大于'} {ctx.get('ge', ctx.get('gt'))}"
+    if kind in ("less_than_equal", "less_than"):
+        return f"应{'不大于' if kind.endswith('equal') else '小于'} {ctx.get('le', ctx.get('lt'))}"
+    if kind == "string_too_short":
+        return f"至少 {ctx.get('min_length')} 个字符" if ctx.get("min_length", 0) > 1 else "必填"
+    if kind == "string_too_long":
+        return f"最多 {ctx.get('max_length')} 个字符"
+    if kind == "literal_error":
+        return f"应为 {ctx.get('expected')} 之一"
+    if kind == "missing":
+        return "必填"
+    if kind == "extra_forbidden":
+        return "不认识的设置项"
+    if kind == "value_error":
+        return str(ctx.get("error") or error.get("msg", ""))
+    return str(error.get("msg", ""))
+
+
 def parse_config(data: dict[str, Any]) -> PullConfig:
-    """A pull config validated (Invalid naming the field)."""
+    """A pull config validated (PullConfigInvalid naming the first field, and each problem by field)."""
     try:
         return PullConfig.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        raise Invalid(
-            f"拉取配置有误: {describe_validation(exc)}", field=".".join(map(str, first["loc"]))
+        problems: dict[str, str] = {}
+        for error in exc.errors():
+            problems.setdefault(".".join(map(str, error["loc"])) or "config", _problem(error))
+        raise PullConfigInvalid(
+            f"拉取配置有误: {describe_validation(exc)}", field=next(iter(problems)), problems=problems
         ) from None
 
 
@@ -149,6 +185,39 @@ def save(
         target_id=device.id,
         area_code=device.area_code,
         detail={"serial": device.serial, "url": checked.url, "adapter": checked.adapter, "enabled": enabled},
+    )
+    return source
+
+
+def for_device(session: Session, principal: Principal, *, device_id: int) -> tuple[PullSource | None, Device]:
+    """A device in the caller's scope (else NotFound) and its pull source, if it has one."""
+    principal.require(Perm.DEVICES_READ)
+    device = register.get_or_raise(session, device_id=device_id)
+    return session.scalar(select(PullSource).where(PullSource.device_id == device.id)), device
+
+
+def header_names(source: PullSource | None) -> list[str]:
+    """The names of a source's stored request headers (their values are never shown back)."""
+    if source is None or not source.secret_headers:
+        return []
+    return sorted(json.loads(source.secret_headers))
+
+
+def request_poll(session: Session, principal: Principal, *, device_id: int, now: datetime) -> PullSource:
+    """Ask for a poll of a device's source now (audited); run it with poll_one once this has committed."""
+    principal.require(Perm.DEVICES_WRITE)
+    source, device = for_device(session, principal, device_id=device_id)
+    if source is None:
+        raise NotFound("该设备没有配置拉取源", field="pull_source")
+    source.next_poll_at = now  # also due for the scheduled job, should the poll asked for here not run
+    audit.record(
+        session,
+        actor=principal.actor,
+        action="device.pull_poll",
+        target_type="device",
+        target_id=device.id,
+        area_code=device.area_code,
+        detail={"serial": device.serial, "source_id": source.id},
     )
     return source
 
