@@ -20,8 +20,8 @@ from linli.core.timeutil import utcnow
 from linli.db import unit_of_work
 from linli.devices import push, queries, signing, store
 from linli.devices.events import json_schemas
-from linli.devices.receive import receive
-from linli.devices.schemas import EventOut, EventPage, IngestOut
+from linli.devices.receive import is_multipart, receive, receive_media
+from linli.devices.schemas import EventOut, EventPage, IngestOut, MediaOut
 from linli.settings import Settings
 from linli.web.deps import DB, CurrentPrincipal
 
@@ -37,7 +37,12 @@ async def ingest_events(request: Request) -> JSONResponse:
     200 even if some events are rejected: the body says which (index) and why.
     """
     settings: Settings = request.app.state.settings
-    body = await _read_body(request, settings.ingest_max_bytes)
+    # A multipart body carries pictures: it may be as large as a picture may be.
+    multipart = is_multipart(request.headers.get("content-type", ""))
+    limit = settings.ingest_max_bytes
+    if multipart:
+        limit = max(limit, settings.media_max_bytes)
+    body = await _read_body(request, limit)
     headers = request.headers
     factory, bus = request.app.state.session_factory, request.app.state.bus
 
@@ -60,6 +65,37 @@ async def ingest_events(request: Request) -> JSONResponse:
         return received.result.summary()
 
     return JSONResponse(await run_in_threadpool(run))
+
+
+@router.post("/api/v1/ingest/media", response_model=MediaOut, status_code=201, tags=["ingest"])
+async def ingest_media(request: Request, filename: str | None = None) -> JSONResponse:
+    """A picture or clip from a device, signed like events; reference the returned `ref` in its events.
+
+    The body is the file itself, its Content-Type the declared type (image/jpeg, image/png, image/gif,
+    image/webp, video/mp4, video/webm; checked against the bytes). Stored once per content (the same
+    bytes give the same ref), in the device's area; purged with the raw bodies (LINLI_RAW_RETENTION_DAYS)
+    unless an event refers to it by then.
+    """
+    settings: Settings = request.app.state.settings
+    body = await _read_body(request, settings.media_max_bytes)
+    headers = request.headers
+    factory = request.app.state.session_factory
+
+    def run() -> dict[str, Any]:
+        with unit_of_work(factory) as session:
+            return receive_media(
+                session,
+                serial=headers.get(signing.DEVICE_HEADER),
+                timestamp=headers.get(signing.TIMESTAMP_HEADER),
+                signature=headers.get(signing.SIGNATURE_HEADER),
+                body=body,
+                content_type=headers.get("content-type", ""),
+                filename=filename,
+                now=utcnow(),
+                skew_seconds=settings.ingest_clock_skew_seconds,
+            )
+
+    return JSONResponse(await run_in_threadpool(run), status_code=201)
 
 
 @router.post("/api/v1/ingest/push/{adapter}/{serial}", response_model=IngestOut, tags=["ingest"])

@@ -164,7 +164,11 @@ class MediaRef(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     kind: Literal["image", "video"]
-    ref: str = Field(max_length=256, description="media store key or URL the hub can fetch")
+    ref: str = Field(
+        max_length=256,
+        description="a media key (sha256:…) from POST /api/v1/ingest/media, upload:<part> of a multipart "
+        "request, or an http(s) URL kept as a reference (not fetched)",
+    )
     content_type: str = Field(default="image/jpeg", max_length=64)
     label: str = Field(default="", max_length=64, description="e.g. plate, face, scene, evidence")
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Callable, Mapping
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -74,7 +75,7 @@ def translate(
     device: Device,
     source: str,
     name: str,
-    parse: Callable[..., list[Envelope]],
+    parse: Callable[..., list[Any]],
     extract: Callable[..., dict[str, bytes]] | None,
     body: bytes,
     headers: Mapping[str, str],
@@ -108,16 +109,20 @@ def translate(
         )
         store.link_raw(session, raw_id, event_ids=[], dead_letter_id=letter.id)
         return Received(None, Invalid(f"{name} could not read the body: {exc}", field="body"))
-    envelopes = media.store_pictures(
-        session,
-        extract=extract,
-        body=body,
-        headers=headers,
-        envelopes=list(envelopes),
-        device=device,
-        source=source,
-        received_at=now,
-        raw_id=raw_id,
+    items: list[Any] = list(envelopes)  # Envelopes; a parse may leave items it could not read to ingest
+    pictured = iter(
+        media.store_pictures(
+            session,
+            extract=extract,
+            body=body,
+            headers=headers,
+            envelopes=[e for e in items if isinstance(e, Envelope)],
+            device=device,
+            source=source,
+            received_at=now,
+            raw_id=raw_id,
+        )
     )
-    result = ingest(session, list(envelopes), source=source, received_at=now, sender=device, raw_id=raw_id)
+    items = [next(pictured) if isinstance(e, Envelope) else e for e in items]
+    result = ingest(session, items, source=source, received_at=now, sender=device, raw_id=raw_id)
     return Received(result)

@@ -1,23 +1,34 @@
 """The HTTP way in: authenticate a signed body, keep it raw, parse it, and ingest the events it holds.
 
-take_body (keep raw, parse, dead-letter malformed JSON) is shared with the MQTT way in.
+take_body (keep raw, parse, dead-letter malformed JSON) is shared with the MQTT way in. A multipart body
+carries its events as JSON in a part named `events` and pictures in the other parts, which the events
+reference as `upload:<part name>`; it goes the way of a vendor push (push.translate), pictures included.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from linli.core import jsonio
+from linli.core import jsonio, media
 from linli.core.errors import LinliError
 from linli.devices import deadletters, signing, store
+from linli.devices.adapters.common import media_type
+from linli.devices.adapters.errors import AdapterParseError
+from linli.devices.adapters.multipart import Part, split_multipart
+from linli.devices.events import Envelope
 from linli.devices.models import Device
 from linli.devices.service import IngestResult, ingest
 
+log = logging.getLogger(__name__)
 SOURCE = "http"
+EVENTS_PART = "events"
 
 
 class MalformedJson(LinliError):
@@ -156,6 +167,20 @@ def receive(
         now=now,
         skew_seconds=skew_seconds,
     )
+    if is_multipart(content_type):
+        from linli.devices import push  # push builds on this module: imported when needed
+
+        return push.translate(
+            session,
+            device=device,
+            source=SOURCE,
+            name="multipart",
+            parse=parse_multipart,
+            extract=multipart_pictures,
+            body=body,
+            headers={"content-type": content_type},
+            now=now,
+        )
     taken = take_body(
         session,
         body=body,
@@ -169,3 +194,86 @@ def receive(
         return Received(None, taken.error)
     result = ingest(session, taken.events, source=SOURCE, received_at=now, sender=device, raw_id=taken.raw_id)
     return Received(result)
+
+
+def is_multipart(content_type: str) -> bool:
+    """True for a multipart/form-data (or other multipart) body."""
+    return content_type.strip().lower().startswith("multipart/")
+
+
+def _parts(body: bytes, headers: Mapping[str, str]) -> tuple[Part, dict[str, bytes]]:
+    """The events part and the pictures by part name; AdapterParseError names what is wrong."""
+    _kind, params = media_type(headers)
+    parts = split_multipart(body, params.get("boundary", ""))
+    document = next((p for p in parts if p.name == EVENTS_PART), None)
+    if document is None:
+        raise AdapterParseError(f"multipart 中没有名为 {EVENTS_PART} 的 JSON 部分")
+    pictures: dict[str, bytes] = {}
+    for part in parts:
+        if part is document:
+            continue
+        if not part.name:
+            raise AdapterParseError("multipart 中有一个部分没有名称（Content-Disposition 的 name）")
+        if part.name in pictures or part.name == EVENTS_PART:
+            raise AdapterParseError(f"multipart 中部分名称 {part.name!r} 重复")
+        pictures[part.name] = part.body
+    return document, pictures
+
+
+def parse_multipart(
+    body: bytes, headers: Mapping[str, str], *, device: str | None = None, received_at: datetime | None = None
+) -> list[Any]:
+    """The events of a multipart body: Envelopes, and the items that are not (ingest rejects each)."""
+    document, _pictures = _parts(body, headers)
+    try:
+        items = parse_events(document.body)
+    except ValueError as exc:
+        raise AdapterParseError(f"{EVENTS_PART} 部分不是合法 JSON：{exc}") from None
+    out: list[Any] = []
+    for item in items:
+        try:
+            out.append(Envelope.model_validate(item))
+        except ValidationError:
+            out.append(item)
+    return out
+
+
+def multipart_pictures(body: bytes, headers: Mapping[str, str]) -> dict[str, bytes]:
+    """The picture parts of a multipart body by name (the keys of its events' upload: refs)."""
+    return _parts(body, headers)[1]
+
+
+def receive_media(
+    session: Session,
+    *,
+    serial: str | None,
+    timestamp: str | None,
+    signature: str | None,
+    body: bytes,
+    content_type: str,
+    filename: str | None,
+    now: datetime,
+    skew_seconds: int,
+) -> dict[str, Any]:
+    """Authenticate a signed picture or clip and keep it in the media store for the device's area.
+
+    Invalid (field "file") when the bytes are not an allowed picture or clip, TooLarge past the limit.
+    Unclaimed until an event refers to it (see media.resolve_refs); the purge job removes it otherwise.
+    """
+    device = signing.authenticate(
+        session,
+        serial=serial,
+        timestamp=timestamp,
+        signature=signature,
+        body=body,
+        now=now,
+        skew_seconds=skew_seconds,
+    )
+    try:
+        key = media.put(
+            session, body, content_type=content_type, area_code=device.area_code, filename=filename
+        )
+    except LinliError as exc:
+        log.warning("picture from %s refused: %s", device.serial, exc.message)
+        raise
+    return {"ref": key, "content_type": media.sniff(body) or content_type, "size": len(body)}

@@ -115,6 +115,14 @@ class IngestOut(BaseModel):
     rejected: list[dict[str, Any]]
 
 
+class MediaOut(BaseModel):
+    """A stored picture or clip: the ref to put in an event's media, its checked type and size."""
+
+    ref: str
+    content_type: str
+    size: int
+
+
 class EventOut(BaseModel):
     """A stored event."""
 

@@ -25,6 +25,7 @@ from linli.core.outbox import deliver_outbox
 from linli.core.timeutil import as_utc
 from linli.db import get_scope, set_scope
 from linli.devices import deadletters, health, linking, register, store
+from linli.devices import media as pictures
 from linli.devices.events import Envelope
 from linli.devices.models import DeadLetter, DeadLetterStatus, Device, DeviceKind
 from linli.devices.store import Accepted
@@ -126,6 +127,7 @@ def _ingest(
     try:
         result = IngestResult()
         accepted, failures = _judge(session, items, received_at=received_at, origins=origins, max_age=max_age)
+        pictures.resolve_refs(session, accepted, origins=origins, source=source, received_at=received_at)
         fresh, repeats = _deduplicate(accepted, result)
         linking.link(session, fresh)
         came_back = health.touch(fresh, received_at=received_at)
