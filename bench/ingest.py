@@ -82,6 +82,11 @@ TEMPLATES = 30_000
 BACKLOG = 5_000  # messages the publisher may be ahead of the consumer (keeps the broker queue bounded)
 BASELINE_CAP = 300_000  # rows copied by a baseline at most
 SECRET_KEY = "bench-ingest"
+FAST_CLIENT = shutil.which("mosquitto_pub") or ""  # Debian's mosquitto-clients
+PUBLISHER_NOTE = "mosquitto_pub (C, QoS 1, 1000 in flight), all events on the community gateway's topic"
+SLOW_NOTE = (
+    "paho in Python, each device on its own topic (mosquitto_pub not found, or LINLI_BENCH_PAHO_PUBLISHER)"
+)
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/linli_bench"
 TARGET_MQTT_PG, TARGET_HTTP_SQLITE, TARGET_RATIO, TARGET_P99_MS = 10_000, 20_000, 0.5, 200.0
 SERVER = (
@@ -543,6 +548,55 @@ def publisher(
     client.loop_stop()
 
 
+def fast_publisher(
+    url: str,
+    items: list[Template],
+    prefix: str,
+    seconds: float,
+    topic: str,
+    consumed: Any,
+    published: Any,
+    start: Any,
+) -> None:
+    """The fleet at max rate through Mosquitto's own C client (`mosquitto_pub -l`, QoS 1, 1000 in flight).
+
+    A paho publisher in Python costs about as much CPU per message as the hub spends storing it, and on
+    two cores it was what limited both the baseline and the ingest (4.5-6k msg/s); the devices of a real
+    district are not on the hub's machine. This process only writes the envelopes, one per line, to the
+    client's stdin; all of them go on the community gateway's topic (a gateway may send for its devices).
+    """
+    host, port, _, _ = broker_address(url)
+    client = subprocess.Popen(
+        [FAST_CLIENT, "-h", host, "-p", str(port), "-t", topic, "-q", "1", "-M", "1000", "-l",
+         "-i", f"bench-{prefix}"],
+        stdin=subprocess.PIPE,
+    )  # fmt: skip
+    assert client.stdin is not None
+    start.wait()
+    began = time.perf_counter()
+    n = 0
+    size = len(items)
+    while time.perf_counter() - began < seconds:
+        if n - consumed.value >= BACKLOG:
+            time.sleep(0.0005)
+            continue
+        lines = "".join(event_json(items[(n + i) % size], f"{prefix}-{n + i}") + "\n" for i in range(100))
+        client.stdin.write(lines.encode("utf-8"))
+        client.stdin.flush()
+        n += 100
+        published.value = n
+    client.stdin.close()
+    client.wait(120)
+    published.value = n
+
+
+def fast_topic(fleet: Fleet) -> str:
+    """The community gateway's events topic if Mosquitto's C client is here (else "": paho publishes)."""
+    if not FAST_CLIENT or os.environ.get("LINLI_BENCH_PAHO_PUBLISHER"):
+        return ""
+    return events_topic(COMMUNITY, fleet.gateway[0])
+
+
 @dataclass
 class Publishing:
     """A publisher process and its shared counters."""
@@ -553,18 +607,25 @@ class Publishing:
     start: Any
 
 
-def start_publisher(url: str, items: list[Template], prefix: str, seconds: float, rate: float) -> Publishing:
-    """Spawn the publisher; it connects, then waits for start.set()."""
+def start_publisher(
+    url: str, items: list[Template], prefix: str, seconds: float, rate: float, fast_topic: str = ""
+) -> Publishing:
+    """Spawn the publisher (fast_topic: Mosquitto's C client on that topic); it waits for start.set()."""
     ctx = mp.get_context("spawn")
     consumed, published, start = ctx.RawValue("q", 0), ctx.RawValue("q", 0), ctx.Event()
-    process = ctx.Process(
-        target=publisher, args=(url, items, prefix, seconds, rate, consumed, published, start), daemon=True
-    )
+    if fast_topic:
+        target: Callable[..., None] = fast_publisher
+        args: tuple[Any, ...] = (url, items, prefix, seconds, fast_topic, consumed, published, start)
+    else:
+        target, args = publisher, (url, items, prefix, seconds, rate, consumed, published, start)
+    process = ctx.Process(target=target, args=args, daemon=True)
     process.start()
     return Publishing(process, consumed, published, start)
 
 
-def bare_subscriber_rate(broker: Broker, items: list[Template], seconds: float) -> float:
+def bare_subscriber_rate(
+    broker: Broker, items: list[Template], seconds: float, fast_topic: str = ""
+) -> float:
     """Messages per second the broker delivers to a bare paho subscriber (auto-ack, no processing)."""
     host, port, _, _ = broker_address(broker.url)
     prefix = f"bare{uuid.uuid4().hex[:6]}"
@@ -581,7 +642,7 @@ def bare_subscriber_rate(broker: Broker, items: list[Template], seconds: float) 
     client.loop_start()
     client.subscribe("linli/+/+/events", qos=1)
     ready.wait(5)
-    pub = start_publisher(broker.url, items, prefix, seconds, 0)
+    pub = start_publisher(broker.url, items, prefix, seconds, 0, fast_topic)
     time.sleep(1.0)  # let the publisher connect
     stop = threading.Event()
 
@@ -656,14 +717,18 @@ class Ingest:
 
 
 def run_ingest(
-    ingest: Ingest, broker: Broker, items: list[Template], seconds: float, rate: float
+    ingest: Ingest, broker: Broker, items: list[Template], seconds: float, rate: float, fast_topic: str = ""
 ) -> dict[str, Any]:
-    """Publish for `seconds` (at `rate`, 0: max) while the ingest runs; the stored rate in that window."""
+    """Publish for `seconds` (at `rate`, 0: max) while the ingest runs; the stored rate in that window.
+
+    At a set rate the paho publisher sends each device's events on its own topic, stamped with the
+    publish time for the latency; at max rate with fast_topic, Mosquitto's C client does (no stamps).
+    """
     prefix = f"m{uuid.uuid4().hex[:6]}"
     if rate:
         ingest.latencies.clear()
         ingest.timed_prefix = prefix
-    pub = start_publisher(broker.url, items, prefix, seconds, rate)
+    pub = start_publisher(broker.url, items, prefix, seconds, rate, "" if rate else fast_topic)
     time.sleep(1.0)
     stop = threading.Event()
     before = ingest.runner.snapshot()
@@ -711,12 +776,13 @@ def bench_mqtt_into(
     print(f"-- MQTT → {name}")
     fleet = seed(engine)
     items = templates(fleet)
+    fast = fast_topic(fleet)
     factory = make_session_factory(engine)
     ingest = Ingest(broker, factory)
     ingest.start()
     try:
-        run_ingest(ingest, broker, items, min(3.0, seconds), 0)  # warm-up
-        full = run_ingest(ingest, broker, items, seconds, 0)
+        run_ingest(ingest, broker, items, min(3.0, seconds), 0, fast)  # warm-up
+        full = run_ingest(ingest, broker, items, seconds, 0, fast)
         during = machine_load()
         rate = full["stored"] / full["elapsed"]
         lost = full["published"] - full["handled"]
@@ -776,9 +842,11 @@ def bench_mqtt(
     print(f"   broker: {broker.note}")
     try:
         probe = make_engine(f"sqlite:///{folder / 'probe.db'}")
-        items = templates(seed(probe))
+        fleet = seed(probe)
+        items = templates(fleet)
         probe.dispose()
-        bare = bare_subscriber_rate(broker, items, seconds)
+        print(f"   publisher at max rate: {PUBLISHER_NOTE if fast_topic(fleet) else SLOW_NOTE}")
+        bare = bare_subscriber_rate(broker, items, seconds, fast_topic(fleet))
         results.figures["broker_rate"] = bare
         if not skip_pg:
             try:
