@@ -47,9 +47,12 @@ class Jobs:
         return len(gone)
 
     def expire_commands(self) -> int:
-        """Expire commands nobody answered in time."""
+        """Expire commands nobody answered in time; their new state then goes to the bus."""
         with unit_of_work(self.session_factory) as session:
-            return commands.expire_commands(session, self.clock())
+            expired = commands.expire_commands(session, self.clock())
+        if expired:
+            outbox.deliver_outbox(self.session_factory, self.bus)
+        return expired
 
     def catch_up_outbox(self) -> int:
         """Deliver outbox messages their writer did not (a crash, a bus or broker outage)."""

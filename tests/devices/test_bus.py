@@ -116,6 +116,26 @@ def test_nats_durable_consumer_acks_after_handling_and_redelivers_on_failure() -
             bus.close()
 
 
+@needs_nats
+def test_nats_subjects_outside_the_stream_reach_live_listeners() -> None:
+    bus = NatsBus(NATS_URL)
+    token = uuid.uuid4().hex[:12]
+    heard: list[tuple[str, dict[str, object]]] = []
+    arrived = threading.Event()
+    try:
+        listener = bus.subscribe(
+            f"linli.command_states.t{token}.>", lambda m: (heard.append((m.subject, m.json())), arrived.set())
+        )
+        bus.publish(f"linli.command_states.t{token}.611102001001", {"id": 7, "status": "acknowledged"})
+        assert arrived.wait(10), "a core NATS subject did not reach its listener"
+        assert heard == [(f"linli.command_states.t{token}.611102001001", {"id": 7, "status": "acknowledged"})]
+        listener.unsubscribe()
+        with pytest.raises(ValueError, match="durable"):
+            bus.subscribe(f"linli.command_states.t{token}.>", lambda m: None, durable=f"test-{token}")
+    finally:
+        bus.close()
+
+
 async def _last_message(subject: str) -> dict[str, object]:
     from nats.aio.client import Client
 

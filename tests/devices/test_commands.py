@@ -82,11 +82,12 @@ def test_the_relay_sends_commands_to_the_broker_and_keeps_them_when_it_is_down(
 
     assert outbox.deliver_outbox(session_factory, CommandRelay(bus, broker_down)) == 0
     assert down == ["linli/611102001001/FT-TF-5-1/commands"] and recorder.data == []
-    assert outbox.pending(session) == 3  # the command first, in order: nothing is lost or reordered
+    # the command first, then its state for the console, then the events: nothing is lost or reordered
+    assert outbox.pending(session) == 4
 
     published: list[tuple[str, dict]] = []  # type: ignore[type-arg]
     relay = CommandRelay(bus, lambda topic, payload: published.append((topic, json.loads(payload))))
-    assert outbox.deliver_outbox(session_factory, relay) == 3
+    assert outbox.deliver_outbox(session_factory, relay) == 4
     assert [(t, m["command"]) for t, m in published] == [("linli/611102001001/FT-TF-5-1/commands", "reboot")]
     assert [m["type"] for m in recorder.data] == ["device.heartbeat", "device.online"]
 

@@ -71,7 +71,7 @@ def test_a_failed_ack_marks_the_command_failed(
         now=datetime.now(UTC),
     )
     session.commit()
-    assert outbox.deliver_outbox(session_factory, runner.bus) == 1
+    assert outbox.deliver_outbox(session_factory, runner.bus) == 2  # the command, and its state "sent"
     assert wait(lambda: len(fake.commands) == 1)
     fake.release.set()
     assert runner.wait_for(lambda s: s.acks >= 1, 10), runner.snapshot()

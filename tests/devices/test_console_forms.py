@@ -244,7 +244,9 @@ def test_a_command_is_sent_and_its_delivery_followed(console, client, session, w
     r = _post(
         console, f"/devices/{door.id}/commands", {"command": "open_door", "door": "3号楼单元门"}, **htmx
     )
-    assert r.status_code == 200 and "待设备取走" in r.text and 'hx-trigger="every 2s"' in r.text
+    assert (
+        r.status_code == 200 and "待设备取走" in r.text and "every 2s [!window.linliCommandsLive]" in r.text
+    )
     refused = _post(
         console, f"/devices/{door.id}/commands", {"command": "push_credential", "kind": "face"}, **htmx
     )

@@ -247,13 +247,26 @@ class NatsBus:
     ) -> Subscription:
         """A push consumer (durable when named): ack after handler returns, nak (redeliver) if it raises.
 
-        Without a durable name only messages published from now on arrive (for live listeners).
+        Without a durable name only messages published from now on arrive (for live listeners). A pattern
+        outside the stream's subjects is a plain NATS subscription (live only, never durable).
         """
         return _NatsSubscription(self, self._call(self._subscribe(subject_pattern, handler, durable)))
 
     async def _subscribe(self, pattern: str, handler: Handler, durable: str | None) -> Any:
         js = await self._jetstream()
         loop = asyncio.get_running_loop()
+        if not subject_matches(STREAM_SUBJECTS, pattern):
+            # Not kept in the stream (published on core NATS, e.g. command states): live listeners only.
+            if durable:
+                raise ValueError(f"{pattern} is not in the stream {self.stream}: no durable consumer")
+
+            async def on_live(msg: Any) -> None:
+                try:
+                    await loop.run_in_executor(None, handler, Message(subject=msg.subject, body=msg.data))
+                except Exception:
+                    logger.exception("bus handler for %s failed on %s", pattern, msg.subject)
+
+            return await self._nc.subscribe(pattern, cb=on_live)
 
         async def on_message(msg: Any) -> None:
             try:

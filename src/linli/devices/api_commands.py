@@ -84,10 +84,12 @@ def _device(request: Request, session: DB, body: bytes) -> Device:
 
 
 @router.get("/api/v1/ingest/commands", tags=["ingest"])
-def fetch_commands(request: Request, session: DB) -> dict[str, Any]:
+def fetch_commands(request: Request, session: DB, background: BackgroundTasks) -> dict[str, Any]:
     """A device's pending commands, oldest first, now marked sent (sign the empty body)."""
     device = _device(request, session, b"")
     rows = commands.fetch_pending(session, device=device, now=utcnow())
+    if rows:  # after the commit: their new state reaches the bus (the console follows it)
+        background.add_task(deliver_outbox, request.app.state.session_factory, request.app.state.bus)
     return {"commands": [commands.wire(r) for r in rows]}
 
 
@@ -97,6 +99,7 @@ def ack_command(
     request: Request,
     session: DB,
     body: Annotated[bytes, Depends(_signed_body)],
+    background: BackgroundTasks,
 ) -> CommandOut:
     """A device's answer to one of its commands: {"status": "ok"|"failed", "detail": "..."}."""
     device = _device(request, session, body)
@@ -110,4 +113,6 @@ def ack_command(
     row = commands.acknowledge(session, device=device, ack=ack, now=utcnow())
     if row is None:
         raise NotFound(f"device {device.serial} has no command {command_id}", field="command")
+    # After the commit: the new state reaches the bus (the console follows it).
+    background.add_task(deliver_outbox, request.app.state.session_factory, request.app.state.bus)
     return CommandOut.of(row)

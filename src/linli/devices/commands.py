@@ -9,6 +9,7 @@ any other device fetches it over signed HTTP (status "queued" until fetched). De
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -29,10 +30,15 @@ from linli.registry import people
 log = logging.getLogger(__name__)
 
 SUBJECT_PREFIX = "linli.commands"  # outbox subject of commands for MQTT devices: linli.commands.{community}
+# Bus subject of a command's new delivery state, linli.command_states.{area}: {id, device_id, area_code,
+# status}. Sent through the outbox, so only once the change has committed; the console's command panel
+# follows it (Server-Sent Events) instead of polling.
+STATE_SUBJECT = "linli.command_states"
 DEFAULT_TTL = timedelta(minutes=5)
 MIN_TTL = timedelta(seconds=10)
 MAX_TTL = timedelta(days=7)
 OPEN = (CommandStatus.QUEUED.value, CommandStatus.SENT.value)
+EXPIRE_CHUNK = 500
 # The device credential kind a pushed credential maps to: a face is known by the person's id as the
 # device's person_ref, a card by its number.
 CREDENTIAL_KIND = {"face": "person_ref", "card": "card"}
@@ -179,6 +185,7 @@ def send(
         topic = commands_topic(device.community_code, device.serial)
         message = {"topic": topic, "message": wire(row)}
         outbox.add(session, [(f"{SUBJECT_PREFIX}.{device.community_code}", message)], now=now)
+    announce(session, [row], now=now)
     audit.record(
         session,
         actor=principal.actor,
@@ -241,7 +248,22 @@ def fetch_pending(session: Session, *, device: Device, now: datetime, limit: int
     rows = list(session.scalars(stmt.execution_options(skip_scope=True)))
     for row in rows:
         row.status, row.sent_at = CommandStatus.SENT.value, now
+    announce(session, rows, now=now)
     return rows
+
+
+def announce(session: Session, rows: Sequence[DeviceCommand], *, now: datetime) -> None:
+    """Queue each command's new state on the bus (STATE_SUBJECT), delivered after the commit."""
+    _announce(session, [(r.id, r.device_id, r.area_code, r.status) for r in rows], now=now)
+
+
+def _announce(session: Session, states: list[tuple[int, int, str, str]], *, now: datetime) -> None:
+    messages = [
+        (f"{STATE_SUBJECT}.{area}", {"id": id_, "device_id": device_id, "area_code": area, "status": status})
+        for id_, device_id, area, status in states
+    ]
+    if messages:
+        outbox.add(session, messages, now=now)
 
 
 def acknowledge(session: Session, *, device: Device, ack: AckIn, now: datetime) -> DeviceCommand | None:
@@ -261,6 +283,7 @@ def acknowledge(session: Session, *, device: Device, ack: AckIn, now: datetime) 
         row.status = (CommandStatus.ACKNOWLEDGED if ack.status == "ok" else CommandStatus.FAILED).value
         row.result = ack.detail[:500]
     _audit_ack(session, device, row, ack)
+    announce(session, [row], now=now)
     return row
 
 
@@ -285,11 +308,18 @@ def _audit_ack(session: Session, device: Device, row: DeviceCommand, ack: AckIn)
 
 
 def expire_commands(session: Session, now: datetime) -> int:
-    """Mark every queued or sent command past its expiry expired; returns how many."""
-    stmt = (
-        update(DeviceCommand)
-        .where(DeviceCommand.status.in_(OPEN), DeviceCommand.expires_at <= now)
-        .values(status=CommandStatus.EXPIRED.value)
-        .execution_options(skip_scope=True, synchronize_session=False)
-    )
-    return int(getattr(session.execute(stmt), "rowcount", 0) or 0)
+    """Mark every queued or sent command past its expiry expired (announced); returns how many."""
+    due = select(DeviceCommand.id).where(DeviceCommand.status.in_(OPEN), DeviceCommand.expires_at <= now)
+    ids = list(session.scalars(due.execution_options(skip_scope=True)))
+    expired: list[tuple[int, int, str, str]] = []
+    for start in range(0, len(ids), EXPIRE_CHUNK):
+        stmt = (
+            update(DeviceCommand)
+            .where(DeviceCommand.id.in_(ids[start : start + EXPIRE_CHUNK]), DeviceCommand.status.in_(OPEN))
+            .values(status=CommandStatus.EXPIRED.value)
+            .returning(DeviceCommand.id, DeviceCommand.device_id, DeviceCommand.area_code)
+            .execution_options(skip_scope=True, synchronize_session=False)
+        )  # an ack that came in meanwhile keeps its state: only the rows still open are returned
+        expired += [(i, d, a, CommandStatus.EXPIRED.value) for i, d, a in session.execute(stmt).all()]
+    _announce(session, sorted(expired), now=now)
+    return len(expired)

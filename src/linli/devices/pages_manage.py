@@ -2,7 +2,8 @@
 
 Every form posts back to itself: a refused value re-renders the form with the message beside the
 field it names. The device's secret is shown once, on the page that answers the registration or
-the rotation, never again. Commands are followed live: the list polls while one is still open.
+the rotation, never again. Commands are followed live: the panel reloads itself on each state change
+the bus announces (Server-Sent Events), and polls while one is open only when that stream is down.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from datetime import date, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Form, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
@@ -21,7 +23,7 @@ from linli.core.auth.service import Principal
 from linli.core.errors import Invalid, LinliError, NotFound
 from linli.core.outbox import deliver_outbox
 from linli.core.timeutil import utcnow
-from linli.devices import commands, importers, register
+from linli.devices import commands, importers, register, sse
 from linli.devices.models import CommandStatus, Device
 from linli.devices.pages_common import community_names, labels
 from linli.registry import places
@@ -64,6 +66,7 @@ FIELDS: tuple[str, ...] = (
 )
 FIELDS += ("floor", "lat", "lon", "location", "installed_on", "state")
 COMMAND_LIST = 20
+STREAM_SECONDS = 900.0  # a command stream ends after this; the browser then opens a new one
 
 
 def _form_values(form: dict[str, Any]) -> dict[str, Any]:
@@ -318,6 +321,31 @@ def command_list(request: Request, device_id: int, session: DB, principal: PageP
     return render(
         request, "devices/_commands.html", device=device, **command_context(session, principal, device)
     )
+
+
+@router.get("/devices/{device_id:int}/commands/stream")
+async def command_stream(
+    request: Request,
+    device_id: int,
+    session: DB,
+    principal: PagePrincipal,
+    timeout: Annotated[float, Query(gt=0, le=3600)] = STREAM_SECONDS,
+) -> Response:
+    """Server-Sent Events: a `command` event each time one of the device's commands changes state.
+
+    The panel fetches itself again on each; the browser reconnects when the stream ends.
+    """
+    principal.require(Perm.DEVICES_READ)
+    device = await run_in_threadpool(register.get_or_raise, session, device_id=device_id)
+    scope, wanted = principal.scope, device.id
+
+    def pick(data: dict[str, Any]) -> tuple[str, str] | None:
+        if data.get("device_id") != wanted or not scope.allows(data.get("area_code")):
+            return None
+        return "command", f"{data.get('id')}:{data.get('status')}"
+
+    pattern = f"{commands.STATE_SUBJECT}.>"
+    return sse.stream(request, request.app.state.bus, pattern, pick, timeout=timeout, limit=10_000)
 
 
 def command_args(command: str, form: dict[str, Any]) -> dict[str, Any]:
