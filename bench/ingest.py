@@ -21,7 +21,7 @@ Targets: >= 10,000 events/s MQTT into PostgreSQL, >= 20,000 events/s HTTP batche
 ingest/baseline >= 0.5, p99 < 200 ms at half the maximum rate.
 
     python bench/ingest.py [--seconds 60] [--quick] [--skip-http] [--skip-mqtt] [--skip-postgres]
-                           [--pg-url URL] [--mqtt-url URL]
+                           [--pg-url URL] [--mqtt-url URL] [--mqtt-workers N]
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ import gc
 import json
 import multiprocessing as mp
 import os
+import queue
 import random
 import shutil
 import socket
@@ -711,13 +712,166 @@ class Ingest:
         """Messages handled so far."""
         return int(self.runner.snapshot()["messages"])
 
+    def snapshot(self) -> dict[str, int]:
+        """The runner's counts so far."""
+        return self.runner.snapshot()
+
+    def time_events(self, prefix: str) -> None:
+        """Time the events whose ids start with prefix from now on ("" stops); forget earlier samples."""
+        if prefix:
+            self.latencies.clear()
+        self.timed_prefix = prefix
+
+    def samples(self) -> list[float]:
+        """The latencies (s) timed so far."""
+        return list(self.latencies)
+
     def stop(self) -> None:
         """Stop the runner."""
         self.runner.stop()
 
 
+COUNTS = ("stored", "messages", "duplicates", "rejected", "batches")
+
+
+def ingest_worker(
+    url: str,
+    db_url: str,
+    group: str,
+    index: int,
+    prefix: Any,
+    counts: Any,
+    ready: Any,
+    stop: Any,
+    samples: Any,
+) -> None:
+    """One `linli ingest mqtt` worker of a shared-subscription group, in its own process (see WorkerPool)."""
+    from collections import deque
+
+    from linli.devices.mqtt_ingest import Runner
+
+    settings = Settings(secret_key=SECRET_KEY)
+    pii.configure(aes_key=settings.pii_key_bytes(), lookup_key=settings.lookup_key_bytes())
+    factory = make_session_factory(make_engine(db_url))
+    bus = InProcessBus()
+    timed: deque[float] = deque()
+
+    def on_event(message: Message) -> None:
+        wanted = prefix.value.decode()
+        if wanted:
+            uid = str(message.json().get("event_uid", ""))
+            if uid.startswith(wanted):
+                timed.append(time.time() - int(uid.rsplit("-", 1)[1]) / 1e9)
+
+    bus.subscribe("linli.events.>", on_event)
+    runner = Runner(
+        url,
+        session_factory=factory,
+        bus=bus,
+        client_id=f"linli-bench-{group}-{index}",
+        subscriptions=("linli/+/+/events",),
+        session_expiry_s=60,
+        share_group=group,
+    )
+    gc.freeze()
+    runner.start()
+    if not runner.subscriber.connected.wait(10):
+        raise RuntimeError(f"ingest worker {index} did not connect")
+    ready.set()
+    while True:
+        stopping = stop.wait(0.05)
+        if stopping:
+            runner.stop()
+        snap = runner.snapshot()
+        counts[:] = [snap[key] for key in COUNTS]
+        batch = [timed.popleft() for _ in range(len(timed))]
+        if batch:
+            samples.put(batch)
+        if stopping:
+            return
+
+
+class WorkerPool:
+    """N ingest workers in their own processes sharing one MQTT v5 subscription group, as a deployment
+    that outgrows one core runs them (`LINLI_MQTT_SHARE_GROUP`); the same interface as Ingest."""
+
+    def __init__(self, broker: Broker, db_url: str, workers: int) -> None:
+        ctx = mp.get_context("spawn")
+        self.prefix: Any = ctx.Array("c", 64)
+        self.counts = [ctx.Array("q", len(COUNTS), lock=False) for _ in range(workers)]
+        self.ready = [ctx.Event() for _ in range(workers)]
+        self.stopping = ctx.Event()
+        self.queue: Any = ctx.Queue()
+        self.latencies: list[float] = []
+        group = f"bench{uuid.uuid4().hex[:6]}"
+        self.processes = [
+            ctx.Process(
+                target=ingest_worker,
+                args=(
+                    broker.url,
+                    db_url,
+                    group,
+                    i,
+                    self.prefix,
+                    self.counts[i],
+                    self.ready[i],
+                    self.stopping,
+                    self.queue,
+                ),
+                daemon=True,
+            )
+            for i in range(workers)
+        ]
+
+    def start(self) -> None:
+        """Start the workers and wait until each is connected."""
+        for process in self.processes:
+            process.start()
+        for ready in self.ready:
+            if not ready.wait(60):
+                raise RuntimeError("an ingest worker did not start")
+        time.sleep(0.5)
+
+    def snapshot(self) -> dict[str, int]:
+        """The workers' counts, summed."""
+        return {key: sum(int(c[i]) for c in self.counts) for i, key in enumerate(COUNTS)}
+
+    def messages(self) -> int:
+        """Messages handled so far by all workers."""
+        return self.snapshot()["messages"]
+
+    def time_events(self, prefix: str) -> None:
+        """As Ingest.time_events."""
+        if prefix:
+            self.samples()
+            self.latencies.clear()
+        self.prefix.value = prefix.encode()
+
+    def samples(self) -> list[float]:
+        """The latencies (s) timed so far (the workers hand them over every 50 ms: wait for a quiet 0.6 s)."""
+        quiet = 0
+        while quiet < 3:
+            try:
+                self.latencies.extend(self.queue.get(timeout=0.2))
+                quiet = 0
+            except queue.Empty:
+                quiet += 1
+        return list(self.latencies)
+
+    def stop(self) -> None:
+        """Stop the workers (each finishes its batch in hand)."""
+        self.stopping.set()
+        for process in self.processes:
+            process.join(30)
+
+
 def run_ingest(
-    ingest: Ingest, broker: Broker, items: list[Template], seconds: float, rate: float, fast_topic: str = ""
+    ingest: Ingest | WorkerPool,
+    broker: Broker,
+    items: list[Template],
+    seconds: float,
+    rate: float,
+    fast_topic: str = "",
 ) -> dict[str, Any]:
     """Publish for `seconds` (at `rate`, 0: max) while the ingest runs; the stored rate in that window.
 
@@ -726,12 +880,11 @@ def run_ingest(
     """
     prefix = f"m{uuid.uuid4().hex[:6]}"
     if rate:
-        ingest.latencies.clear()
-        ingest.timed_prefix = prefix
+        ingest.time_events(prefix)
     pub = start_publisher(broker.url, items, prefix, seconds, rate, "" if rate else fast_topic)
     time.sleep(1.0)
     stop = threading.Event()
-    before = ingest.runner.snapshot()
+    before = ingest.snapshot()
 
     def mirror() -> None:
         while not stop.is_set():
@@ -742,15 +895,15 @@ def run_ingest(
     pub.start.set()
     started = time.perf_counter()
     time.sleep(seconds)
-    at_end = ingest.runner.snapshot()
+    at_end = ingest.snapshot()
     elapsed = time.perf_counter() - started
     pub.process.join(seconds + 120)
     deadline = time.monotonic() + 120
     while ingest.messages() - before["messages"] < pub.published.value and time.monotonic() < deadline:
         time.sleep(0.05)
     stop.set()
-    drained = ingest.runner.snapshot()
-    ingest.timed_prefix = ""
+    drained = ingest.snapshot()
+    # The prefix stays: the last batches reach the bus after they are counted, and are timed too.
     return {
         "stored": at_end["stored"] - before["stored"],
         "elapsed": elapsed,
@@ -771,6 +924,7 @@ def bench_mqtt_into(
     baseline_name: str,
     results: Results,
     key: str,
+    workers: int = 1,
 ) -> None:
     """MQTT → one database at max rate, the latency at half that rate, then the database's baseline."""
     print(f"-- MQTT → {name}")
@@ -778,7 +932,12 @@ def bench_mqtt_into(
     items = templates(fleet)
     fast = fast_topic(fleet)
     factory = make_session_factory(engine)
-    ingest = Ingest(broker, factory)
+    ingest: Ingest | WorkerPool
+    if workers > 1:
+        ingest = WorkerPool(broker, engine.url.render_as_string(hide_password=False), workers)
+        print(f"   {workers} ingest workers in their own processes, one MQTT v5 shared subscription group")
+    else:
+        ingest = Ingest(broker, factory)
     ingest.start()
     try:
         run_ingest(ingest, broker, items, min(3.0, seconds), 0, fast)  # warm-up
@@ -795,7 +954,7 @@ def bench_mqtt_into(
         half = max(1.0, rate / 2)
         latency_s = max(5.0, seconds / 2)
         timed = run_ingest(ingest, broker, items, latency_s, half)
-        samples = ingest.latencies
+        samples = ingest.samples()
         p50 = _percentile(samples, 50) * 1000 if samples else float("nan")
         p99 = _percentile(samples, 99) * 1000 if samples else float("nan")
         print(
@@ -834,7 +993,14 @@ def postgres_engine(url: str) -> Engine:
 
 
 def bench_mqtt(
-    seconds: float, folder: Path, results: Results, *, mqtt_url: str | None, pg_url: str, skip_pg: bool
+    seconds: float,
+    folder: Path,
+    results: Results,
+    *,
+    mqtt_url: str | None,
+    pg_url: str,
+    skip_pg: bool,
+    workers: int = 1,
 ) -> None:
     """MQTT → PostgreSQL and SQLite, next to the broker's delivery rate to a bare subscriber."""
     print(f"== (b) MQTT → store: one envelope per message, QoS 1, publisher at max rate, {seconds:g} s each")
@@ -863,10 +1029,13 @@ def bench_mqtt(
                     "COPY",
                     results,
                     "pg",
+                    workers,
                 )
                 engine.dispose()
         engine = make_engine(f"sqlite:///{folder / 'mqtt.db'}")
-        bench_mqtt_into("SQLite", engine, broker, seconds, baseline_sqlite, "executemany", results, "sqlite")
+        bench_mqtt_into(
+            "SQLite", engine, broker, seconds, baseline_sqlite, "executemany", results, "sqlite", workers
+        )
         engine.dispose()
         for key in ("pg", "sqlite"):
             if f"{key}_rate" in results.figures:
@@ -925,6 +1094,12 @@ def main() -> None:
     parser.add_argument(
         "--mqtt-url", default=None, help="use this broker instead of starting our own Mosquitto"
     )
+    parser.add_argument(
+        "--mqtt-workers",
+        type=int,
+        default=1,
+        help="MQTT ingest worker processes sharing one subscription group (default 1: in this process)",
+    )
     args = parser.parse_args()
     seconds = 5.0 if args.quick else args.seconds
     settings = Settings(secret_key=SECRET_KEY)
@@ -944,6 +1119,7 @@ def main() -> None:
                 mqtt_url=args.mqtt_url,
                 pg_url=args.pg_url,
                 skip_pg=args.skip_postgres,
+                workers=args.mqtt_workers,
             )
         print(f"   after: {machine_load()}")
         summary(results)
