@@ -224,6 +224,20 @@ def claim(session: Session, keys: Iterable[str], *, area_code: str, now: datetim
         session.execute(stmt)
 
 
+def release(session: Session, keys: Iterable[str], *, area_code: str) -> None:
+    """Undo claim: no record of the area refers to these objects any more; purge_orphans then removes them
+    once older than the retention (the caller has checked that nothing else of the area refers to them)."""
+    wanted = sorted({k for k in keys if is_key(k)})
+    for start in range(0, len(wanted), CHUNK):
+        stmt = (
+            update(MediaObject)
+            .where(MediaObject.key.in_(wanted[start : start + CHUNK]), MediaObject.area_code == area_code)
+            .values(claimed_at=None)
+            .execution_options(skip_scope=True, synchronize_session=False)
+        )
+        session.execute(stmt)
+
+
 def purge_orphans(session: Session, *, now: datetime, older_than: timedelta) -> list[str]:
     """Delete unclaimed objects created before now - older_than; returns the keys no row keeps any more.
 

@@ -185,7 +185,7 @@ def discard_dead_letter(dead_letter_id: int, session: DB, principal: CurrentPrin
     """Mark a dead letter as dealt with, without storing it."""
     principal.require(Perm.DEVICES_WRITE)
     letter = deadletters.get_or_raise(session, scope=principal.scope, dead_letter_id=dead_letter_id)
-    return DeadLetterOut.of(deadletters.discard(letter))
+    return DeadLetterOut.of(deadletters.discard(session, letter))
 
 
 router = APIRouter()

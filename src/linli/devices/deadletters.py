@@ -6,13 +6,14 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Text, cast, select
 from sqlalchemy.orm import Session
 
+from linli.core import media
 from linli.core.errors import NotFound
 from linli.db import Scope
 from linli.devices.events import Envelope
-from linli.devices.models import DeadLetter, DeadLetterStatus, Device
+from linli.devices.models import DeadLetter, DeadLetterStatus, Device, StoredEvent
 
 
 def as_text(item: Any) -> str:
@@ -99,7 +100,51 @@ def get_or_raise(session: Session, *, scope: Scope, dead_letter_id: int) -> Dead
     return letter
 
 
-def discard(letter: DeadLetter) -> DeadLetter:
-    """Mark a dead letter as dealt with without storing it."""
+def discard(session: Session, letter: DeadLetter) -> DeadLetter:
+    """Mark a dead letter as dealt with without storing it; its pictures nothing else uses are let go.
+
+    A picture stored with an event that was then refused (too old, a device not registered …) was claimed
+    when it was stored: once the letter is discarded nobody will store that event, so each of its media
+    keys that no stored event and no other open dead letter of the area refers to is released, and the
+    media purge removes it.
+    """
     letter.status = DeadLetterStatus.DISCARDED.value
+    if letter.area_code:
+        keys = [key for key in media_keys(letter.body) if not _still_used(session, key, letter)]
+        media.release(session, keys, area_code=letter.area_code)
     return letter
+
+
+def media_keys(body: str) -> list[str]:
+    """The media store keys (sha256:…) a dead letter's event refers to (none if it is not an event)."""
+    try:
+        item = json.loads(body)
+    except ValueError:
+        return []
+    refs = item.get("media") if isinstance(item, dict) else None
+    if not isinstance(refs, list):
+        return []
+    found = {r.get("ref") for r in refs if isinstance(r, dict)}
+    return sorted(k for k in found if isinstance(k, str) and media.is_key(k))
+
+
+def _still_used(session: Session, key: str, letter: DeadLetter) -> bool:
+    """True if a stored event or another open dead letter of the letter's area refers to key."""
+    event = (
+        select(StoredEvent.id)
+        .where(StoredEvent.area_code == letter.area_code, cast(StoredEvent.media, Text).contains(key))
+        .limit(1)
+    )
+    if session.scalar(event.execution_options(skip_scope=True)) is not None:
+        return True
+    other = (
+        select(DeadLetter.id)
+        .where(
+            DeadLetter.area_code == letter.area_code,
+            DeadLetter.status == DeadLetterStatus.NEW.value,
+            DeadLetter.id != letter.id,
+            DeadLetter.body.contains(key),
+        )
+        .limit(1)
+    )
+    return session.scalar(other) is not None

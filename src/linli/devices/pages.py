@@ -196,5 +196,5 @@ def discard_letter(dead_letter_id: int, session: DB, principal: PagePrincipal) -
     """Mark a dead letter as dealt with, without storing it; back to the list."""
     principal.require(Perm.DEVICES_WRITE)
     letter = deadletters.get_or_raise(session, scope=principal.scope, dead_letter_id=dead_letter_id)
-    deadletters.discard(letter)
+    deadletters.discard(session, letter)
     return RedirectResponse("/dead-letters?outcome=discarded", status_code=303)
