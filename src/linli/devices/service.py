@@ -30,10 +30,25 @@ from linli.devices.events import Envelope
 from linli.devices.models import DeadLetter, DeadLetterStatus, Device, DeviceKind
 from linli.devices.store import Accepted
 
-__all__ = ["MAX_AGE", "MAX_FUTURE", "IngestResult", "Origin", "deliver_outbox", "ingest", "replay"]
+__all__ = [
+    "MAX_AGE",
+    "MAX_FUTURE",
+    "UPLOAD_MAX_AGE",
+    "UPLOAD_SOURCE",
+    "IngestResult",
+    "Origin",
+    "deliver_outbox",
+    "ingest",
+    "max_age_of",
+    "replay",
+]
 
 MAX_FUTURE = timedelta(minutes=5)
 MAX_AGE = timedelta(days=30)
+# An offline device's export (mappings/upload.py) may hold records up to UPLOAD_MAX_AGE old. Its events and
+# dead letters carry the source "upload:<adapter>", so a replay judges them by the same window.
+UPLOAD_SOURCE = "upload:"
+UPLOAD_MAX_AGE = timedelta(days=400)
 
 
 @dataclass
@@ -326,6 +341,11 @@ def _append(
     return stored
 
 
+def max_age_of(source: str) -> timedelta:
+    """How old an event from source may be: an upload's window for an export, MAX_AGE for live devices."""
+    return UPLOAD_MAX_AGE if source.startswith(UPLOAD_SOURCE) else MAX_AGE
+
+
 def replay(
     session: Session, principal: Principal, *, dead_letter_id: int, now: datetime
 ) -> tuple[DeadLetter, IngestResult]:
@@ -343,7 +363,13 @@ def replay(
         stmt = select(Device).where(Device.id == letter.sender_id).execution_options(skip_scope=True)
         sender = session.scalar(stmt)
     result, failures = _ingest(
-        session, [item], source=letter.source, received_at=now, origins=[Origin(sender)], keep=False
+        session,
+        [item],
+        source=letter.source,
+        received_at=now,
+        origins=[Origin(sender)],
+        keep=False,
+        max_age=max_age_of(letter.source),
     )
     letter.attempts += 1
     if failures:

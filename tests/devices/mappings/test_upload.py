@@ -193,3 +193,46 @@ def test_a_wand_read_out_months_later_is_stored_but_a_live_event_that_old_is_not
     )
     assert again.stored == 0 and {r.field for r in again.rejected} >= {"occurred_at"}
     assert any("400 days" in r.reason for r in again.rejected)
+
+
+def test_an_uploads_dead_letter_is_replayed_with_the_uploads_window(
+    session: Session, world: World, as_user: Users
+) -> None:
+    """A 100-day-old record refused for another reason (its wand not yet registered) is stored on replay."""
+    worker = as_user("shequ")
+    hundred_days_later = T0 + timedelta(days=100)
+    export = PATROL.decode("gb18030").replace("XG-TF-0107", "XG-TF-0199").encode("gb18030")
+    report = upload.upload(
+        session,
+        worker,
+        data=export,
+        filename="巡更记录.csv",
+        now=hundred_days_later,
+        adapter="mapping:patrol_wand_csv",
+        community=world.tianfu,
+    )
+    assert report.stored == 0
+    letters = [session.get(DeadLetter, i) for i in report.dead_letter_ids]
+    unknown = [x for x in letters if x is not None and "XG-TF-0199" in x.reason]
+    assert len(unknown) == 3 and all(x.source == "upload:mapping:patrol_wand_csv" for x in unknown)
+
+    # fixed: the wand is registered; replayed the same day, the records are 100 days old
+    device(session, world.tianfu, serial="XG-TF-0199", kind="patrol_handset", vendor="兰德华")
+    system = as_user("admin")
+    outcomes = [service.replay(session, system, dead_letter_id=x.id, now=hundred_days_later) for x in unknown]
+    assert [(x.status, r.stored) for x, r in outcomes] == [("replayed", 1)] * 3
+    stored = session.scalars(select(StoredEvent).where(StoredEvent.device_serial == "XG-TF-0199")).all()
+    assert len(stored) == 3
+
+    # a live event's dead letter keeps the live window: the same age is still too old
+    live = {
+        "id": "live-old-2",
+        "device": "XG-TF-0199",
+        "type": "patrol.checked_in",
+        "occurred_at": "2026-03-04T14:00:03Z",
+        "payload": {"checkpoint": "北门岗亭"},
+    }
+    refused = service.ingest(session, [live], source="http", received_at=hundred_days_later)
+    [letter_id] = refused.dead_letter_ids
+    again, result = service.replay(session, system, dead_letter_id=letter_id, now=hundred_days_later)
+    assert again.status == "new" and result.stored == 0 and "30 days" in again.reason

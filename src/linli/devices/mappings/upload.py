@@ -9,7 +9,7 @@ is reported with its row number, field and reason and kept as a dead letter; the
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -19,7 +19,7 @@ from linli.core import audit
 from linli.core.auth.roles import Perm
 from linli.core.auth.service import Principal
 from linli.core.errors import Invalid
-from linli.devices import adapters, deadletters, register, store
+from linli.devices import adapters, deadletters, register, service, store
 from linli.devices.adapters.mapping import CompiledMapping
 from linli.devices.adapters.mapping.engine import RecordResult, field_of, read_records
 from linli.devices.events import Envelope
@@ -29,7 +29,7 @@ from linli.devices.service import ingest
 
 # A patrol wand or an offline controller is read out every few weeks or months: its export may hold a
 # year of records, older than what live devices may send (service.MAX_AGE). Dedup keeps re-uploads harmless.
-UPLOAD_MAX_AGE = timedelta(days=400)
+UPLOAD_MAX_AGE = service.UPLOAD_MAX_AGE  # replays of an upload's dead letters use it too (service.max_age_of)
 
 CONTENT_TYPES = {
     "csv": "text/csv",
@@ -124,7 +124,7 @@ def upload(
     mapping = reader.mapping or _mapping_of(target.adapter)
     serial = target.device.serial if target.device else None
     report = UploadReport(filename, target.adapter, target.community, serial)
-    source = f"upload:{target.adapter}"[:64]
+    source = f"{service.UPLOAD_SOURCE}{target.adapter}"[:64]
     kind = filename.rsplit(".", 1)[-1].lower()
     raw_id = store.save_raw(
         session,
