@@ -335,6 +335,9 @@ def test_the_command_relay_keeps_the_order_of_events_and_commands() -> None:
         {"quantity": "water", "value": 1e-05, "unit": "m3"},
         {"status": "ok", "firmware": None, "flags": [True, False, 3, {"z": '\n\t"\\', "a": "\u2028"}]},
         {"plate": "陕A·12345", "n": 123456789012345678901234567890},  # beyond 64 bits
+        {"value": 1e16, "v": [0.1, -0.0, 5e-324, 1.7976931348623157e308, {"x": 100.0}], "unit": "kPa"},
+        {"value": float("nan"), "limit": float("inf"), "unit": "m"},  # not JSON: the standard library's way
+        {"confidence": 0.97, "plate": "陕A12345", "colour": "blue"},
     ],
 )
 def test_the_content_hash_is_the_one_the_standard_library_gave(payload: dict[str, Any]) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -231,11 +232,13 @@ def _canonical(facts: dict[str, Any]) -> bytes:
     """Sorted compact JSON as json.dumps(sort_keys=True, ensure_ascii=False) writes it, the hash's input.
 
     orjson writes the same bytes for text, integers, booleans, null, lists and objects with text keys
-    and is ten times faster; floats (formatted differently) and anything else go to the standard library.
+    and is ten times faster; a finite float goes in as the standard library writes it (its repr, as an
+    orjson.Fragment). Anything else (NaN, a str subclass, a tuple...) goes to the standard library.
     """
-    if _plain(facts):
+    ready = _orjson_ready(facts)
+    if ready is not None:
         try:
-            return orjson.dumps(facts, option=orjson.OPT_SORT_KEYS)
+            return orjson.dumps(ready, option=orjson.OPT_SORT_KEYS)
         except orjson.JSONEncodeError:  # an integer beyond 64 bits
             pass
     text = json.dumps(facts, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
@@ -243,25 +246,54 @@ def _canonical(facts: dict[str, Any]) -> bytes:
 
 
 _SCALARS = frozenset({str, int, bool, type(None)})
+_NOT_READY = object()
 
 
-def _plain(value: Any) -> bool:
-    """True if value holds only text, integers, booleans, null, lists and objects with text keys.
+def _orjson_ready(value: Any) -> Any:
+    """value with its finite floats as Fragments of their repr, or None if orjson cannot write it alike.
 
-    Exact types on purpose (a str subclass goes the standard library's way), and a loop over the
-    payload's items rather than a generator: this runs for every stored event.
+    Exact types on purpose (a str subclass goes the standard library's way), and plain loops: this runs
+    for every stored event. Containers without floats are returned as they are, not copied.
     """
+    out = _ready(value)
+    return None if out is _NOT_READY else out
+
+
+def _ready(value: Any) -> Any:
     kind = type(value)
     if kind in _SCALARS:
-        return True
+        return value
+    if kind is float:
+        return orjson.Fragment(repr(value)) if math.isfinite(value) else _NOT_READY
     if kind is dict:
+        changed: dict[str, Any] | None = None
         for key, item in value.items():
-            if type(key) is not str or (type(item) not in _SCALARS and not _plain(item)):
-                return False
-        return True
+            if type(key) is not str:
+                return _NOT_READY
+            if type(item) in _SCALARS:
+                continue
+            done = _ready(item)
+            if done is _NOT_READY:
+                return _NOT_READY
+            if done is not item:
+                if changed is None:
+                    changed = dict(value)
+                changed[key] = done
+        return value if changed is None else changed
     if kind is list:
-        return all(type(item) in _SCALARS or _plain(item) for item in value)
-    return False
+        items: list[Any] | None = None
+        for index, item in enumerate(value):
+            if type(item) in _SCALARS:
+                continue
+            done = _ready(item)
+            if done is _NOT_READY:
+                return _NOT_READY
+            if done is not item:
+                if items is None:
+                    items = list(value)
+                items[index] = done
+        return value if items is None else items
+    return _NOT_READY
 
 
 def subject_for(community: str, event_type: str) -> str:
