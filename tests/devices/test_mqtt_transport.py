@@ -124,3 +124,106 @@ def test_a_failing_batch_is_retried_not_dropped() -> None:
     finally:
         sub.stop()
     assert attempts["n"] >= 2 and len(got) == 10
+
+
+class _FakeClient:
+    """What the Subscriber asks of paho's client while acknowledging: subscribe and ack."""
+
+    def __init__(self) -> None:
+        self.acks: list[int] = []
+
+    def subscribe(self, topics: object) -> None:
+        pass
+
+    def ack(self, mid: int, qos: int) -> None:
+        self.acks.append(mid)
+
+
+class _Accepted:
+    is_failure = False
+
+
+def _delivered(sub: Subscriber, client: _FakeClient, mid: int, payload: bytes) -> None:
+    msg = mqtt.MQTTMessage(mid=mid, topic=b"linli/611102001001/GATE-01/events")
+    msg.payload, msg.qos = payload, 1
+    sub._on_message(client, None, msg)  # type: ignore[arg-type]
+
+
+def test_a_batch_taken_under_one_connection_is_not_acknowledged_on_the_next() -> None:
+    fake = _FakeClient()
+    handled: list[list[bytes]] = []
+    sub = Subscriber(URL, lambda batch: None, client_id="linli-test-fake", max_wait_s=0.0)
+    sub.client = fake  # type: ignore[assignment]
+    sub._on_connect(fake, None, None, _Accepted(), None)  # type: ignore[arg-type]
+    _delivered(sub, fake, 1, b'{"n": "old"}')
+    batch = sub._next_batch()
+
+    def reconnect_while_handling(messages: list[Message]) -> None:
+        handled.append([m.payload for m in messages])
+        sub._on_disconnect(fake, None, None, "keepalive timeout", None)  # type: ignore[arg-type]
+        sub._on_connect(fake, None, None, _Accepted(), None)  # type: ignore[arg-type]
+        # the broker redelivers the old message and sends a new one; packet ids start again at 1
+        _delivered(sub, fake, 1, b'{"n": "new"}')
+        _delivered(sub, fake, 2, b'{"n": "old"}')
+
+    sub.handle_batch = reconnect_while_handling
+    sub._handle_until_done(batch)
+    assert fake.acks == [] and sub.stale_acks == 1  # mid 1 now names the new message: not acknowledged
+
+    sub.handle_batch = lambda messages: handled.append([m.payload for m in messages])
+    sub._handle_until_done(sub._next_batch())
+    assert handled == [[b'{"n": "old"}'], [b'{"n": "new"}', b'{"n": "old"}']]
+    assert fake.acks == [1, 2]  # on the connection they came on
+
+
+def _take_over(client_id: str) -> None:
+    """Connect under client_id (the broker drops the subscriber's connection, keeping its session)."""
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    host, port, _, _ = broker_address(URL)
+    intruder = mqtt.Client(  # manual_ack, never used: the session's message must stay unacknowledged
+        CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5, manual_ack=True
+    )
+    properties = Properties(PacketTypes.CONNECT)
+    properties.SessionExpiryInterval = 300  # a clean start would throw the unacknowledged message away
+    intruder.connect(host, port, clean_start=False, properties=properties)
+    intruder.loop_start()
+    assert _wait(intruder.is_connected, 5)
+    intruder.disconnect()
+    intruder.loop_stop()
+
+
+@needs_broker
+def test_a_reconnect_during_a_batch_leaves_it_to_the_broker_to_send_again() -> None:
+    community = f"t{uuid.uuid4().hex[:10]}"
+    client_id = f"linli-test-{community}"
+    seen: list[bytes] = []
+
+    def handle(batch: list[Message]) -> None:
+        seen.extend(m.payload for m in batch)
+        if len(seen) == 1:  # the connection is lost while the first batch is being stored
+            _take_over(client_id)
+            assert _wait(lambda: sub._generation >= 3, 10), "the subscriber did not reconnect"
+
+    sub = Subscriber(URL, handle, client_id=client_id, subscription=f"linli/{community}/+/events")
+    sub.start()
+    try:
+        assert sub.connected.wait(5)
+        time.sleep(0.2)
+        _publish_all(f"linli/{community}", 1)
+        assert _wait(lambda: len(seen) >= 2, 15), seen  # not acknowledged: the broker sent it again
+        time.sleep(0.5)
+    finally:
+        sub.stop()
+    assert seen == [b'{"n": 0}', b'{"n": 0}'] and sub.stale_acks == 1
+
+    again: list[Message] = []
+    after = Subscriber(URL, again.extend, client_id=client_id, subscription=f"linli/{community}/+/events")
+    after.start()
+    try:
+        assert after.connected.wait(5)
+        time.sleep(1.0)
+    finally:
+        after.stop()
+    assert again == []  # the second delivery was acknowledged on its own connection

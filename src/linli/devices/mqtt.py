@@ -41,6 +41,7 @@ class Message:
     payload: bytes
     mid: int
     qos: int
+    generation: int = 0  # the connection it came on: its mid means something only on that connection
 
 
 def events_topic(community: str, device: str) -> str:
@@ -102,6 +103,13 @@ class Subscriber:
         self._arrived = threading.Condition()
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
+        # Counts connections and disconnections: a message is acknowledged only on the connection it came
+        # on. Packet ids restart with each connection, so an old batch's mid acknowledged on the next one
+        # would acknowledge another message (which might then be lost). Held while acknowledging a batch,
+        # so the connection cannot change in between.
+        self._generation = 0
+        self._connection = threading.Lock()
+        self.stale_acks = 0  # acknowledgements left out because the connection had changed
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5, manual_ack=True
         )
@@ -139,6 +147,8 @@ class Subscriber:
         if getattr(reason, "is_failure", False):
             log.warning("MQTT connect to %s:%s refused: %s", self.host, self.port, reason)
             return
+        with self._connection:
+            self._generation += 1
         client.subscribe([(topic, 1) for topic in self.subscriptions])
         self.connected.set()
         log.info("MQTT connected to %s:%s, subscribed to %s", self.host, self.port, self.subscriptions)
@@ -150,6 +160,8 @@ class Subscriber:
     def _on_disconnect(
         self, _client: mqtt.Client, _userdata: object, _flags: object, reason: object, _properties: object
     ) -> None:
+        with self._connection:  # a batch taken before this is no longer acknowledged
+            self._generation += 1
         self.connected.clear()
         self.subscribed.clear()
         with self._arrived:  # the broker sends whatever we have not acknowledged again after reconnecting
@@ -160,7 +172,9 @@ class Subscriber:
     def _on_message(self, _client: mqtt.Client, _userdata: object, msg: mqtt.MQTTMessage) -> None:
         where = parse_topic(msg.topic)
         community, device = (where[0], where[1]) if where else ("", "")
-        message = Message(msg.topic, community, device, bytes(msg.payload), msg.mid, msg.qos)
+        message = Message(
+            msg.topic, community, device, bytes(msg.payload), msg.mid, msg.qos, self._generation
+        )  # the network thread: the generation cannot change while it runs this
         with self._arrived:
             self._pending.append((time.monotonic(), message))
             if len(self._pending) == 1 or len(self._pending) >= self.batch_size:
@@ -203,10 +217,29 @@ class Subscriber:
                     return  # stopping: the broker delivers the batch again next time
                 delay = min(delay * 2, 30.0)
                 continue
-            for message in batch:
-                if message.qos > 0:
-                    self.client.ack(message.mid, message.qos)
+            self._acknowledge(batch)
             return
+
+    def _acknowledge(self, batch: list[Message]) -> None:
+        """PUBACK the batch's QoS 1 messages that came on the current connection; the broker sends the
+        others again on the new one (the handler's dedup makes that harmless)."""
+        with self._connection:
+            current = self._generation
+            stale = 0
+            for message in batch:
+                if message.qos == 0:
+                    continue
+                if message.generation != current:
+                    stale += 1
+                    continue
+                self.client.ack(message.mid, message.qos)
+            self.stale_acks += stale
+        if stale:
+            log.warning(
+                "%d MQTT message(s) handled after their connection was lost: not acknowledged, the broker "
+                "sends them again",
+                stale,
+            )
 
 
 def publish_and_wait(
