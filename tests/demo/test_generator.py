@@ -342,6 +342,34 @@ def test_small_seed_counts(seeded: tuple[sessionmaker[Session], dict[str, int]],
             service.seed(session, scale="small", seed=SEED)
 
 
+def test_pilot_devices_have_sent_a_day_of_events_through_the_hub(
+    seeded: tuple[sessionmaker[Session], dict[str, int]], tree: District
+) -> None:
+    from linli.devices.models import Device, EventRollup, StoredEvent
+
+    factory, counts = seeded
+    pilots = {c.code for c in tree.communities if c.pilot}
+    with factory() as session:
+        per_community = dict(
+            session.execute(select(Device.community_code, func.count()).group_by(Device.community_code)).all()
+        )
+        assert set(per_community) == pilots and sum(per_community.values()) >= counts["devices"] > 100
+        stored = session.scalar(select(func.count()).select_from(StoredEvent))
+        made = StoredEvent.type.in_(["device.online", "device.offline"])  # the hub's own, on first contact
+        sent = session.scalar(select(func.count()).select_from(StoredEvent).where(~made))
+        assert sent == counts["device_events"] and 20_000 <= sent <= 80_000
+        assert 0 < stored - sent <= sum(per_community.values())
+        types = set(session.scalars(select(StoredEvent.type).distinct()))
+        assert {"device.heartbeat", "access.granted", "vehicle.entered", "vehicle.exited"} <= types
+        span = session.execute(
+            select(func.min(StoredEvent.occurred_at), func.max(StoredEvent.occurred_at))
+        ).one()
+        assert timedelta(hours=20) <= span[1] - span[0] <= timedelta(hours=service.EVENT_HOURS)
+        linked = select(func.count()).select_from(StoredEvent).where(StoredEvent.vehicle_id.is_not(None))
+        assert session.scalar(linked) > 100  # registered cars' plates point at their vehicles
+        assert session.scalar(select(func.sum(EventRollup.count))) == stored
+
+
 def test_personal_data_is_encrypted_and_searchable(
     seeded: tuple[sessionmaker[Session], dict[str, int]], pilots: dict[str, Batch]
 ) -> None:
