@@ -368,6 +368,9 @@ def test_pilot_devices_have_sent_a_day_of_events_through_the_hub(
         linked = select(func.count()).select_from(StoredEvent).where(StoredEvent.vehicle_id.is_not(None))
         assert session.scalar(linked) > 100  # registered cars' plates point at their vehicles
         assert session.scalar(select(func.sum(EventRollup.count))) == stored
+        # The last hour at the natural volume: the devices that send heartbeats are online at the start.
+        online = session.scalar(select(func.count()).select_from(Device).where(Device.online))
+        assert online >= 0.8 * sum(per_community.values())
 
 
 def test_personal_data_is_encrypted_and_searchable(

@@ -9,6 +9,7 @@ this process writes, which keeps two cores busy.
 
 from __future__ import annotations
 
+import heapq
 import multiprocessing
 import os
 import time
@@ -41,7 +42,7 @@ _AHEAD = 2  # communities generated ahead of the one being inserted
 _ACTOR = Actor.system("demo")
 EVENT_HOURS = 24  # the pilot communities' devices have sent this much before the demo starts
 EVENT_VOLUME = 0.2  # of the natural volume (about 77,000 events a day in 天府和苑): a quick seed
-EVENT_BATCH = 1000
+EVENT_WINDOW = timedelta(minutes=5)  # the events of a window are received at its end, in one batch
 _TABLES: dict[str, Any] = {
     "building": Building,
     "house": House,
@@ -282,26 +283,34 @@ def seed_device_events(
     """Register each community's device set and play its last EVENT_HOURS of simulated events into the hub.
 
     The events go through the hub's own ingest (validation, linking, health, rollups, the outbox), so the
-    event lists, device pages and dashboards show a realistic day from the first start, at EVENT_VOLUME
-    of the natural volume. Received now: once the demo runs, devices nobody simulates go offline.
+    event lists, device pages and dashboards show a realistic day from the first start: EVENT_VOLUME of
+    the natural volume, the natural volume in the last hour (heartbeats included, so the devices are
+    online when the demo starts). The communities' streams are merged in time and received in windows of
+    EVENT_WINDOW, each as the hub would have received it then.
     """
     from linli.demo import simulator_fleet as fleet  # the device hub sits above the register it links to
     from linli.demo.simulator import Scenario, stream
     from linli.devices import service as hub
 
-    devices = events = 0
+    devices = 0
+    streams: list[Iterator[Any]] = []
+    start, recent = now - timedelta(hours=EVENT_HOURS), now - timedelta(hours=1)
     for number, code in enumerate(communities):
         devices += len(fleet.create_devices(session, code))
         registered = fleet.load(session, code)
-        scenario = Scenario(
-            devices=registered.devices, plates=registered.plates, seed=seed + number, volume=EVENT_VOLUME
-        )
-        batch: list[Any] = []
-        for envelope in stream(scenario, now - timedelta(hours=EVENT_HOURS), now):
-            batch.append(envelope)
-            if len(batch) == EVENT_BATCH:
-                events += hub.ingest(session, batch, source="demo", received_at=now).stored
-                batch = []
-        if batch:
-            events += hub.ingest(session, batch, source="demo", received_at=now).stored
+        quiet = Scenario(registered.devices, registered.plates, seed=seed + number, volume=EVENT_VOLUME)
+        busy = Scenario(registered.devices, registered.plates, seed=seed + number, volume=1.0)
+        streams += [stream(quiet, start, recent), stream(busy, recent, now)]
+    events = 0
+    window: list[Any] = []
+    closes = start + EVENT_WINDOW
+    for envelope in heapq.merge(*streams, key=lambda e: e.occurred_at):
+        while envelope.occurred_at >= closes:
+            if window:
+                events += hub.ingest(session, window, source="demo", received_at=closes).stored
+                window = []
+            closes += EVENT_WINDOW
+        window.append(envelope)
+    if window:
+        events += hub.ingest(session, window, source="demo", received_at=min(closes, now)).stored
     return {"devices": devices, "device_events": events}
