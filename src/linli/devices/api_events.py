@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
@@ -13,12 +10,11 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from linli.core.auth.roles import Perm
-from linli.core.bus import Bus, Message
 from linli.core.errors import NotFound, TooLarge
 from linli.core.outbox import deliver_outbox
 from linli.core.timeutil import utcnow
 from linli.db import unit_of_work
-from linli.devices import push, queries, signing, store
+from linli.devices import push, queries, signing, sse, store
 from linli.devices.events import json_schemas
 from linli.devices.receive import is_multipart, receive, receive_media
 from linli.devices.schemas import EventOut, EventPage, IngestOut, MediaOut
@@ -26,8 +22,6 @@ from linli.settings import Settings
 from linli.web.deps import DB, CurrentPrincipal
 
 router = APIRouter()
-SSE_KEEPALIVE_S = 15.0
-SSE_QUEUE = 1000
 
 
 @router.post("/api/v1/ingest/events", response_model=IngestOut, tags=["ingest"])
@@ -225,43 +219,11 @@ async def stream_events(
 ) -> StreamingResponse:
     """Server-Sent Events: each newly stored event in the caller's areas as it reaches the bus."""
     principal.require(Perm.EVENTS_READ)
-    bus: Bus = request.app.state.bus
-    loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=SSE_QUEUE)
     scope, wanted = principal.scope, set(type or ())
 
-    def offer(data: dict[str, Any]) -> None:
-        if not queue.full():  # a reader too slow for the stream loses events rather than memory
-            queue.put_nowait(data)
-
-    def on_message(message: Message) -> None:
-        data = message.json()
+    def pick(data: dict[str, Any]) -> tuple[str, str] | None:
         if scope.allows(data.get("area_code")) and (not wanted or data.get("type") in wanted):
-            loop.call_soon_threadsafe(offer, data)
+            return str(data.get("type")), str(data.get("id"))
+        return None
 
-    subscription = bus.subscribe("linli.events.>", on_message)
-
-    async def events() -> AsyncIterator[str]:
-        try:
-            yield ": connected\n\n"
-            deadline, sent = loop.time() + timeout, 0
-            while sent < limit and loop.time() < deadline:
-                wait = min(SSE_KEEPALIVE_S, deadline - loop.time())
-                try:
-                    data = await asyncio.wait_for(queue.get(), wait)
-                except TimeoutError:
-                    if await request.is_disconnected():
-                        break
-                    yield ": keep-alive\n\n"
-                    continue
-                sent += 1
-                text = json.dumps(data, ensure_ascii=False, default=str)
-                yield f"id: {data.get('id')}\nevent: {data.get('type')}\ndata: {text}\n\n"
-        finally:
-            subscription.unsubscribe()
-
-    return StreamingResponse(
-        events(),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    return sse.stream(request, request.app.state.bus, "linli.events.>", pick, timeout=timeout, limit=limit)
