@@ -367,6 +367,9 @@ def test_pilot_devices_have_sent_a_day_of_events_through_the_hub(
         assert timedelta(hours=20) <= span[1] - span[0] <= timedelta(hours=service.EVENT_HOURS)
         linked = select(func.count()).select_from(StoredEvent).where(StoredEvent.vehicle_id.is_not(None))
         assert session.scalar(linked) > 100  # registered cars' plates point at their vehicles
+        access = select(func.count()).select_from(StoredEvent).where(StoredEvent.type == "access.granted")
+        by_person = session.scalar(access.where(StoredEvent.person_id.is_not(None)))
+        assert by_person >= 0.9 * session.scalar(access)  # enrolled faces and cards point at residents
         assert session.scalar(select(func.sum(EventRollup.count))) == stored
         # The last hour at the natural volume: the devices that send heartbeats are online at the start.
         online = session.scalar(select(func.count()).select_from(Device).where(Device.online))

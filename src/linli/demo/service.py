@@ -30,6 +30,7 @@ from linli.core.auth import service as accounts
 from linli.core.auth.roles import Role
 from linli.core.errors import Conflict, Invalid
 from linli.core.timeutil import utcnow
+from linli.db import bulk_insert, starts_with
 from linli.demo import writer
 from linli.demo.data import TIANFU, YUYU, Community, District, district
 from linli.demo.generator import Batch, Ids, generate_community
@@ -42,6 +43,8 @@ _AHEAD = 2  # communities generated ahead of the one being inserted
 _ACTOR = Actor.system("demo")
 EVENT_HOURS = 24  # the pilot communities' devices have sent this much before the demo starts
 EVENT_VOLUME = 0.2  # of the natural volume (about 77,000 events a day in 天府和苑): a quick seed
+FACE_REFS = 3000  # the simulator's face terminals say u1 … u3000
+DEMO_CARDS = 400
 EVENT_WINDOW = timedelta(minutes=5)  # the events of a window are received at its end, in one batch
 _TABLES: dict[str, Any] = {
     "building": Building,
@@ -298,8 +301,9 @@ def seed_device_events(
     for number, code in enumerate(communities):
         devices += len(fleet.create_devices(session, code))
         registered = fleet.load(session, code)
-        quiet = Scenario(registered.devices, registered.plates, seed=seed + number, volume=EVENT_VOLUME)
-        busy = Scenario(registered.devices, registered.plates, seed=seed + number, volume=1.0)
+        cards = _seed_credentials(session, code, seed=seed + number)
+        quiet = Scenario(registered.devices, registered.plates, seed + number, EVENT_VOLUME, cards)
+        busy = Scenario(registered.devices, registered.plates, seed + number, 1.0, cards)
         streams += [stream(quiet, start, recent), stream(busy, recent, now)]
     events = 0
     window: list[Any] = []
@@ -314,3 +318,33 @@ def seed_device_events(
     if window:
         events += hub.ingest(session, window, source="demo", received_at=min(closes, now)).stored
     return {"devices": devices, "device_events": events}
+
+
+def _seed_credentials(session: Session, community: str, *, seed: int) -> tuple[str, ...]:
+    """Enrol residents on the community's access terminals; returns the card numbers handed out.
+
+    The simulator's face terminals name people `u1` … `u3000` (their own person ids): the first residents
+    by id get those, and the next DEMO_CARDS residents an access card each, so the access events of the
+    demo link to people as a real community's would.
+    """
+    from linli.devices.models import DeviceCredential  # the device hub sits above the register
+
+    stmt = (
+        select(Person.id)
+        .where(starts_with(Person.area_code, community))
+        .order_by(Person.id)
+        .limit(FACE_REFS + DEMO_CARDS)
+        .execution_options(skip_scope=True)
+    )
+    people = list(session.scalars(stmt))
+    faces, holders = people[:FACE_REFS], people[FACE_REFS:]
+    cards = tuple(f"{seed % 10_000:04d}{i:06d}" for i in range(1, len(holders) + 1))
+    rows = [
+        {"area_code": community, "device_id": None, "kind": "person_ref", "value": f"u{i}", "person_id": p}
+        for i, p in enumerate(faces, start=1)
+    ] + [
+        {"area_code": community, "device_id": None, "kind": "card", "value": card, "person_id": p}
+        for card, p in zip(cards, holders, strict=True)
+    ]
+    bulk_insert(session, cast(Table, DeviceCredential.__table__), rows, {"created_at": utcnow()})
+    return cards

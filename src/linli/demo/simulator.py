@@ -89,6 +89,7 @@ class Scenario:
     plates: tuple[str, ...] = ()
     seed: int = 1
     volume: float = 1.0
+    cards: tuple[str, ...] = ()  # the access cards residents hold (default: 400 made-up numbers)
 
 
 @dataclass(frozen=True)
@@ -318,7 +319,7 @@ class Simulation:
         self.pending_seq = 0
         self.pending: list[_Pending] = []
         self.plates = _Plates(scenario.plates, self.rng)
-        self.cards = [f"{int(self.rng.random() * 10**10):010d}" for _ in range(400)]
+        self.cards = list(scenario.cards) or [f"{int(self.rng.random() * 10**10):010d}" for _ in range(400)]
         self.by_activity: dict[str, list[tuple[SimDevice, float]]] = {}
         self.periodic: list[tuple[SimDevice, str, float, float]] = []  # (device, what, period, phase)
         self.alarming: list[tuple[SimDevice, str, str, float]] = []
