@@ -14,9 +14,10 @@ from linli.core.outbox import deliver_outbox
 from linli.core.pagination import PageWindow
 from linli.core.timeutil import utcnow
 from linli.devices import deadletters, health, queries, register, service
-from linli.devices.pages_common import community_names, labels
+from linli.devices.pages_common import community_names, labels, person_names
 from linli.devices.pages_manage import command_context
 from linli.devices.pages_manage import router as manage_router
+from linli.registry import people
 from linli.web.deps import DB, PagePrincipal
 from linli.web.render import render
 
@@ -24,6 +25,7 @@ router = APIRouter(include_in_schema=False)
 router.include_router(manage_router)  # first: /devices/new is not a device id
 PAGE_SIZE = 50
 DEVICE_EVENTS = 50
+PERSON_EVENTS = 20
 Community = Annotated[str, Query(max_length=32, pattern=r"^[0-9]*$")]
 
 NOTICES: dict[str, str] = {"saved": "设备信息已保存", "state": "设备状态已更新"}
@@ -91,6 +93,7 @@ def device_page(
         uptime_7d=health.uptime(session, device_id=device.id, now=now, days=7),
         uptime_30d=health.uptime(session, device_id=device.id, now=now, days=30),
         events=events,
+        person_names=person_names(session, principal, events),
         can_events=can_events,
         can_write=principal.can(Perm.DEVICES_WRITE),
         can_command=principal.can(Perm.DEVICES_COMMAND),
@@ -108,14 +111,17 @@ def event_list(
     principal: PagePrincipal,
     type: Annotated[str, Query(max_length=32)] = "",
     community: Community = "",
+    person: Annotated[int | None, Query(ge=1)] = None,
     before: Annotated[int | None, Query(ge=1)] = None,
 ) -> Response:
-    """Latest events in the caller's areas, newest first; filter by type and community, page by id."""
+    """Latest events in the caller's areas, newest first; filter by type, community and person (with the
+    person's vehicles), page by id."""
     principal.require(Perm.EVENTS_READ)
     rows = queries.get_events(
         session,
         area=community or None,
         types=[type] if type else None,
+        person_id=person,
         before=before,
         limit=PAGE_SIZE + 1,
     )
@@ -124,11 +130,31 @@ def event_list(
         request,
         "devices/events.html",
         events=shown,
+        person_names=person_names(session, principal, shown, also=person),
         older=shown[-1].id if len(rows) > PAGE_SIZE else None,
         type=type,
         community=community,
+        person=person,
         before=before,
         communities=areas.get_all(session, level=Level.COMMUNITY.value),
+        community_names=community_names(session),
+        **labels(),
+    )
+
+
+@router.get("/people/{person_id}/events", response_class=HTMLResponse)
+def person_events(request: Request, person_id: int, session: DB, principal: PagePrincipal) -> Response:
+    """The latest events of a person (theirs and their vehicles'), for the person's page (an htmx part)."""
+    principal.require(Perm.EVENTS_READ)
+    principal.require(Perm.PEOPLE_READ)
+    person = people.get_or_raise(session, person_id=person_id)  # 404 outside the caller's areas
+    events = queries.get_events(session, person_id=person.id, limit=PERSON_EVENTS)
+    return render(
+        request,
+        "devices/_person_events.html",
+        person=person,
+        events=events,
+        person_names={person.id: person.name},
         community_names=community_names(session),
         **labels(),
     )
@@ -143,6 +169,7 @@ def event_page(request: Request, event_id: int, session: DB, principal: PagePrin
         request,
         "devices/event.html",
         event=event,
+        person_names=person_names(session, principal, [event]),
         community_names=community_names(session),
         **labels(),
     )

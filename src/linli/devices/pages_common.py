@@ -1,15 +1,21 @@
-"""What every device console page shares: labels of kinds, states, events and media; community names."""
+"""What every device console page shares: labels of kinds, states, events and media; community and people's
+names."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from linli.areas import service as areas
 from linli.areas.models import Level
+from linli.core.auth.roles import Perm
+from linli.core.auth.service import Principal
 from linli.devices.events import EventType
+from linli.devices.models import StoredEvent
 from linli.devices.vocab import KIND_LABELS, STATE_LABELS
+from linli.registry import people
 
 EVENT_LABELS: dict[str, str] = {
     EventType.ACCESS_GRANTED: "门禁通行",
@@ -40,6 +46,16 @@ LETTER_LABELS: dict[str, str] = {"new": "待处理", "replayed": "已重放", "d
 def community_names(session: Session) -> dict[str, str]:
     """Community names by code, in the caller's scope."""
     return {a.code: a.name for a in areas.get_all(session, level=Level.COMMUNITY.value)}
+
+
+def person_names(
+    session: Session, principal: Principal, events: Iterable[StoredEvent], *, also: int | None = None
+) -> dict[int, str]:
+    """The names of the people events point at (and of `also`), for a caller who may read people."""
+    if not principal.can(Perm.PEOPLE_READ):
+        return {}
+    wanted = {e.person_id for e in events if e.person_id is not None} | ({also} if also else set())
+    return people.names_of(session, person_ids=wanted)
 
 
 def labels() -> dict[str, Any]:

@@ -80,6 +80,7 @@ def person_page(request: Request, person_id: int, session: DB, principal: PagePr
         can_reveal=principal.can(Perm.PII_REVEAL),
         area=areas.get(session, code=person.area_code),
         can_merge=principal.can(Perm.RECORDS_MERGE) and person.merged_into_id is None,
+        can_events=principal.can(Perm.EVENTS_READ),  # the device hub's part of the page (htmx)
         duplicates=people.likely_duplicates(session, person=person),
     )
 

@@ -231,6 +231,14 @@ def _create(session: Session, principal: Principal, facts: CleanPerson, *, home:
     return person
 
 
+def names_of(session: Session, *, person_ids: set[int]) -> dict[int, str]:
+    """The names of the people with these ids that the session's scope sees."""
+    if not person_ids:
+        return {}
+    stmt = select(Person.id, Person.name).where(Person.id.in_(sorted(person_ids)))
+    return {person_id: name for person_id, name in session.execute(stmt)}
+
+
 def find_many_by_hash(session: Session, *, hashes: list[str]) -> dict[str, Person]:
     """Registered (unmerged) people by ID-number hash, across the district: dedup ignores scope."""
     found: dict[str, Person] = {}
