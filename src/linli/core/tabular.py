@@ -31,6 +31,7 @@ __all__ = [
     "SourceRow",
     "Table",
     "TableError",
+    "cell_text",
     "error_report_xlsx",
     "neutralise_cell",
     "parse_date",
@@ -165,6 +166,11 @@ def _clean_cell(value: object) -> str | None:
         return value.replace(microsecond=0).isoformat()
     s = _WS_RE.sub(" ", _fold(str(value))).strip()
     return s or None
+
+
+def cell_text(value: object) -> str | None:
+    """A cell as read_table reads it: cleaned text, None when blank (the same text re-reads the same)."""
+    return _clean_cell(value)
 
 
 def _fmt_mb(n: int) -> str:

@@ -36,6 +36,35 @@ def serial_of(item: Any) -> str | None:
     return None
 
 
+# What a letter whose item the adapter or mapping could not read keeps to read it again (replay_via):
+RECORD = "record"  # one record of a table, page or push (body: the row with its headers, or the record)
+BODY = "body"  # a whole body (body: its text; the raw payload raw_id keeps its bytes while retained)
+
+
+def replay_via(
+    kind: str,
+    *,
+    origin: str,
+    adapter: str,
+    bound: bool,
+    community: str,
+    content_type: str = "",
+    label: str = "",
+) -> dict[str, Any]:
+    """How to read a refused record or body again: through which origin's path, with which adapter.
+
+    origin is the way in (upload, push, pull) and makes the ingest source "<origin>:<adapter>";
+    bound: the adapter was the device's binding, so a replay reads with the binding of the moment.
+    """
+    via: dict[str, Any] = {"kind": kind, "origin": origin, "adapter": adapter, "bound": bound}
+    via["community"] = community
+    if kind == BODY:
+        via["content_type"] = content_type[:128]
+    if label:
+        via["label"] = label[:40]  # "第5行": the record's place, named again if a replay still fails
+    return via
+
+
 def record(
     session: Session,
     *,
@@ -46,14 +75,22 @@ def record(
     device: Device | None = None,
     sender: Device | None = None,
     raw_id: int | None = None,
+    via: dict[str, Any] | None = None,
 ) -> DeadLetter:
-    """Keep a rejected item; its area is its device's (or the sender's) when known, else none."""
+    """Keep a rejected item; its area is its device's (or the sender's) when known, else none.
+
+    via (replay_via) marks an item the adapter or mapping could not read: a replay reads it again.
+    """
     owner = device or sender
+    body = as_text(item)
+    if via is not None and via.get("kind") == BODY:
+        # the text is the body itself when it was UTF-8 without NUL: it can stand in for a purged raw body
+        via = {**via, "exact": isinstance(item, bytes) and body.encode("utf-8") == item}
     letter = DeadLetter(
         received_at=received_at,
         source=source[:64],
         reason=reason[:500],
-        body=as_text(item),
+        body=body,
         device_serial=serial_of(item) or (sender.serial if sender else None),
         device_id=device.id if device else None,
         sender_id=sender.id if sender else None,
@@ -61,6 +98,7 @@ def record(
         status=DeadLetterStatus.NEW.value,
         attempts=0,
         raw_id=raw_id,
+        replay_via=via,
     )
     session.add(letter)
     session.flush()

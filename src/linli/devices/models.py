@@ -191,6 +191,9 @@ class DeadLetter(Base):
     replayed_at: Mapped[datetime | None] = mapped_column(default=None)
     event_id: Mapped[int | None] = mapped_column(BigInteger, default=None)
     raw_id: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    # Set when the adapter or mapping could not read the item (body: the raw record or body, not an
+    # envelope): how to read it again through the device's current one (deadletters.replay_via).
+    replay_via: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
 
 
 class EventRollup(AreaScoped, Base):

@@ -80,11 +80,13 @@ def translate(
     body: bytes,
     headers: Mapping[str, str],
     now: datetime,
+    bound: bool = False,
 ) -> Received:
     """Keep the raw body, read it with parse, store its pictures and ingest: what every vendor push does.
 
     A body parse cannot read becomes a dead letter, and the error comes back for the caller to raise once
-    the dead letter is committed.
+    the dead letter is committed. The letter keeps how to read the body again (name: the adapter or
+    mapping:<name>; bound: it was the device's binding), so that it can be replayed once that is fixed.
     """
     raw_id = store.save_raw(
         session,
@@ -106,6 +108,14 @@ def translate(
             device=device,
             sender=device,
             raw_id=raw_id,
+            via=deadletters.replay_via(
+                deadletters.BODY,
+                origin="push",
+                adapter=name,
+                bound=bound,
+                community=device.community_code,
+                content_type=headers.get("content-type", ""),
+            ),
         )
         store.link_raw(session, raw_id, event_ids=[], dead_letter_id=letter.id)
         return Received(None, Invalid(f"{name} could not read the body: {exc}", field="body"))

@@ -174,6 +174,9 @@ class DeadLetterOut(BaseModel):
     attempts: int
     replayed_at: datetime | None
     event_id: int | None
+    replay_via: dict[str, Any] | None = Field(
+        default=None, description="set when the adapter/mapping could not read it: replay reads it again"
+    )
 
     @classmethod
     def of(cls, letter: DeadLetter) -> DeadLetterOut:

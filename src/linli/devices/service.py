@@ -14,7 +14,6 @@ from typing import Any
 
 import orjson
 from pydantic import ValidationError
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -349,37 +348,65 @@ def max_age_of(source: str) -> timedelta:
 def replay(
     session: Session, principal: Principal, *, dead_letter_id: int, now: datetime
 ) -> tuple[DeadLetter, IngestResult]:
-    """Re-ingest a dead letter's envelope (e.g. once its device is registered); stays new if refused."""
+    """Ingest a dead letter again (its device registered, its mapping fixed …); stays new if refused.
+
+    A letter the adapter or mapping could not read (replay_via) is read again first, with the device's
+    adapter or mapping of the moment (mappings/replay.py); if it still cannot be read, the new reason
+    is kept and nothing is ingested.
+    """
     principal.require(Perm.DEVICES_WRITE)
     letter = deadletters.get_or_raise(session, scope=principal.scope, dead_letter_id=dead_letter_id)
     if letter.status != DeadLetterStatus.NEW:
         raise Conflict(f"该异常数据已处理（{letter.status}）", field="status")
-    try:
-        item = json.loads(letter.body)
-    except ValueError:
-        raise Invalid("异常数据内容不是有效的 JSON，无法重放", field="body") from None
-    sender = None
-    if letter.sender_id is not None:
-        stmt = select(Device).where(Device.id == letter.sender_id).execution_options(skip_scope=True)
-        sender = session.scalar(stmt)
+    # mappings (through push) import this module: theirs is imported when a letter needs it
+    from linli.devices.mappings import replay as reread
+
+    sender = reread.sender_of(session, letter)
+    source, raw_id = letter.source, None
+    if letter.replay_via is not None:
+        try:
+            again = reread.read_letter(session, letter, sender=sender, now=now)
+        except reread.Unread as exc:
+            letter.attempts += 1
+            letter.reason = exc.reason[:500]
+            return letter, IngestResult()
+        items: list[Any] = list(again.items)
+        source, raw_id = again.source, again.raw_id
+    else:
+        try:
+            items = [json.loads(letter.body)]
+        except ValueError:
+            raise Invalid("异常数据内容不是有效的 JSON，无法重放", field="body") from None
     result, failures = _ingest(
         session,
-        [item],
-        source=letter.source,
+        items,
+        source=source,
         received_at=now,
-        origins=[Origin(sender)],
+        origins=[Origin(sender, raw_id)] * len(items),
         keep=False,
-        max_age=max_age_of(letter.source),
+        max_age=max_age_of(source),
     )
     letter.attempts += 1
     if failures:
-        letter.reason = failures[0].reason[:500]
+        letter.reason = _replay_reason(letter, failures, len(items))[:500]
         return letter, result
     letter.status = DeadLetterStatus.REPLAYED.value
     letter.replayed_at = now
     ids = result.event_ids or result.duplicate_ids
     letter.event_id = ids[0] if ids else None
-    device = register.by_serials(session, {letter.device_serial or ""}).get(letter.device_serial or "")
+    if raw_id is not None:
+        store.link_raw(session, raw_id, event_ids=ids)
+    serial = items[0].device if items and isinstance(items[0], Envelope) else letter.device_serial
+    device = register.by_serials(session, {serial or ""}).get(serial or "")
     if device is not None:
         letter.device_id, letter.area_code = device.id, device.area_code
     return letter, result
+
+
+def _replay_reason(letter: DeadLetter, failures: list[_Failure], count: int) -> str:
+    """Why a replay stored nothing (or not all): the refusal, naming the record of a longer body."""
+    first = failures[0]
+    label = (letter.replay_via or {}).get("label")
+    if count > 1:
+        return f"第{first.index + 1}条记录（共{count}条，{len(failures)}条未入库）: {first.reason}"
+    return f"{label}: {first.reason}" if label else first.reason

@@ -102,6 +102,7 @@ def receive_mapped(
         body=body,
         headers=headers,
         now=now,
+        bound=not mapping_name,
     )
 
 

@@ -91,10 +91,11 @@ class PullConfig(BaseModel):
 class PollFailed(Exception):
     """A poll that stored nothing: why, and the body that could not be read (if that was the reason)."""
 
-    def __init__(self, reason: str, body: bytes | None = None) -> None:
+    def __init__(self, reason: str, body: bytes | None = None, content_type: str = "") -> None:
         super().__init__(reason)
         self.reason = reason
         self.body = body
+        self.content_type = content_type
 
 
 class PullConfigInvalid(Invalid):
@@ -239,7 +240,7 @@ class Page:
     body: bytes
     content_type: str
     envelopes: list[Envelope | dict[str, Any]]
-    rejected: list[tuple[str, Any]] = field(default_factory=list)  # (reason, record)
+    rejected: list[tuple[str, str, Any]] = field(default_factory=list)  # (label, reason, kept record)
     records: int = 0
 
 
@@ -326,10 +327,10 @@ def read_page(reader: Reader, body: bytes, headers: dict[str, str], *, serial: s
             return Page(body, content_type, parsed, records=len(parsed))
         results = read_records(reader.mapping, body, headers, device=serial, received_at=now)
     except adapters.AdapterParseError as exc:
-        raise PollFailed(f"应答无法读取: {exc.reason}", body) from None
+        raise PollFailed(f"应答无法读取: {exc.reason}", body, content_type) from None
     envelopes: list[Envelope | dict[str, Any]] = [r.envelope for r in results if r.envelope]
     page = Page(body, content_type, envelopes, records=len(results))
-    page.rejected = [(f"{r.label}: {r.reason}", r.data) for r in results if r.reason is not None]
+    page.rejected = [(r.label, f"{r.label}: {r.reason}", r.kept) for r in results if r.reason is not None]
     return page
 
 
@@ -418,7 +419,7 @@ def _store(session: Session, job: _Job, reader: Reader, pages: list[Page], *, no
         )
         stored, duplicates = stored + result.stored, duplicates + result.duplicates
         rejected += len(result.rejected) + len(page.rejected)
-        for reason, record in page.rejected:
+        for label, reason, record in page.rejected:
             deadletters.record(
                 session,
                 reason=reason,
@@ -428,6 +429,14 @@ def _store(session: Session, job: _Job, reader: Reader, pages: list[Page], *, no
                 device=device,
                 sender=device,
                 raw_id=raw_id,
+                via=deadletters.replay_via(
+                    deadletters.RECORD,
+                    origin="pull",
+                    adapter=job.config.adapter,
+                    bound=False,
+                    community=device.community_code,
+                    label=label,
+                ),
             )
     if stored == 0:  # the device answered: that is a sign of life even when it had nothing new
         beat = Envelope(
@@ -468,8 +477,14 @@ def _failed(session: Session, source_id: int, failure: PollFailed, *, now: datet
     source.next_poll_at = now + backoff(interval, source.failures)
     if failure.body is not None and device is not None:  # keep what could not be read, to fix and replay
         ingest_source = f"pull:{source.config.get('adapter', '')}"[:64]
+        adapter = str(source.config.get("adapter", ""))
         raw_id = store.save_raw(
-            session, received_at=now, source=ingest_source, body=failure.body, device_serial=device.serial
+            session,
+            received_at=now,
+            source=ingest_source,
+            body=failure.body,
+            content_type=failure.content_type,
+            device_serial=device.serial,
         )
         letter = deadletters.record(
             session,
@@ -480,5 +495,13 @@ def _failed(session: Session, source_id: int, failure: PollFailed, *, now: datet
             device=device,
             sender=device,
             raw_id=raw_id,
+            via=deadletters.replay_via(
+                deadletters.BODY,
+                origin="pull",
+                adapter=adapter,
+                bound=False,
+                community=device.community_code,
+                content_type=failure.content_type,
+            ),
         )
         store.link_raw(session, raw_id, event_ids=[], dead_letter_id=letter.id)

@@ -86,6 +86,7 @@ class _Target:
     device: Device | None
     community: str
     adapter: str
+    bound: bool = False  # the adapter is the device's binding (a replay reads with its binding then)
 
 
 def _target(
@@ -97,7 +98,7 @@ def _target(
         chosen = (adapter or "").strip() or bindings.adapter_of(session, device=device)
         if not chosen:
             raise Invalid(f"设备 {device.serial} 没有绑定映射，请选择映射", field="mapping")
-        return _Target(device, device.community_code, chosen)
+        return _Target(device, device.community_code, chosen, bound=not (adapter or "").strip())
     if not community:
         raise Invalid("请选择设备，或选择社区和映射", field="community")
     areas.get_community_or_raise(session, code=community)
@@ -149,6 +150,7 @@ def upload(
             device=target.device,
             sender=target.device,
             raw_id=raw_id,
+            via=_via(target, deadletters.BODY, content_type=CONTENT_TYPES.get(kind, "")),
         )
         letter.area_code = letter.area_code or target.community
         report.dead_letter_ids.append(letter.id)
@@ -221,15 +223,29 @@ def _reject(
     letter = deadletters.record(
         session,
         reason=f"{result.label}: {reason}",
-        item=result.data,
+        item=result.kept,  # the whole row with its headers, for a replay through the fixed mapping
         source=source,
         received_at=now,
         device=target.device,
         sender=target.device,
         raw_id=raw_id,
+        via=_via(target, deadletters.RECORD, label=result.label),
     )
     letter.area_code = letter.area_code or target.community  # the uploader's community sees its rows
     report.dead_letter_ids.append(letter.id)
+
+
+def _via(target: _Target, kind: str, *, content_type: str = "", label: str = "") -> dict[str, Any]:
+    """How a replay reads this upload's refused row (or unreadable file) again: deadletters.replay_via."""
+    return deadletters.replay_via(
+        kind,
+        origin=service.UPLOAD_SOURCE.rstrip(":"),
+        adapter=target.adapter,
+        bound=target.bound,
+        community=target.community,
+        content_type=content_type,
+        label=label,
+    )
 
 
 def _ingest_field(reason: str) -> str:

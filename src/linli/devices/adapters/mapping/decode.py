@@ -12,7 +12,7 @@ from urllib.parse import unquote_to_bytes
 
 from lxml import etree
 
-from linli.core.tabular import TableError, read_table
+from linli.core.tabular import TableError, cell_text, read_table, write_csv
 from linli.devices.adapters.common import media_type
 from linli.devices.adapters.errors import AdapterParseError
 from linli.devices.adapters.mapping.paths import RecordsPath
@@ -31,6 +31,38 @@ class Record:
     data: Any
     problem: str | None = None
     row: int | None = None  # the line (CSV) or sheet row (table) people find it on
+    kept: Any = None  # what a dead letter keeps to read the record again (kept_of); None: data itself
+
+
+def kept_of(record: Record) -> Any:
+    """The record as a dead letter keeps it, to be read again by a fixed mapping (read_kept).
+
+    A sheet row: every column's header and cell text (not only the columns the mapping reads); an XML
+    element: its XML text; a CSV or form row and a JSON record: the data as read.
+    """
+    if record.kept is not None:
+        return record.kept
+    if isinstance(record.data, etree._Element):
+        return etree.tostring(record.data, encoding="unicode")
+    return record.data
+
+
+def read_kept(doc: MappingDoc, kept: Any) -> Any:
+    """A kept record (kept_of) as the record data the mapping doc reads (AdapterParseError if it cannot)."""
+    if doc.format == "xml":
+        if not isinstance(kept, str):
+            raise AdapterParseError("映射现为 XML 格式，保留的记录不是 XML")
+        return _xml(kept.encode("utf-8"), "utf-8")
+    if doc.format == "json":
+        return kept
+    if not isinstance(kept, dict):
+        raise AdapterParseError(f"映射现为 {doc.format} 格式，保留的记录不是一行表格")
+    cells = {str(key): "" if value is None else str(value) for key, value in kept.items()}
+    if doc.format != "table":
+        return cells
+    # The row's headers matched as an upload's are (loosely), its cells cleaned the same way.
+    decoded = _table(doc, write_csv(list(cells), [list(cells.values())]))
+    return decoded.records[0].data
 
 
 @dataclass(frozen=True)
@@ -150,7 +182,13 @@ def _table(doc: MappingDoc, raw: bytes) -> Decoded:
     except TableError as exc:
         raise AdapterParseError(str(exc)) from exc
     records = [
-        Record(i, f"第{src.row}行", {k: v for k, v in src.values.items() if v is not None}, row=src.row)
+        Record(
+            i,
+            f"第{src.row}行",
+            {k: v for k, v in src.values.items() if v is not None},
+            row=src.row,
+            kept={h: text for h, v in src.raw.items() if (text := cell_text(v)) is not None},
+        )
         for i, src in enumerate(table.rows)
     ]
     return Decoded(None, records, sorted(set(table.mapping.values())))

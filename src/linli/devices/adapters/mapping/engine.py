@@ -18,7 +18,7 @@ from linli.devices.adapters.mapping.compile import (
     evaluate,
     parse_time,
 )
-from linli.devices.adapters.mapping.decode import Decoded, Record, decode
+from linli.devices.adapters.mapping.decode import Decoded, Record, decode, kept_of, read_kept
 from linli.devices.adapters.mapping.documents import load_document
 from linli.devices.adapters.mapping.spec import MappingError
 from linli.devices.events import Envelope, EventType
@@ -66,6 +66,7 @@ class RecordResult:
     data: Any
     envelope: Envelope | None = None
     reason: str | None = None
+    kept: Any = None  # what a dead letter keeps of it, to read it again once the mapping is fixed
 
     @property
     def field(self) -> str:
@@ -87,7 +88,7 @@ def read_records(
     _check_columns(mapping, decoded, device_given=device is not None)
     results: list[RecordResult] = []
     for record in decoded.records:
-        outcome = RecordResult(record.index, record.label, record.row, record.data)
+        outcome = RecordResult(record.index, record.label, record.row, record.data, kept=kept_of(record))
         try:
             envelope = _record_envelope(mapping, record, decoded.root, device, received_at)
         except AdapterParseError as exc:
@@ -95,6 +96,29 @@ def read_records(
             continue
         results.append(replace(outcome, envelope=envelope))
     return results
+
+
+def read_again(
+    mapping: CompiledMapping,
+    kept: Any,
+    *,
+    label: str = "该记录",
+    device: str | None = None,
+    received_at: datetime | None = None,
+) -> RecordResult:
+    """One record a dead letter kept (RecordResult.kept) read with mapping, e.g. a fixed version of it.
+
+    The record is read on its own: a value the mapping would find outside it (a serial sent once
+    beside the records of a JSON answer) is not there, so the device should be given.
+    """
+    outcome = RecordResult(0, label, None, kept, kept=kept)
+    try:
+        data = read_kept(mapping.doc, kept)
+        outcome = replace(outcome, data=data)
+        envelope = _record_envelope(mapping, Record(0, label, data), data, device, received_at)
+    except AdapterParseError as exc:
+        return replace(outcome, reason=exc.reason)
+    return replace(outcome, envelope=envelope)
 
 
 _FIELD = re.compile(r"^(?P<field>[A-Za-z_][\w.]*): ")
