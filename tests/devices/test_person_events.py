@@ -9,7 +9,7 @@ import pytest
 from linli.core.auth.service import Principal
 from linli.devices import linking, service
 from tests.builders import person
-from tests.devices.helpers import device, envelope
+from tests.devices.helpers import device, envelope, plate_read
 from tests.registry.helpers import house, resident
 from tests.web.helpers import Console
 
@@ -100,3 +100,28 @@ def test_without_people_read_the_link_shows_no_name(console, walked, monkeypatch
     listing = console.get("/events").text
     assert f"人员 #{zhang.id}" in listing and "张秀兰" not in listing
     assert console.get(f"/people/{zhang.id}/events").status_code == 403
+
+
+def test_a_vehicles_page_loads_its_plate_reads(console, session, world, gate) -> None:  # type: ignore[no-untyped-def]
+    from linli.registry import vehicles
+
+    car, _ = vehicles.upsert(session, Principal.system(), {"plate": "陕A·5M2K8"}, community_code=world.tianfu)
+    now = datetime.now(UTC).replace(microsecond=0)
+    reads = [
+        plate_read(gate[0].serial, "陕A5M2K8", at=now - timedelta(hours=3)),
+        plate_read(gate[0].serial, "陕A5M2K8", at=now - timedelta(hours=1), entered=False),
+        plate_read(gate[0].serial, "陕D00001", at=now - timedelta(minutes=30)),  # a visitor
+    ]
+    assert service.ingest(session, reads, source="http", received_at=now).stored == 3
+    session.commit()
+    console.login("shequ")
+    assert f'hx-get="/vehicles/{car.id}/events"' in console.get(f"/vehicles/{car.id}").text
+    part = console.get(f"/vehicles/{car.id}/events", headers={"HX-Request": "true"}).text
+    assert "车辆入场" in part and "车辆出场" in part and "陕D00001" not in part
+    filtered = console.get("/events", params={"vehicle": car.id}).text
+    assert (
+        'data-testid="vehicle-filter"' in filtered and "陕A5M2K8" in filtered and "陕D00001" not in filtered
+    )
+    console.login("shequ2")
+    assert console.get(f"/vehicles/{car.id}/events").status_code == 404
+    assert "陕A5M2K8" not in console.get("/events", params={"vehicle": car.id}).text

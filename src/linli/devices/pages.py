@@ -17,7 +17,7 @@ from linli.devices import deadletters, health, queries, register, service
 from linli.devices.pages_common import community_names, labels, person_names
 from linli.devices.pages_manage import command_context
 from linli.devices.pages_manage import router as manage_router
-from linli.registry import people
+from linli.registry import people, vehicles
 from linli.web.deps import DB, PagePrincipal
 from linli.web.render import render
 
@@ -112,16 +112,18 @@ def event_list(
     type: Annotated[str, Query(max_length=32)] = "",
     community: Community = "",
     person: Annotated[int | None, Query(ge=1)] = None,
+    vehicle: Annotated[int | None, Query(ge=1)] = None,
     before: Annotated[int | None, Query(ge=1)] = None,
 ) -> Response:
-    """Latest events in the caller's areas, newest first; filter by type, community and person (with the
-    person's vehicles), page by id."""
+    """Latest events in the caller's areas, newest first; filter by type, community, person (with the
+    person's vehicles) and vehicle, page by id."""
     principal.require(Perm.EVENTS_READ)
     rows = queries.get_events(
         session,
         area=community or None,
         types=[type] if type else None,
         person_id=person,
+        vehicle_id=vehicle,
         before=before,
         limit=PAGE_SIZE + 1,
     )
@@ -135,11 +137,21 @@ def event_list(
         type=type,
         community=community,
         person=person,
+        vehicle=vehicle,
+        plate=_plate(session, principal, vehicle),
         before=before,
         communities=areas.get_all(session, level=Level.COMMUNITY.value),
         community_names=community_names(session),
         **labels(),
     )
+
+
+def _plate(session: DB, principal: PagePrincipal, vehicle_id: int | None) -> str:
+    """The plate of a vehicle the caller may see ("" if none or out of scope), for the filter's label."""
+    if vehicle_id is None or not principal.can(Perm.VEHICLES_READ):
+        return ""
+    found = vehicles.get(session, vehicle_id=vehicle_id)
+    return found.plate if found is not None else ""
 
 
 @router.get("/people/{person_id}/events", response_class=HTMLResponse)
@@ -155,6 +167,24 @@ def person_events(request: Request, person_id: int, session: DB, principal: Page
         person=person,
         events=events,
         person_names={person.id: person.name},
+        community_names=community_names(session),
+        **labels(),
+    )
+
+
+@router.get("/vehicles/{vehicle_id}/events", response_class=HTMLResponse)
+def vehicle_events(request: Request, vehicle_id: int, session: DB, principal: PagePrincipal) -> Response:
+    """The latest plate reads of a vehicle, for the vehicle's page (an htmx part)."""
+    principal.require(Perm.EVENTS_READ)
+    principal.require(Perm.VEHICLES_READ)
+    vehicle = vehicles.get_or_raise(session, vehicle_id=vehicle_id)  # 404 outside the caller's areas
+    events = queries.get_events(session, vehicle_id=vehicle.id, limit=PERSON_EVENTS)
+    return render(
+        request,
+        "devices/_vehicle_events.html",
+        vehicle=vehicle,
+        events=events,
+        person_names=person_names(session, principal, events),
         community_names=community_names(session),
         **labels(),
     )

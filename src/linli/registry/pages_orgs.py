@@ -107,6 +107,7 @@ def vehicle_page(request: Request, vehicle_id: int, session: DB, principal: Page
         owner_org=_org(session, vehicle.owner_org_id) if principal.can(Perm.ORGS_READ) else None,
         area=areas.get(session, code=vehicle.area_code),
         changes=history.get_all(session, entity="vehicle", entity_id=vehicle.id, limit=50),
+        can_events=principal.can(Perm.EVENTS_READ),  # the device hub's part of the page (htmx)
     )
 
 

@@ -26,9 +26,14 @@ def normalise_plate(raw: str) -> validation.Plate:
         raise Invalid(exc.reason, field=exc.field) from None
 
 
+def get(session: Session, *, vehicle_id: int) -> Vehicle | None:
+    """A vehicle in scope, else None."""
+    return session.scalar(select(Vehicle).where(Vehicle.id == vehicle_id))
+
+
 def get_or_raise(session: Session, *, vehicle_id: int) -> Vehicle:
     """A vehicle in scope, else NotFound."""
-    vehicle = session.scalar(select(Vehicle).where(Vehicle.id == vehicle_id))
+    vehicle = get(session, vehicle_id=vehicle_id)
     if vehicle is None:
         raise NotFound("车辆不存在或不在权限范围内", field="vehicle")
     return vehicle
