@@ -66,7 +66,7 @@ def read_letter(session: Session, letter: DeadLetter, *, sender: Device | None, 
     else:
         raise Unread(f"无法识别的重放方式: {via.get('kind')!r}")
     if via.get("origin") == "upload" and sender is None:
-        _same_community(session, items, community)
+        _same_community(session, items, community, label=str(via.get("label") or ""))
     return Reread(source, items, raw_id)
 
 
@@ -145,13 +145,14 @@ def _body(
     )
 
 
-def _same_community(session: Session, items: list[Envelope], community: str) -> None:
+def _same_community(session: Session, items: list[Envelope], community: str, *, label: str) -> None:
     """An upload by community names its devices row by row: each must be of that community."""
     devices = register.by_serials(session, {e.device for e in items})
     for envelope in items:
         owner = devices.get(envelope.device)
         if owner is not None and owner.community_code != community:
-            raise Unread(f"device: 设备 {envelope.device} 不属于所选社区")
+            reason = f"device: 设备 {envelope.device} 不属于所选社区"
+            raise Unread(f"{label}: {reason}" if label else reason)
 
 
 def sender_of(session: Session, letter: DeadLetter) -> Device | None:
