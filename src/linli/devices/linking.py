@@ -38,8 +38,11 @@ def _link_vehicles(session: Session, events: list[Accepted]) -> None:
                 numbers[plate] = None
     found = vehicles.ids_by_plates(session, plates={n for n in numbers.values() if n})
     for event in events:
-        number = numbers[str(event.payload.get("plate") or "")]
+        read = str(event.payload.get("plate") or "")
+        number = numbers[read]
         event.vehicle_id = found.get(number) if number else None
+        # Kept for look-ups by plate, registered or not; a misread as read, so it can be found as seen.
+        event.plate = number or ("".join(read.split()).upper()[:16] or None)
 
 
 def _link_people(session: Session, events: list[Accepted]) -> None:

@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
@@ -136,6 +137,14 @@ class StoredEvent(AreaScoped, Base):
         Index("ix_device_events_area_time", "area_code", "occurred_at"),
         Index("ix_device_events_device_time", "device_id", "occurred_at"),
         Index("ix_device_events_type_time", "type", "occurred_at"),
+        # Plate reads by plate, registered or not (a visitor's car has no vehicle_id); only rows with a plate.
+        Index(
+            "ix_device_events_plate_time",
+            "plate",
+            "occurred_at",
+            sqlite_where=text("plate IS NOT NULL"),
+            postgresql_where=text("plate IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -153,6 +162,7 @@ class StoredEvent(AreaScoped, Base):
     # No foreign keys: the store is history; a merged person is followed through people.merged_into_id.
     person_id: Mapped[int | None] = mapped_column(default=None, index=True)
     vehicle_id: Mapped[int | None] = mapped_column(default=None, index=True)
+    plate: Mapped[str | None] = mapped_column(String(16), default=None)  # the read's normalised plate
     content_hash: Mapped[str] = mapped_column(String(64))
 
 

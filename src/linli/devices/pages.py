@@ -113,10 +113,11 @@ def event_list(
     community: Community = "",
     person: Annotated[int | None, Query(ge=1)] = None,
     vehicle: Annotated[int | None, Query(ge=1)] = None,
+    plate: Annotated[str, Query(max_length=32)] = "",
     before: Annotated[int | None, Query(ge=1)] = None,
 ) -> Response:
     """Latest events in the caller's areas, newest first; filter by type, community, person (with the
-    person's vehicles) and vehicle, page by id."""
+    person's vehicles), vehicle and plate (registered or not), page by id."""
     principal.require(Perm.EVENTS_READ)
     rows = queries.get_events(
         session,
@@ -124,6 +125,7 @@ def event_list(
         types=[type] if type else None,
         person_id=person,
         vehicle_id=vehicle,
+        plate=plate.strip() or None,
         before=before,
         limit=PAGE_SIZE + 1,
     )
@@ -138,7 +140,8 @@ def event_list(
         community=community,
         person=person,
         vehicle=vehicle,
-        plate=_plate(session, principal, vehicle),
+        vehicle_plate=_plate(session, principal, vehicle),
+        plate=plate.strip(),
         before=before,
         communities=areas.get_all(session, level=Level.COMMUNITY.value),
         community_names=community_names(session),

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from linli.core.errors import NotFound
+from linli.core.errors import Invalid, NotFound
 from linli.db import starts_with
 from linli.devices.models import StoredEvent
 from linli.registry import vehicles
@@ -23,6 +23,7 @@ def get_events(
     until: datetime | None = None,
     person_id: int | None = None,
     vehicle_id: int | None = None,
+    plate: str | None = None,
     after: int | None = None,
     before: int | None = None,
     limit: int = 100,
@@ -31,7 +32,7 @@ def get_events(
 
     before=id gives the page older than that id; after=id the page just newer than it (oldest of those
     first in the query, returned newest first), so paging either way never skips an event. A person's
-    events include those of the vehicles they own.
+    events include those of the vehicles they own. plate finds the reads of a plate, registered or not.
     """
     stmt = select(StoredEvent)
     if area:
@@ -49,12 +50,22 @@ def get_events(
         stmt = stmt.where(or_(StoredEvent.person_id == person_id, StoredEvent.vehicle_id.in_(owned)))
     if vehicle_id is not None:
         stmt = stmt.where(StoredEvent.vehicle_id == vehicle_id)
+    if plate:
+        stmt = stmt.where(StoredEvent.plate == plate_key(plate))
     if before is not None:
         stmt = stmt.where(StoredEvent.id < before)
     if after is not None:
         rows = list(session.scalars(stmt.where(StoredEvent.id > after).order_by(StoredEvent.id).limit(limit)))
         return rows[::-1]
     return list(session.scalars(stmt.order_by(StoredEvent.id.desc()).limit(limit)))
+
+
+def plate_key(plate: str) -> str:
+    """How a plate is looked up in the store: normalised if it is a valid plate, else as typed."""
+    try:
+        return vehicles.normalise_plate(plate).number
+    except Invalid:
+        return "".join(plate.split()).upper()[:16]
 
 
 def get_event_or_raise(session: Session, *, event_id: int) -> StoredEvent:

@@ -142,6 +142,7 @@ class EventOut(BaseModel):
     media: list[dict[str, Any]]
     person_id: int | None
     vehicle_id: int | None
+    plate: str | None = Field(default=None, description="a plate read's normalised plate")
 
     @classmethod
     def of(cls, event: StoredEvent) -> EventOut:

@@ -31,6 +31,7 @@ class Accepted:
     vehicle_id: int | None = None
     stored_id: int | None = None
     media: list[dict[str, Any]] = field(default_factory=list)  # the envelope's media refs as JSON
+    plate: str | None = None  # a plate read's normalised plate (as read, upper case, if not a valid one)
     key: tuple[int, str] = field(init=False)  # the dedup key: the device and its own event id
 
     def __post_init__(self) -> None:
@@ -161,6 +162,7 @@ def _row(event: Accepted, device: _DeviceFacts) -> dict[str, Any]:
         "media": event.media,
         "person_id": event.person_id,
         "vehicle_id": event.vehicle_id,
+        "plate": event.plate,
         "content_hash": content_hash(env, occurred_utc=event.occurred_at, media=event.media),
     }
 
