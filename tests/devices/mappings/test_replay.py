@@ -10,18 +10,19 @@ import pytest
 from fastapi.testclient import TestClient
 from openpyxl import Workbook
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from linli.core.errors import NotFound
 from linli.core.timeutil import to_local
 from linli.devices import deadletters, service, store
-from linli.devices.mappings import bindings, upload
+from linli.devices.mappings import bindings, pull, upload
 from linli.devices.mappings import service as mappings
 from linli.devices.mappings.bindings import receive_mapped
 from linli.devices.models import DeadLetter, RawPayload, StoredEvent
 from tests.builders import World
 from tests.conftest import Users
 from tests.devices.helpers import T0, device
+from tests.devices.mappings.vendor_api import STAMP, Vendor
 
 # The access controller's management software (中控 ZKAccess style) writes its times as 2026/03/05 07:58,
 # which this community's first copy of the mapping does not expect.
@@ -294,3 +295,70 @@ def test_another_communitys_worker_cannot_replay_an_upload_row(
         service.replay(session, as_user("shequ2"), dead_letter_id=letter_id, now=T0)
     letter = session.get(DeadLetter, letter_id)
     assert letter is not None and (letter.status, letter.attempts) == ("new", 0)
+
+
+PULL_WRONG_PATH = """\
+name: door-api
+format: json
+records: "$.data.list[*]"
+type: {path: "$.result", map: {1: access.granted, 0: access.denied}}
+id: {path: "$.id"}
+occurred_at: {path: "$.time", format: "%Y-%m-%d %H:%M:%S"}
+payload:
+  credential: {const: card}
+  card_no: {path: "$.card_no"}
+  door: {path: "$.door"}
+"""
+
+
+def test_a_polled_record_and_an_unreadable_answer_are_replayed_through_the_current_mapping(
+    session: Session,
+    session_factory: sessionmaker[Session],
+    world: World,
+    as_user: Users,
+    vendor: tuple[Vendor, str],
+) -> None:
+    api, url = vendor
+    api.add(2001, T0 - timedelta(minutes=20))
+    api.add(2002, T0 - timedelta(minutes=10), result=0)
+    reader, _ = device(session, world.tianfu, serial="MJ-TF-5-02", kind="card_reader", vendor="某门禁")
+    worker = as_user("shequ")
+    mapping, _ = mappings.create(session, worker, community_code=world.tianfu, document=PULL_WRONG_PATH)
+    config = {
+        "url": url,
+        "params": {"startTime": "{cursor}", "pageNo": "{page}", "pageSize": "{size}"},
+        "adapter": "mapping:door-api",
+        "cursor": {"kind": "since", "format": STAMP, "start": "2026-03-05T00:00:00+00:00"},
+        "paging": {"size": 10},
+    }
+    pull.save(session, worker, device_id=reader.id, config=config, headers={}, now=T0)
+    session.commit()
+    assert pull.poll_due(session_factory, now=T0) == 1
+    letters = list(
+        session.scalars(
+            select(DeadLetter).where(DeadLetter.device_serial == reader.serial).order_by(DeadLetter.id)
+        )
+    )
+    assert [x.reason[:6] for x in letters] == ["第1条记录:", "第2条记录:"]
+    assert json.loads(letters[1].body)["cardNo"] == "0000002002"  # the record as the controller sent it
+
+    api.mode = "garbage"  # the controller's login expired: an HTML page instead of JSON
+    assert pull.poll_due(session_factory, now=T0 + timedelta(minutes=5)) == 1
+    [page] = session.scalars(
+        select(DeadLetter).where(DeadLetter.source == "pull:mapping:door-api", DeadLetter.id > letters[1].id)
+    ).all()
+    assert page.replay_via is not None and page.replay_via["kind"] == deadletters.BODY
+
+    mappings.save(
+        session, worker, mapping_id=mapping.id, document=PULL_WRONG_PATH.replace("$.card_no", "$.cardNo")
+    )
+    now = T0 + timedelta(minutes=30)
+    done, result = service.replay(session, worker, dead_letter_id=letters[1].id, now=now)
+    assert (done.status, result.stored) == ("replayed", 1)
+    [event] = [e for e in _stored(session, reader.serial) if e.type.startswith("access.")]
+    assert (event.type, event.payload["card_no"]) == ("access.denied", "0000002002")
+    assert to_local(event.occurred_at) == to_local(T0 - timedelta(minutes=10))
+
+    still, result = service.replay(session, worker, dead_letter_id=page.id, now=now)
+    assert (still.status, still.attempts, result.stored) == ("new", 1, 0)
+    assert still.reason.startswith("adapter: JSON 格式错误")
