@@ -23,6 +23,7 @@ from tests.builders import World
 from tests.conftest import Users
 from tests.devices.helpers import T0, device
 from tests.devices.mappings.vendor_api import STAMP, Vendor
+from tests.web.helpers import Console
 
 # The access controller's management software (中控 ZKAccess style) writes its times as 2026/03/05 07:58,
 # which this community's first copy of the mapping does not expect.
@@ -362,3 +363,43 @@ def test_a_polled_record_and_an_unreadable_answer_are_replayed_through_the_curre
     still, result = service.replay(session, worker, dead_letter_id=page.id, now=now)
     assert (still.status, still.attempts, result.stored) == ("new", 1, 0)
     assert still.reason.startswith("adapter: JSON 格式错误")
+
+
+def test_the_console_lists_a_refused_row_and_replays_it_once_the_mapping_is_fixed(
+    console: Console, session: Session, world: World, as_user: Users
+) -> None:
+    door, _ = device(session, world.tianfu, serial="ZK-TF-MJ-10", kind="card_reader", vendor="中控")
+    worker = as_user("shequ")
+    mapping, _ = mappings.create(session, worker, community_code=world.tianfu, document=DOOR_V1)
+    bindings.bind(session, worker, device_id=door.id, adapter="mapping:door-export")
+    data = _export(
+        [["2026/03/05 08:20", "0012345690", "A040", "陈静", "3号楼单元门", "进", "刷卡", "合法卡"]]
+    )
+    now = datetime.now(UTC)
+    [letter_id] = upload.upload(
+        session, worker, data=data, filename="门禁.xlsx", now=now, device_id=door.id
+    ).dead_letter_ids
+    session.commit()
+
+    console.login("shequ")
+    row = console.get("/dead-letters").text.split(f'data-testid="letter-{letter_id}"')[1].split("</tr>")[0]
+    assert "原始记录" in row and "重放时按设备当前绑定的适配器或映射重新读取" in row
+    assert "第3行: occurred_at" in row and f"/dead-letters/{letter_id}/replay" in row
+    csrf = console.csrf()
+    refused = console.client.post(f"/dead-letters/{letter_id}/replay", data={"csrf": csrf})
+    assert refused.status_code == 200 and "重放未成功" in refused.text
+
+    mappings.save(session, as_user("shequ"), mapping_id=mapping.id, document=DOOR_FIXED)
+    session.commit()
+    replayed = console.client.post(f"/dead-letters/{letter_id}/replay", data={"csrf": csrf})
+    assert str(replayed.url).endswith("/dead-letters?outcome=replayed")
+    row = replayed.text.split(f'data-testid="letter-{letter_id}"')[1].split("</tr>")[0]
+    assert "已重放" in row and "已尝试 2 次" in row
+    [event] = _stored(session, door.serial)
+    assert to_local(event.occurred_at).strftime("%Y-%m-%d %H:%M") == "2026-03-05 08:20"
+
+    console.get("/lang/en", params={"next": "/dead-letters"})
+    english = (
+        console.get("/dead-letters").text.split(f'data-testid="letter-{letter_id}"')[1].split("</tr>")[0]
+    )
+    assert "Raw record" in english
