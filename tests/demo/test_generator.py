@@ -370,6 +370,10 @@ def test_pilot_devices_have_sent_a_day_of_events_through_the_hub(
         access = select(func.count()).select_from(StoredEvent).where(StoredEvent.type == "access.granted")
         by_person = session.scalar(access.where(StoredEvent.person_id.is_not(None)))
         assert by_person >= 0.9 * session.scalar(access)  # enrolled faces and cards point at residents
+        from linli.demo import simulator_fleet
+
+        # `linli simulate` plays the same enrolled cards, so its door events link too.
+        assert len(simulator_fleet.load(session, tree.community(TIANFU).code).cards) == service.DEMO_CARDS
         assert session.scalar(select(func.sum(EventRollup.count))) == stored
         # The last hour at the natural volume: the devices that send heartbeats are online at the start.
         online = session.scalar(select(func.count()).select_from(Device).where(Device.online))

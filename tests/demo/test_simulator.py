@@ -314,3 +314,14 @@ def test_start_of_replays_the_past_when_compressed_and_options_are_checked() -> 
     ):
         with pytest.raises(Invalid):
             bad.check()
+
+
+def test_card_reads_use_the_enrolled_cards_when_given(scenario: Scenario) -> None:
+    enrolled = ("2021000001", "2021000002", "2021000003")
+    carded = Scenario(devices=scenario.devices, plates=scenario.plates, seed=scenario.seed, cards=enrolled)
+    granted = [
+        e.payload["card_no"]
+        for e in day_of(carded, DAY)
+        if e.type == EventType.ACCESS_GRANTED and e.payload.get("credential") == "card"
+    ]
+    assert len(granted) > 20 and set(granted) == set(enrolled)

@@ -20,7 +20,7 @@ from linli.core.auth.service import Principal
 from linli.db import starts_with
 from linli.demo.simulator import SimDevice
 from linli.devices import register
-from linli.devices.models import Device, DeviceKind, DeviceState
+from linli.devices.models import Device, DeviceCredential, DeviceKind, DeviceState
 from linli.registry.models import Building, Vehicle
 
 HIKVISION = "海康威视"
@@ -44,6 +44,7 @@ class Registered:
     devices: tuple[SimDevice, ...]
     secrets: dict[str, str]
     plates: tuple[str, ...]
+    cards: tuple[str, ...] = ()  # access cards enrolled community-wide (the demo's residents')
 
 
 def plan_devices(
@@ -184,4 +185,19 @@ def load(session: Session, community: str) -> Registered:
         devices=tuple(SimDevice(d.serial, d.kind, d.community_code, d.location) for d in devices),
         secrets={d.serial: d.secret for d in devices},
         plates=plates_of(session, community),
+        cards=cards_of(session, community),
     )
+
+
+def cards_of(session: Session, community: str) -> tuple[str, ...]:
+    """The access cards enrolled on every door of the community, in order."""
+    stmt = (
+        select(DeviceCredential.value)
+        .where(
+            DeviceCredential.area_code == community,
+            DeviceCredential.kind == "card",
+            DeviceCredential.device_id.is_(None),
+        )
+        .order_by(DeviceCredential.value)
+    )
+    return tuple(session.scalars(stmt.execution_options(skip_scope=True)))

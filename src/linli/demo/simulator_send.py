@@ -372,7 +372,9 @@ def run(
         f"volume x{volume:.3g} (~{per_wall_second:.1f} events/s on average), via {options.via}, "
         f"format {options.fmt}, seed {options.seed}"
     )
-    scenario = Scenario(devices=devices, plates=plates, seed=options.seed, volume=volume)
+    scenario = Scenario(
+        devices=devices, plates=plates, seed=options.seed, volume=volume, cards=registered.cards
+    )
     events = Simulation(scenario, start.timestamp(), start.timestamp() + span)
     transport = sender or make_sender(options, registered)
     kinds = {d.serial: d.kind for d in devices}
