@@ -377,6 +377,11 @@ def replay(
             items = [json.loads(letter.body)]
         except ValueError:
             raise Invalid("异常数据内容不是有效的 JSON，无法重放", field="body") from None
+        foreign = _outside_upload(session, letter, items)
+        if foreign:  # an upload's row may only become an event of the uploading community's devices
+            letter.attempts += 1
+            letter.reason = f"device: 设备 {foreign} 不属于上传时所选社区"[:500]
+            return letter, IngestResult()
     result, failures = _ingest(
         session,
         items,
@@ -401,6 +406,21 @@ def replay(
     if device is not None:
         letter.device_id, letter.area_code = device.id, device.area_code
     return letter, result
+
+
+def _outside_upload(session: Session, letter: DeadLetter, items: list[Any]) -> str:
+    """The serial of a device an upload's letter names outside the letter's community ("" if none).
+
+    An upload's refused rows are kept in the uploading community's area (upload.py); a device registered
+    since in another community must not receive them.
+    """
+    if not letter.source.startswith(UPLOAD_SOURCE) or not letter.area_code:
+        return ""
+    serials = {str(item.get("device")) for item in items if isinstance(item, dict) and item.get("device")}
+    for serial, device in register.by_serials(session, serials).items():
+        if not letter.area_code.startswith(device.community_code):
+            return serial
+    return ""
 
 
 def _replay_reason(letter: DeadLetter, failures: list[_Failure], count: int) -> str:

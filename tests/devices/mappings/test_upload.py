@@ -236,3 +236,33 @@ def test_an_uploads_dead_letter_is_replayed_with_the_uploads_window(
     [letter_id] = refused.dead_letter_ids
     again, result = service.replay(session, system, dead_letter_id=letter_id, now=hundred_days_later)
     assert again.status == "new" and result.stored == 0 and "30 days" in again.reason
+
+
+def test_an_uploads_unknown_device_rows_stay_with_the_uploading_community(
+    session: Session, world: World, as_user: Users
+) -> None:
+    """Rows refused for an unknown wand are the uploader's to see and replay, only into their community."""
+    worker = as_user("shequ")
+    export = PATROL.decode("gb18030").replace("XG-TF-0107", "XG-TF-0300").encode("gb18030")
+    report = upload.upload(
+        session,
+        worker,
+        data=export,
+        filename="巡更记录.csv",
+        now=T0,
+        adapter="mapping:patrol_wand_csv",
+        community=world.tianfu,
+    )
+    unknown = [session.get(DeadLetter, i) for i in report.dead_letter_ids]
+    unknown = [x for x in unknown if x is not None and "XG-TF-0300" in x.reason]
+    assert len(unknown) == 3 and {x.area_code for x in unknown} == {world.tianfu}
+    # the serial is then registered in another community: the rows must not become its events
+    admin = as_user("admin")
+    device(session, world.yuyu, serial="XG-TF-0300", kind="patrol_handset", vendor="兰德华")
+    letter, result = service.replay(session, admin, dead_letter_id=unknown[0].id, now=T0)
+    assert (letter.status, result.stored) == ("new", 0)
+    assert "XG-TF-0300" in letter.reason and "不属于上传时所选社区" in letter.reason
+    assert session.scalar(select(func.count()).where(StoredEvent.device_serial == "XG-TF-0300")) == 0
+    # the uploading community's worker sees and may replay its letters (here still refused, same reason)
+    mine, _ = service.replay(session, worker, dead_letter_id=unknown[1].id, now=T0)
+    assert mine.status == "new" and "不属于上传时所选社区" in mine.reason

@@ -24,7 +24,7 @@ from linli.devices.adapters.mapping import CompiledMapping
 from linli.devices.adapters.mapping.engine import RecordResult, field_of, read_records
 from linli.devices.events import Envelope
 from linli.devices.mappings import bindings
-from linli.devices.models import Device
+from linli.devices.models import DeadLetter, Device
 from linli.devices.service import ingest
 
 # A patrol wand or an offline controller is read out every few weeks or months: its export may hold a
@@ -202,6 +202,10 @@ def _ingest_rows(
     )
     report.stored, report.duplicates = outcome.stored, outcome.duplicates
     report.dead_letter_ids += outcome.dead_letter_ids
+    for letter_id in outcome.dead_letter_ids:  # e.g. an unknown device: the uploader's community sees it
+        refused = session.get(DeadLetter, letter_id)
+        if refused is not None and not refused.area_code:
+            refused.area_code = target.community
     for index, reason in outcome.rejected:
         result = good[index][0]
         report.rejected.append(RowRejection(result.row, result.label, _ingest_field(reason), reason))
