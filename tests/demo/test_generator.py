@@ -370,10 +370,28 @@ def test_pilot_devices_have_sent_a_day_of_events_through_the_hub(
         access = select(func.count()).select_from(StoredEvent).where(StoredEvent.type == "access.granted")
         by_person = session.scalar(access.where(StoredEvent.person_id.is_not(None)))
         assert by_person >= 0.9 * session.scalar(access)  # enrolled faces and cards point at residents
+        # A face terminal recognises the residents of its own unit: the person lives in the door's building.
+        from linli.devices.models import Device as Door
+        from linli.registry.models import House as Home
+        from linli.registry.models import Residence as Lives
+
+        faced = (
+            select(Door.building_id, Home.building_id)
+            .select_from(StoredEvent)
+            .join(Door, Door.id == StoredEvent.device_id)
+            .join(Lives, Lives.person_id == StoredEvent.person_id)
+            .join(Home, Home.id == Lives.house_id)
+            .where(StoredEvent.type == "access.granted", Door.kind == "face_terminal")
+            .where(Lives.move_out.is_(None))
+        )
+        pairs = session.execute(faced).all()
+        assert len(pairs) > 1000 and all(door == home for door, home in pairs)
         from linli.demo import simulator_fleet
 
-        # `linli simulate` plays the same enrolled cards, so its door events link too.
-        assert len(simulator_fleet.load(session, tree.community(TIANFU).code).cards) == service.DEMO_CARDS
+        # `linli simulate` plays the same enrolled cards and face ids, so its door events link too.
+        loaded = simulator_fleet.load(session, tree.community(TIANFU).code)
+        assert len(loaded.cards) == service.DEMO_CARDS
+        assert sum(1 for d in loaded.devices if d.kind == "face_terminal") == len(loaded.faces) > 50
         assert session.scalar(select(func.sum(EventRollup.count))) == stored
         # The last hour at the natural volume: the devices that send heartbeats are online at the start.
         online = session.scalar(select(func.count()).select_from(Device).where(Device.online))

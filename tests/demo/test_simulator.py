@@ -325,3 +325,22 @@ def test_card_reads_use_the_enrolled_cards_when_given(scenario: Scenario) -> Non
         if e.type == EventType.ACCESS_GRANTED and e.payload.get("credential") == "card"
     ]
     assert len(granted) > 20 and set(granted) == set(enrolled)
+
+
+def test_a_face_terminal_recognises_its_own_units_residents_when_given(scenario: Scenario) -> None:
+    door = next(d.serial for d in scenario.devices if d.kind == "face_terminal")
+    faced = Scenario(
+        devices=scenario.devices, plates=scenario.plates, seed=scenario.seed, faces={door: ("p7", "p9")}
+    )
+    seen = [
+        e.payload["person_ref"]
+        for e in day_of(faced, DAY)
+        if e.type == EventType.ACCESS_GRANTED and e.device == door
+    ]
+    others = [
+        e.payload["person_ref"]
+        for e in day_of(faced, DAY)
+        if e.type == EventType.ACCESS_GRANTED and e.device != door and "person_ref" in e.payload
+    ]
+    assert len(seen) > 5 and set(seen) <= {"p7", "p9"}
+    assert others and all(ref.startswith("u") for ref in others)  # doors without a list keep u1 … u3000

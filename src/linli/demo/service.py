@@ -43,7 +43,6 @@ _AHEAD = 2  # communities generated ahead of the one being inserted
 _ACTOR = Actor.system("demo")
 EVENT_HOURS = 24  # the pilot communities' devices have sent this much before the demo starts
 EVENT_VOLUME = 0.2  # of the natural volume (about 77,000 events a day in 天府和苑): a quick seed
-FACE_REFS = 3000  # the simulator's face terminals say u1 … u3000
 DEMO_CARDS = 400
 EVENT_WINDOW = timedelta(minutes=5)  # the events of a window are received at its end, in one batch
 _TABLES: dict[str, Any] = {
@@ -300,10 +299,11 @@ def seed_device_events(
     start, recent = now - timedelta(hours=EVENT_HOURS), now - timedelta(hours=1)
     for number, code in enumerate(communities):
         devices += len(fleet.create_devices(session, code))
-        registered = fleet.load(session, code)
-        cards = _seed_credentials(session, code, seed=seed + number)
-        quiet = Scenario(registered.devices, registered.plates, seed + number, EVENT_VOLUME, cards)
-        busy = Scenario(registered.devices, registered.plates, seed + number, 1.0, cards)
+        _seed_credentials(session, code, seed=seed + number)
+        found = fleet.load(session, code)  # with the cards and each door's face ids just enrolled
+        facts = (found.devices, found.plates, seed + number)
+        quiet = Scenario(*facts, volume=EVENT_VOLUME, cards=found.cards, faces=found.faces)
+        busy = Scenario(*facts, volume=1.0, cards=found.cards, faces=found.faces)
         streams += [stream(quiet, start, recent), stream(busy, recent, now)]
     events = 0
     window: list[Any] = []
@@ -320,31 +320,25 @@ def seed_device_events(
     return {"devices": devices, "device_events": events}
 
 
-def _seed_credentials(session: Session, community: str, *, seed: int) -> tuple[str, ...]:
-    """Enrol residents on the community's access terminals; returns the card numbers handed out.
-
-    The simulator's face terminals name people `u1` … `u3000` (their own person ids): the first residents
-    by id get those, and the next DEMO_CARDS residents an access card each, so the access events of the
-    demo link to people as a real community's would.
-    """
+def _seed_credentials(session: Session, community: str, *, seed: int) -> None:
+    """Enrol the community's residents on its access terminals: each a face id (`p<person id>`, which
+    the face terminals of their unit recognise) and the first DEMO_CARDS an access card, so the demo's
+    door events link to people as a real community's would."""
     from linli.devices.models import DeviceCredential  # the device hub sits above the register
 
     stmt = (
         select(Person.id)
         .where(starts_with(Person.area_code, community))
         .order_by(Person.id)
-        .limit(FACE_REFS + DEMO_CARDS)
         .execution_options(skip_scope=True)
     )
     people = list(session.scalars(stmt))
-    faces, holders = people[:FACE_REFS], people[FACE_REFS:]
-    cards = tuple(f"{seed % 10_000:04d}{i:06d}" for i in range(1, len(holders) + 1))
+    cards = [f"{seed % 10_000:04d}{i:06d}" for i in range(1, min(DEMO_CARDS, len(people)) + 1)]
     rows = [
-        {"area_code": community, "device_id": None, "kind": "person_ref", "value": f"u{i}", "person_id": p}
-        for i, p in enumerate(faces, start=1)
+        {"area_code": community, "device_id": None, "kind": "person_ref", "value": f"p{p}", "person_id": p}
+        for p in people
     ] + [
         {"area_code": community, "device_id": None, "kind": "card", "value": card, "person_id": p}
-        for card, p in zip(cards, holders, strict=True)
+        for card, p in zip(cards, people, strict=False)
     ]
     bulk_insert(session, cast(Table, DeviceCredential.__table__), rows, {"created_at": utcnow()})
-    return cards

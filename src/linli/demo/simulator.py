@@ -36,7 +36,7 @@ from __future__ import annotations
 import heapq
 import math
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -90,6 +90,8 @@ class Scenario:
     seed: int = 1
     volume: float = 1.0
     cards: tuple[str, ...] = ()  # the access cards residents hold (default: 400 made-up numbers)
+    # The face ids each face terminal knows, by serial (its unit's residents); default u1 … u3000 anywhere.
+    faces: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -334,6 +336,13 @@ class Simulation:
     def _device_rng(self, device: SimDevice, what: str) -> random.Random:
         return random.Random(f"linli-sim:{self.scenario.seed}:{device.serial}:{what}")
 
+    def _face(self, device: SimDevice, rng: random.Random) -> str:
+        """A face id the terminal recognises: one of its unit's residents, or u1 … u3000."""
+        known = self.scenario.faces.get(device.serial)
+        if known:
+            return known[int(rng.random() * len(known))]
+        return f"u{int(rng.random() * 3000) + 1}"
+
     def _plan(self) -> None:
         volume = self.volume
         for device in self.devices:
@@ -491,7 +500,7 @@ class Simulation:
                     "credential": "face",
                     "door": door,
                     "direction": direction,
-                    "person_ref": f"u{int(rng.random() * 3000) + 1}",
+                    "person_ref": self._face(device, rng),
                     "similarity": round(0.86 + rng.random() * 0.13, 3),
                 }
             if rng.random() < 0.03:

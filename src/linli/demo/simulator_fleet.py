@@ -9,7 +9,8 @@ the secrets handed over, which the register never does after showing them once.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
@@ -21,7 +22,7 @@ from linli.db import starts_with
 from linli.demo.simulator import SimDevice
 from linli.devices import register
 from linli.devices.models import Device, DeviceCredential, DeviceKind, DeviceState
-from linli.registry.models import Building, Vehicle
+from linli.registry.models import Building, House, Residence, Vehicle
 
 HIKVISION = "海康威视"
 DEFAULT_UNITS = 2
@@ -45,6 +46,7 @@ class Registered:
     secrets: dict[str, str]
     plates: tuple[str, ...]
     cards: tuple[str, ...] = ()  # access cards enrolled community-wide (the demo's residents')
+    faces: dict[str, tuple[str, ...]] = field(default_factory=dict)  # face ids each terminal's unit uses
 
 
 def plan_devices(
@@ -186,7 +188,42 @@ def load(session: Session, community: str) -> Registered:
         secrets={d.serial: d.secret for d in devices},
         plates=plates_of(session, community),
         cards=cards_of(session, community),
+        faces=faces_of(session, community, devices),
     )
+
+
+UNIT_DOOR = re.compile(r"(\d+)单元")
+
+
+def faces_of(session: Session, community: str, devices: list[Device]) -> dict[str, tuple[str, ...]]:
+    """The face ids (community-wide person_ref credentials) of each face terminal's unit: the current
+    residents of the unit its location names (`…N单元门`) in its building."""
+    doors: dict[tuple[int, str], list[str]] = {}
+    for device in devices:
+        found = UNIT_DOOR.search(device.location or "")
+        if device.kind == DeviceKind.FACE_TERMINAL and device.building_id is not None and found:
+            doors.setdefault((device.building_id, found.group(1)), []).append(device.serial)
+    if not doors:
+        return {}
+    stmt = (
+        select(House.building_id, House.unit, DeviceCredential.value)
+        .join(Residence, Residence.house_id == House.id)
+        .join(DeviceCredential, DeviceCredential.person_id == Residence.person_id)
+        .where(
+            House.building_id.in_({building for building, _ in doors}),
+            Residence.move_out.is_(None),
+            DeviceCredential.area_code == community,
+            DeviceCredential.kind == "person_ref",
+            DeviceCredential.device_id.is_(None),
+        )
+        .order_by(DeviceCredential.value)
+    )
+    refs: dict[tuple[int, str], list[str]] = {}
+    for building, unit, value in session.execute(stmt.execution_options(skip_scope=True)):
+        refs.setdefault((building, unit), []).append(value)
+    return {
+        serial: tuple(refs[door]) for door, serials in doors.items() if door in refs for serial in serials
+    }
 
 
 def cards_of(session: Session, community: str) -> tuple[str, ...]:

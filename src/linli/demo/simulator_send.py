@@ -373,7 +373,12 @@ def run(
         f"format {options.fmt}, seed {options.seed}"
     )
     scenario = Scenario(
-        devices=devices, plates=plates, seed=options.seed, volume=volume, cards=registered.cards
+        devices=devices,
+        plates=plates,
+        seed=options.seed,
+        volume=volume,
+        cards=registered.cards,
+        faces=registered.faces,
     )
     events = Simulation(scenario, start.timestamp(), start.timestamp() + span)
     transport = sender or make_sender(options, registered)
