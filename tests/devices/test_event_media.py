@@ -11,7 +11,10 @@ import pytest
 from sqlalchemy import select
 
 from linli.core import media
+from linli.core.auth.service import Principal
+from linli.core.errors import Invalid
 from linli.core.media import MediaObject
+from linli.core.timeutil import utcnow
 from linli.devices import service
 from linli.devices.models import DeadLetter, StoredEvent
 from tests.devices.helpers import body_of, device, envelope, plate_read, signed
@@ -158,6 +161,10 @@ def test_a_multipart_body_without_readable_events_is_a_dead_letter(  # type: ign
     assert r.json()["error"]["field"] == "body" and why in r.json()["error"]["message"]
     letter = session.scalar(select(DeadLetter).where(DeadLetter.device_id == gate.id))
     assert letter is not None and why in letter.reason and letter.source == "http"
+    # The device's own body: no adapter or mapping reads it again, so a replay says it cannot (no 500).
+    assert letter.replay_via is None
+    with pytest.raises(Invalid, match="JSON"):
+        service.replay(session, Principal.system(), dead_letter_id=letter.id, now=utcnow())
 
 
 def test_a_picture_uploaded_first_is_referred_to_by_key_from_a_later_event(  # type: ignore[no-untyped-def]

@@ -81,12 +81,14 @@ def translate(
     headers: Mapping[str, str],
     now: datetime,
     bound: bool = False,
+    replayable: bool = True,
 ) -> Received:
     """Keep the raw body, read it with parse, store its pictures and ingest: what every vendor push does.
 
     A body parse cannot read becomes a dead letter, and the error comes back for the caller to raise once
     the dead letter is committed. The letter keeps how to read the body again (name: the adapter or
-    mapping:<name>; bound: it was the device's binding), so that it can be replayed once that is fixed.
+    mapping:<name>; bound: it was the device's binding), so that it can be replayed once that is fixed;
+    replayable False when no adapter reads it (a signed multipart body the device itself got wrong).
     """
     raw_id = store.save_raw(
         session,
@@ -115,7 +117,9 @@ def translate(
                 bound=bound,
                 community=device.community_code,
                 content_type=headers.get("content-type", ""),
-            ),
+            )
+            if replayable
+            else None,
         )
         store.link_raw(session, raw_id, event_ids=[], dead_letter_id=letter.id)
         return Received(None, Invalid(f"{name} could not read the body: {exc}", field="body"))

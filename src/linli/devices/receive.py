@@ -180,6 +180,7 @@ def receive(
             body=body,
             headers={"content-type": content_type},
             now=now,
+            replayable=False,  # the device's own format: no adapter or mapping to fix and read it again
         )
     taken = take_body(
         session,
