@@ -10,6 +10,7 @@ copy of the picture. No I/O except `detect_file`, a convenience for tests and th
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from dataclasses import dataclass
@@ -62,10 +63,14 @@ SETTLE_SECONDS = 1.0  # frames before the automatic reference frame is taken
 GLOBAL_CHANGE_SHARE = 0.04  # a frame where more of the zone changes is a lighting change or a shake
 MAX_TRACK_SECONDS = 8.0
 BACK_EXTRAPOLATION_S = 0.4  # how far before the first point the origin may be traced back to the apex
+FLICKER_K = 2.0  # where the picture flickers, times a pixel's recent mean change it must exceed
+FLICKER_SECONDS = 0.8  # time constant of that mean and of the rate of switching to moving
 HISTORY = 3  # frames kept as references for the frame difference
 JOIN_SECONDS = 1.0  # a track may continue one that ended this long before it started
 MAX_RECENT = 60
 JOIN_ATTEMPTS = 3  # the nearest pieces tried
+GAP_FRAMES = 3  # a track that fails is also judged from its points after such a gap (2 frames missed)
+GAP_SPLITS = 2  # the earliest gaps tried
 PENDING = ("too_few_points", "too_short", "no_fall")  # a joined track that cannot be judged yet
 
 
@@ -112,6 +117,12 @@ class Detector:
         self._kernel = np.ones((3, 3), np.uint8)
         self._prev: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (grey, min 3×3, max 3×3)
         self._bg: np.ndarray | None = None
+        self._flicker: np.ndarray | None = None  # recent mean change per pixel
+        self._flicker_alpha = min(1.0, 1.0 / (FLICKER_SECONDS * self.fps))
+        # The switching rate of a pixel that switched on twice within the last second (× 255).
+        self._twice_a_second = 255.0 * self._flicker_alpha * (1.0 + (1.0 - self._flicker_alpha) ** self.fps)
+        self._switches: np.ndarray | None = None  # recent rate of switching to moving per pixel (× 255)
+        self._fg_before: np.ndarray | None = None
         self._max_misses = max(2, round(0.24 * self.fps))
         self.tracker = Tracker(max_misses=self._max_misses)
         self._recent: list[Track] = []  # ended tracks a new one may continue
@@ -246,6 +257,7 @@ class Detector:
         threshold = max(self._t_min, self._k_noise * self._noise)
         moving = cv2.min(db, cv2.max(d1, d2))
         _, fg = cv2.threshold(moving, threshold, 255, cv2.THRESH_BINARY)
+        fg = self._without_flicker(moving, fg, threshold)
         if self._mask is not None:
             fg = cv2.bitwise_and(fg, self._mask)
         changed = cv2.countNonZero(fg)
@@ -268,6 +280,27 @@ class Detector:
         self.stats["blobs"] += int(blobs[:, 3].sum())
         closed = self.tracker.update(index, blobs, gravity_px_per_frame2=self._g_px_frame2)
         return self._judge_all(closed + self._expired(index))
+
+    def _without_flicker(self, moving: np.ndarray, fg: np.ndarray, threshold: float) -> np.ndarray:
+        """Drop changes where the picture flickers in place (edges under camera shake, a fluorescent tube,
+        a TV): a pixel that switched to moving twice within a second must change by more than its usual
+        change (its recent mean times FLICKER_K). Something passing by switches a pixel on once, however
+        long it stays there (a large slow object at its apex), so it keeps its full sensitivity."""
+        if self._flicker is None:
+            self._flicker = np.zeros(moving.shape, np.float32)
+            self._switches = np.zeros(moving.shape, np.float32)
+            self._fg_before = fg
+        assert self._switches is not None and self._fg_before is not None
+        usual = cv2.convertScaleAbs(self._flicker, alpha=FLICKER_K)
+        flickering = cv2.compare(self._switches, self._twice_a_second, cv2.CMP_GT)
+        a = self._flicker_alpha
+        cv2.accumulateWeighted(moving, self._flicker, a)
+        cv2.accumulateWeighted(cv2.bitwise_and(fg, cv2.bitwise_not(self._fg_before)), self._switches, a)
+        self._fg_before = fg
+        if not cv2.countNonZero(flickering):
+            return fg
+        _, strong = cv2.threshold(cv2.subtract(moving, usual), threshold, 255, cv2.THRESH_BINARY)
+        return cv2.bitwise_and(fg, cv2.bitwise_or(cv2.bitwise_not(flickering), strong))
 
     def _blobs(self, fg: np.ndarray) -> np.ndarray:
         """Connected components as rows (x, y, size) in calibration pixels."""
@@ -355,6 +388,10 @@ class Detector:
                 candidates.append((near[0], near[1], prior))
         candidates.sort(key=lambda c: c[0])
         for _, n, prior in candidates[:JOIN_ATTEMPTS]:
+            if not prior.reported and not self._continues(prior, track, size_share=0.5, unknown=True):
+                # Pieces of one object: the later one starts where the earlier one's motion leads (a
+                # window light flickering in place does not lead to another one two floors down).
+                continue
             joined = Track(
                 prior.id,
                 prior.points[:n] + track.points,
@@ -371,23 +408,23 @@ class Detector:
                     fit = self._fit(joined)
                     if not fit.ok or fit.inliers - n < 0.6 * len(track.points):
                         continue
-                self._recent.remove(prior)
+                self._replace(prior, joined)
                 joined.reported = True
-                self._recent.append(joined)
                 return None
             if len(joined.points) < self.thresholds.min_points:
                 fit = TrackFit(False, "too_few_points", 0.0, 0, self.fps, (0.0,), (0.0,), 0.0, 0.0, 0)
             else:
                 fit = self._fit(joined)
             if not fit.ok and fit.reason in PENDING:
-                # Still too short to judge: keep the pieces together for the next one.
-                self._recent.remove(prior)
-                self._recent.append(joined)
+                # Still too short to judge: keep the pieces together for the next one, and the new piece
+                # on its own too (short pieces say little of their motion, so the join is only a guess:
+                # a speck of noise or an insect's piece must not take the object's first piece away).
+                self._replace(prior, joined)
+                self._recent.append(track)
                 return None
             if not fit.ok:
                 continue
-            self._recent.remove(prior)
-            self._recent.append(joined)
+            self._replace(prior, joined)
             det = self._detection(joined, fit)
             joined.reported = det is not None
             return det
@@ -396,27 +433,66 @@ class Detector:
             return None
         fit = self._fit(track)
         if not fit.ok:
+            for rest in self._after_gaps(track):
+                rest_fit = self._fit(rest)
+                if rest_fit.ok:
+                    self._recent[self._recent.index(track)] = rest
+                    track, fit = rest, rest_fit
+                    break
+        if not fit.ok:
             self.rejections[fit.reason] = self.rejections.get(fit.reason, 0) + 1
             return None
         det = self._detection(track, fit)
         track.reported = det is not None
         return det
 
-    def _continues(self, prior: Track, track: Track) -> bool:
+    def _after_gaps(self, track: Track) -> list[Track]:
+        """The track from its first points after a gap, where it could have taken up the object after
+        following something else (a bird or a rain drop nearby that the object then replaced in the gate):
+        the last point before a gap of GAP_FRAMES or more must leave most of the track and min_points."""
+        pts = track.points
+        out = []
+        for i in range(1, len(pts) // 2 + 1):
+            if pts[i][0] - pts[i - 1][0] >= GAP_FRAMES and len(pts) - i >= self.thresholds.min_points:
+                out.append(Track(track.id, pts[i:], track.sizes[i:], reported=track.reported))
+                if len(out) == GAP_SPLITS:
+                    break
+        return out
+
+    def _replace(self, prior: Track, joined: Track) -> None:
+        """The joined track takes the place of its earlier piece and of that piece's alternatives (a short
+        piece is kept both joined to what came before it and on its own: whichever is continued first
+        wins, so one object is not reported twice)."""
+        last = prior.points[-1]
+        self._recent = [t for t in self._recent if t is not prior and t.points[-1] != last]
+        self._recent.append(joined)
+
+    def _continues(
+        self, prior: Track, track: Track, *, size_share: float = 1.5, unknown: bool = False
+    ) -> bool:
         """Whether the track starts where the prior one's motion leads: its velocity at the end from its
         last points (the mean velocity over them plus the gravity since their middle), carried on with
-        gravity over the gap."""
+        gravity over the gap; within 10 px, `size_share` of the prior's blob size and a share of the
+        distance covered. `unknown` when the prior has too few points to tell its motion."""
         first_frame, fx, fy = track.points[0]
         before = [p for p in prior.points if p[0] < first_frame][-6:]
         if len(before) < 3:
-            return False
-        (fa, xa, ya), (fb, xb, yb) = before[0], before[-1]
-        gap, span = first_frame - fb, fb - fa
+            return unknown
+        fb, xb, yb = before[-1]
+        gap = first_frame - fb
         g2 = self._g_px_frame2
-        vx, vy = (xb - xa) / span, (yb - ya) / span + g2 * span
+        # The median of the steps' velocities (each carried on to the last point with gravity): one point
+        # of something else the tracker took does not swing it.
+        steps = [
+            ((x1 - x0) / (f1 - f0), (y1 - y0) / (f1 - f0) + g2 * (2 * fb - f0 - f1))
+            for (f0, x0, y0), (f1, x1, y1) in itertools.pairwise(before)
+        ]
+        vx, vy = float(np.median([v[0] for v in steps])), float(np.median([v[1] for v in steps]))
         px, py = xb + vx * gap, yb + vy * gap + g2 * gap * gap
         size = sorted(prior.sizes)[len(prior.sizes) // 2]
-        return math.hypot(fx - px, fy - py) <= 10.0 + 1.5 * size + (0.2 * math.hypot(vx, vy) + 1.0) * gap
+        return (
+            math.hypot(fx - px, fy - py) <= 10.0 + size_share * size + (0.2 * math.hypot(vx, vy) + 1.0) * gap
+        )
 
     @staticmethod
     def _join_gap(prior: Track, track: Track) -> tuple[float, int] | None:
@@ -454,7 +530,9 @@ class Detector:
         flat = [(f, x, my - (h - ref) * scale) for (f, x, _), h in zip(pts, heights, strict=True)]
         size = float(np.median(track.sizes))
         self.stats["tracks_judged"] += 1
-        fit = judge_track(flat, fps=self.fps, px_per_m=ppm, thresholds=self.thresholds, size_px=size)
+        fit = judge_track(
+            flat, fps=self.fps, px_per_m=ppm, thresholds=self.thresholds, size_px=size, sizes=track.sizes
+        )
         self._flat = (mx, my, ref, scale)
         return fit
 

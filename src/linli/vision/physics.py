@@ -9,6 +9,7 @@ Pure numpy, no I/O.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -113,6 +114,28 @@ def _worst_point(
     return int(idx[j]), float(loo[j]), 1.4826 * float(np.median(loo))
 
 
+def _far_end_pair(
+    t: np.ndarray, x: np.ndarray, y: np.ndarray, keep: np.ndarray, degree_y: int
+) -> np.ndarray | None:
+    """The first or last two points when both lie far off the fit of all the others (farther than four
+    times those others' robust leave-one-out spread, and 6 px), the farther pair if both; else None."""
+    idx = np.flatnonzero(keep > 0)
+    if len(idx) < 8:
+        return None
+    best: tuple[float, np.ndarray] | None = None
+    for pair in (idx[:2], idx[-2:]):
+        rest = keep.copy()
+        rest[pair] = 0
+        cx = _fit(t, x, rest)
+        cy = _fit(t, y, rest, degree_y)
+        _, _, spread = _worst_point(t, x, y, rest, cx, cy, degree_y)
+        off = np.hypot(x[pair] - np.polyval(cx[::-1], t[pair]), y[pair] - np.polyval(cy[::-1], t[pair]))
+        near = float(off.min())
+        if near > max(4.0 * spread, 6.0) and (best is None or near > best[0]):
+            best = (near, pair)
+    return None if best is None else best[1]
+
+
 def _robust_fit(
     t: np.ndarray, x: np.ndarray, y: np.ndarray, *, degree_y: int = 2, endpoints: bool = False
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -127,7 +150,15 @@ def _robust_fit(
     # a polynomial towards itself, so much that its own residual no longer shows it: the point whose
     # leave-one-out residual (residual / (1 − leverage)) is worst goes first, one at a time, while it
     # lies far off the fit of the others.
-    for _ in range(ENDPOINT_OUTLIERS):
+    # Two such points at one end mask each other (each bends the fit of the others towards itself): the
+    # first and last pairs are tried as a whole, against the fit of the rest.
+    pair = _far_end_pair(t, x, y, keep, degree_y)
+    if pair is not None:
+        keep = keep.copy()
+        keep[pair] = 0
+        cx = _fit(t, x, keep)
+        cy = _fit(t, y, keep, degree_y)
+    for _ in range(ENDPOINT_OUTLIERS - (0 if pair is None else len(pair))):
         worst, gap, spread = _worst_point(t, x, y, keep, cx, cy, degree_y)
         if worst < 0 or gap <= max(4.0 * spread, 6.0):
             break
@@ -169,6 +200,9 @@ def _rms(
 
 
 HEAD_SECONDS = 1.0  # a long fall slowed by drag is judged on its first second
+FALL_SIZES = 2.0  # a fall is at least this many times the median blob size long
+IN_PLACE_SHARE = 0.2  # a track found exactly where it was in more of its steps than this is no object
+FRAGMENT_SHARE = 0.4  # a blob smaller than this share of the track's median size is a fragment of it
 
 
 def judge_track(
@@ -178,20 +212,25 @@ def judge_track(
     px_per_m: float,
     thresholds: Thresholds,
     size_px: float = 0.0,
+    sizes: Sequence[float] | None = None,
 ) -> TrackFit:
-    """Fit the track and decide whether it is a falling object; `px_per_m` is the image scale at the track.
+    """Fit the track and decide whether it is a falling object; `px_per_m` is the image scale at the track,
+    `sizes` the blob size of each point (if known: a fragment's centroid is not trusted to show a rise).
 
     A light object (paper, a bag) soon falls at a nearly constant speed: when the whole track fails but
     is long, its first second is judged instead, and the rest must keep going down.
     """
-    fit = _judge(points, fps=fps, px_per_m=px_per_m, thresholds=thresholds, size_px=size_px)
+    fit = _judge(points, fps=fps, px_per_m=px_per_m, thresholds=thresholds, size_px=size_px, sizes=sizes)
     if fit.ok or fit.reason not in ("not_smooth", "too_slow_acceleration", "erratic"):
         return fit
     start = points[0][0]
     head = [p for p in points if p[0] - start <= HEAD_SECONDS * fps]
     if len(points) - len(head) < 0.5 * fps or len(head) < thresholds.min_points:
         return fit
-    head_fit = _judge(head, fps=fps, px_per_m=px_per_m, thresholds=thresholds, size_px=size_px)
+    head_sizes = None if sizes is None else list(sizes)[: len(head)]
+    head_fit = _judge(
+        head, fps=fps, px_per_m=px_per_m, thresholds=thresholds, size_px=size_px, sizes=head_sizes
+    )
     if not head_fit.ok:
         return fit
     ys = np.asarray([p[2] for p in points[len(head) - 1 :]])
@@ -208,6 +247,7 @@ def _judge(
     px_per_m: float,
     thresholds: Thresholds,
     size_px: float,
+    sizes: Sequence[float] | None = None,
 ) -> TrackFit:
     arr = np.asarray(points, dtype=float)
     frames, x, y = arr[:, 0], arr[:, 1], arr[:, 2]
@@ -218,6 +258,11 @@ def _judge(
         return TrackFit(False, "too_few_points", 0.0, int(frames[0]), fps, zero, zero, 0.0, 0.0, 0)
     if t[-1] < th.min_seconds:
         return TrackFit(False, "too_short", 0.0, int(frames[0]), fps, zero, zero, 0.0, 0.0, 0)
+    # A blob seen again exactly where it was (the same pixels changed) did not move: it flickers in place
+    # (an edge under camera shake, a light). A moving object's blob changes shape and place from frame to
+    # frame, even near its apex; a track that is often found standing still is made of such flicker.
+    if (np.hypot(np.diff(x), np.diff(y)) < 0.01).mean() > IN_PLACE_SHARE:
+        return TrackFit(False, "in_place", 0.0, int(frames[0]), fps, zero, zero, 0.0, 0.0, 0)
     drop = y[-1] - y.min()
     if drop < th.min_drop_m * px_per_m:
         return TrackFit(False, "no_fall", 0.0, int(frames[0]), fps, zero, zero, 0.0, 0.0, 0)
@@ -255,7 +300,9 @@ def _judge(
     # A fall is mostly downward and long against the jitter (cloud edges and birds drift sideways).
     kx, ky = x[keep > 0], y[keep > 0]  # the points the fit kept: a dropped one says nothing of the path
     drop = ky[-1] - ky.min()
-    if drop < 1.5 * abs(kx[-1] - kx[0]) or drop < 10.0 * rms:
+    # And longer than the thing falling: the centroid of a blob that grows or shrinks (a cloud's shadow
+    # spreading over the facade) moves by up to half its change in size without anything falling.
+    if drop < 1.5 * abs(kx[-1] - kx[0]) or drop < 10.0 * rms or drop < FALL_SIZES * size_px:
         return reject("not_a_fall")
     if ratio < th.accel_low:
         return reject("too_slow_acceleration")
@@ -263,9 +310,15 @@ def _judge(
         return reject("too_fast_acceleration")
     if abs(2 * cx[2]) > 0.6 * a_expected:
         return reject("sideways_acceleration")
-    # After the apex the object only goes down: count steps that go up by more than the jitter.
+    # After the apex the object only goes down: count steps that go up by more than the jitter, between
+    # the points the fit kept whose blob was the object's: a blob much smaller than the track's usual one
+    # is a fragment (only part of a large object registered as moving), its centroid off by up to half
+    # the object's size, which is not the object rising.
     apex = -cy[1] / (2 * cy[2])
-    after = t > apex
+    after = (t > apex) & (keep > 0)
+    if sizes is not None and len(sizes) == len(t):
+        whole = np.asarray(sizes, dtype=float) >= FRAGMENT_SHARE * float(np.median(sizes))
+        after &= whole
     if after.sum() >= 3:
         steps = np.diff(y[after])
         if (steps < -max(2.0, rms_limit)).sum() > max(1, 0.1 * len(steps)):

@@ -14,6 +14,7 @@ import numpy as np
 WEAK_AFTER = 4  # points a track needs before a weak blob may continue it
 WEAK_GATE = 0.6  # share of the gate a weak blob must lie within
 WEAK_LAST = 1e6  # added to a weak blob's distance: a track takes one only when no strong blob is left for it
+SIZE_MISMATCH = 2.5  # a blob more than this many times larger or smaller than a track's is taken last
 
 
 @dataclass
@@ -50,6 +51,12 @@ class Track:
         px = x1 + vx * dt + 0.5 * ax * dt * dt
         py = y1 + vy * dt + 0.5 * ay * dt * dt
         return px, py, min(1.5 * size, 24.0) + 5.0 + 0.25 * speed * dt + 1.5 * (dt - 1)
+
+    @property
+    def size(self) -> float:
+        """The blob size of its recent points (median of the last five)."""
+        recent = sorted(self.sizes[-5:])
+        return recent[len(recent) // 2]
 
     def _motion(self) -> tuple[int, int, float, float, float, float, float, float, float, int]:
         """Last position, velocity and acceleration (per frame) from up to seven recent points.
@@ -106,8 +113,14 @@ class Tracker:
                 young = np.array([len(t.points) < WEAK_AFTER for t in tracks])
                 d[np.ix_(young, weak)] = np.inf
                 d[:, weak] = np.where(d[:, weak] > WEAK_GATE * preds[:, 2:3], np.inf, d[:, weak] + WEAK_LAST)
-            # Greedy: the closest pairs first (every strong blob before any weak one), each track and blob
-            # used once.
+            # One object keeps roughly its blob size: a blob of a very different size (a rain drop's for a
+            # flower pot, or the flower pot's for a rain drop's track) goes to a track only when nothing
+            # closer in size is left for it, so two things crossing keep their own blobs.
+            sizes = np.array([t.size for t in tracks])
+            ratio = blobs[None, :, 2] / np.maximum(sizes[:, None], 1.0)
+            d[((ratio > SIZE_MISMATCH) | (ratio < 1.0 / SIZE_MISMATCH)) & ~weak[None, :]] += WEAK_LAST
+            # Greedy: the closest pairs first (every strong blob of a fitting size before any other), each
+            # track and blob used once.
             finite = np.flatnonzero(np.isfinite(d))
             order = finite[np.argsort(d.flat[finite], kind="stable")]
             taken_track = np.zeros(len(tracks), dtype=bool)
