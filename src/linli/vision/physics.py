@@ -228,14 +228,18 @@ def judge_track(
     if len(points) - len(head) < 0.5 * fps or len(head) < thresholds.min_points:
         return fit
     head_sizes = None if sizes is None else list(sizes)[: len(head)]
+    # The head is judged without the length a fall must have against the size of the thing falling: a
+    # large bag's first second may be shorter than twice its size; the whole track shows that.
     head_fit = _judge(
-        head, fps=fps, px_per_m=px_per_m, thresholds=thresholds, size_px=size_px, sizes=head_sizes
+        head, fps=fps, px_per_m=px_per_m, thresholds=thresholds, size_px=size_px, sizes=head_sizes, long=False
     )
     if not head_fit.ok:
         return fit
     ys = np.asarray([p[2] for p in points[len(head) - 1 :]])
     steps = np.diff(ys)
     if (steps < -max(2.0, 0.5 * size_px)).sum() > max(1, 0.1 * len(steps)) or ys[-1] - ys[0] < 0:
+        return fit
+    if points[-1][2] - min(p[2] for p in points) < FALL_SIZES * size_px:
         return fit
     return head_fit
 
@@ -248,6 +252,7 @@ def _judge(
     thresholds: Thresholds,
     size_px: float,
     sizes: Sequence[float] | None = None,
+    long: bool = True,
 ) -> TrackFit:
     arr = np.asarray(points, dtype=float)
     frames, x, y = arr[:, 0], arr[:, 1], arr[:, 2]
@@ -302,7 +307,7 @@ def _judge(
     drop = ky[-1] - ky.min()
     # And longer than the thing falling: the centroid of a blob that grows or shrinks (a cloud's shadow
     # spreading over the facade) moves by up to half its change in size without anything falling.
-    if drop < 1.5 * abs(kx[-1] - kx[0]) or drop < 10.0 * rms or drop < FALL_SIZES * size_px:
+    if drop < 1.5 * abs(kx[-1] - kx[0]) or drop < 10.0 * rms or (long and drop < FALL_SIZES * size_px):
         return reject("not_a_fall")
     if ratio < th.accel_low:
         return reject("too_slow_acceleration")
