@@ -260,7 +260,7 @@ def test_envelopes_and_hash_ids_dedup_like_device_ids(session, gate) -> None:
     second = service.ingest(session, [hashed], source="adapter", received_at=T0)
     assert (first.stored, second.duplicates) == (1, 1)
     stored = session.get(StoredEvent, first.event_ids[0])
-    assert stored is not None and stored.content_hash == stored.event_uid
+    assert stored is not None and stored.event_uid == content_hash(envelope_obj)
 
 
 def test_raw_payloads_are_linked_and_purged_after_retention(session, gate) -> None:

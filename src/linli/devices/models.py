@@ -163,7 +163,6 @@ class StoredEvent(AreaScoped, Base):
     person_id: Mapped[int | None] = mapped_column(default=None, index=True)
     vehicle_id: Mapped[int | None] = mapped_column(default=None, index=True)
     plate: Mapped[str | None] = mapped_column(String(16), default=None)  # the read's normalised plate
-    content_hash: Mapped[str] = mapped_column(String(64))
 
 
 class RawPayload(Base):

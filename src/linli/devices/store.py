@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from linli.core import jsonio, outbox
 from linli.db import allocate_ids, bulk_insert
-from linli.devices.events import Envelope, content_hash, subject_for
+from linli.devices.events import Envelope, subject_for
 from linli.devices.models import Device, EventRollup, RawPayload, StoredEvent
 
 CHUNK = 500
@@ -163,7 +163,6 @@ def _row(event: Accepted, device: _DeviceFacts) -> dict[str, Any]:
         "person_id": event.person_id,
         "vehicle_id": event.vehicle_id,
         "plate": event.plate,
-        "content_hash": content_hash(env, occurred_utc=event.occurred_at, media=event.media),
     }
 
 
