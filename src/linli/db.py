@@ -24,6 +24,7 @@ from sqlalchemy.orm import (
 )
 from sqlalchemy.sql.elements import ColumnElement
 
+from linli import sqlite_wal
 from linli.core import jsonio
 from linli.core.timeutil import utcnow
 
@@ -133,6 +134,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
+    sqlite_wal.configure_connection(dbapi_connection)
 
 
 WRITE_OPTION = "linli_write"
@@ -198,6 +200,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         event.listen(engine, "begin", _sqlite_begin)
         event.listen(engine, "commit", _sqlite_end)
         event.listen(engine, "rollback", _sqlite_end)
+        if parsed.database and parsed.database != ":memory:":
+            event.listen(engine, "engine_connect", sqlite_wal.ensure)
+            event.listen(engine, "engine_disposed", sqlite_wal.stop)
         return engine
     return create_engine(url, pool_pre_ping=True, **kwargs)
 
