@@ -43,6 +43,13 @@ def table(model: type[Any]) -> Table:
     return cast(Table, model.__table__)
 
 
+EXISTING_KEYS_PG = (
+    "SELECT e.id, e.device_id, e.event_uid FROM unnest(%(d)s::integer[], %(u)s::text[]) AS k(d, u) "
+    "CROSS JOIN LATERAL (SELECT x.id, x.device_id, x.event_uid FROM device_events x "
+    "WHERE x.device_id = k.d AND x.event_uid = k.u OFFSET 0) e"
+)
+
+
 def existing_keys(session: Session, keys: set[tuple[int, str]]) -> dict[tuple[int, str], int]:
     """Which of these (device_id, event_uid) keys are stored already, with their event ids."""
     found: dict[tuple[int, str], int] = {}
@@ -51,12 +58,12 @@ def existing_keys(session: Session, keys: set[tuple[int, str]]) -> dict[tuple[in
         return found
     connection = session.connection()
     if connection.dialect.name == "postgresql":
-        # One join against the keys as two arrays: a nested loop over the unique index, one round trip.
+        # One probe of the unique index per key, one round trip. The OFFSET 0 keeps the lateral subquery
+        # from being flattened into a join: as a join the planner, whenever its statistics saw the store
+        # small, hashed the whole table for every batch (12-20 ms per 500 keys at 50,000 events, growing
+        # with the store); probing is ~2 ms whatever the store's size.
         result = connection.exec_driver_sql(
-            "SELECT e.id, e.device_id, e.event_uid FROM device_events e "
-            "JOIN unnest(%(d)s::integer[], %(u)s::text[]) AS k(d, u) "
-            "ON e.device_id = k.d AND e.event_uid = k.u",
-            {"d": [d for d, _ in pairs], "u": [u for _, u in pairs]},
+            EXISTING_KEYS_PG, {"d": [d for d, _ in pairs], "u": [u for _, u in pairs]}
         )
         return {(device_id, uid): event_id for event_id, device_id, uid in result}
     # One query per chunk of (device, uid) row values, answered from the unique index: a batch spans
