@@ -9,24 +9,15 @@ from __future__ import annotations
 
 import gc
 import threading
-import time
 from pathlib import Path
 
 from linli import sqlite_wal
 from linli.db import make_engine
+from tests.waiting import wait_until
 
 
 def _checkpointers(name: str) -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name == f"linli-wal-checkpoint:{name}" and t.is_alive()]
-
-
-def _wait(condition, seconds: float = 5.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
 
 
 def test_the_thread_checkpoints_what_commits_leave_in_the_log(tmp_path: Path) -> None:
@@ -43,7 +34,7 @@ def test_the_thread_checkpoints_what_commits_leave_in_the_log(tmp_path: Path) ->
             "INSERT INTO t SELECT n, printf('%.1000c', 'x') FROM s"
         )
     # The rows reach the database file itself: only a checkpoint writes there.
-    assert _wait(lambda: path.stat().st_size > before + 1_500_000), (before, path.stat().st_size)
+    assert wait_until(lambda: path.stat().st_size > before + 1_500_000), (before, path.stat().st_size)
     with engine.connect() as conn:
         assert conn.exec_driver_sql("SELECT count(*) FROM t").scalar() == 2000
     engine.dispose()
@@ -55,7 +46,7 @@ def test_dispose_stops_the_thread_and_a_new_use_starts_it_again(tmp_path: Path) 
         conn.exec_driver_sql("SELECT 1")
     assert len(_checkpointers("d.db")) == 1
     engine.dispose()
-    assert _wait(lambda: not _checkpointers("d.db"))
+    assert wait_until(lambda: not _checkpointers("d.db"))
     with engine.connect() as conn:
         conn.exec_driver_sql("SELECT 1")
     assert len(_checkpointers("d.db")) == 1
@@ -69,7 +60,7 @@ def test_a_dropped_engine_ends_its_thread(tmp_path: Path) -> None:
     assert len(_checkpointers("g.db")) == 1
     del engine, conn
     gc.collect()  # an engine sits in reference cycles (its pool, its events): freed by the collector
-    assert _wait(lambda: not _checkpointers("g.db"))
+    assert wait_until(lambda: not _checkpointers("g.db"))
 
 
 def test_an_in_memory_database_has_no_checkpointer() -> None:

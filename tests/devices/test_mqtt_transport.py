@@ -12,6 +12,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from linli.devices.mqtt import Message, Subscriber, broker_address, events_topic, parse_topic
 from tests.devices.mqtt_helpers import URL, broker_up
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 needs_broker = pytest.mark.skipif(not broker_up(), reason=f"integration: no MQTT broker at {URL}")
@@ -39,15 +40,6 @@ def _publish_all(topic_prefix: str, n: int) -> None:
     client.loop_stop()
 
 
-def _wait(predicate, timeout: float = 10.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
-
-
 @needs_broker
 def test_every_message_arrives_once_in_batches() -> None:
     community = f"t{uuid.uuid4().hex[:10]}"
@@ -60,7 +52,7 @@ def test_every_message_arrives_once_in_batches() -> None:
         assert sub.connected.wait(5)
         time.sleep(0.2)
         _publish_all(f"linli/{community}", 300)
-        assert _wait(lambda: len(got) >= 300)
+        assert wait_until(lambda: len(got) >= 300)
         time.sleep(0.3)
     finally:
         sub.stop()
@@ -94,7 +86,7 @@ def test_unhandled_messages_come_back_after_a_restart() -> None:
     second = Subscriber(URL, got.extend, client_id=client_id, subscription=subscription)
     second.start()
     try:
-        assert _wait(lambda: len({m.payload for m in got}) >= 40)
+        assert wait_until(lambda: len({m.payload for m in got}) >= 40)
     finally:
         second.stop()
     assert len({m.payload for m in got}) == 40  # every message, none lost
@@ -120,7 +112,7 @@ def test_a_failing_batch_is_retried_not_dropped() -> None:
         assert sub.connected.wait(5)
         time.sleep(0.2)
         _publish_all(f"linli/{community}", 10)
-        assert _wait(lambda: len(got) >= 10)
+        assert wait_until(lambda: len(got) >= 10)
     finally:
         sub.stop()
     assert attempts["n"] >= 2 and len(got) == 10
@@ -189,7 +181,7 @@ def _take_over(client_id: str) -> None:
     properties.SessionExpiryInterval = 300  # a clean start would throw the unacknowledged message away
     intruder.connect(host, port, clean_start=False, properties=properties)
     intruder.loop_start()
-    assert _wait(intruder.is_connected, 5)
+    assert wait_until(intruder.is_connected, 5)
     intruder.disconnect()
     intruder.loop_stop()
 
@@ -204,7 +196,7 @@ def test_a_reconnect_during_a_batch_leaves_it_to_the_broker_to_send_again() -> N
         seen.extend(m.payload for m in batch)
         if len(seen) == 1:  # the connection is lost while the first batch is being stored
             _take_over(client_id)
-            assert _wait(lambda: sub._generation >= 3, 10), "the subscriber did not reconnect"
+            assert wait_until(lambda: sub._generation >= 3, 10), "the subscriber did not reconnect"
 
     sub = Subscriber(URL, handle, client_id=client_id, subscription=f"linli/{community}/+/events")
     sub.start()
@@ -212,7 +204,7 @@ def test_a_reconnect_during_a_batch_leaves_it_to_the_broker_to_send_again() -> N
         assert sub.connected.wait(5)
         time.sleep(0.2)
         _publish_all(f"linli/{community}", 1)
-        assert _wait(lambda: len(seen) >= 2, 15), seen  # not acknowledged: the broker sent it again
+        assert wait_until(lambda: len(seen) >= 2, 15), seen  # not acknowledged: the broker sent it again
         time.sleep(0.5)
     finally:
         sub.stop()

@@ -7,7 +7,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -16,6 +16,7 @@ import pytest
 
 from linli.vision.detector import CameraState
 from linli.vision.source import FrameSource, is_stream, looks_like_video
+from tests.waiting import wait_until
 
 
 def write_avi(path: Path, frames: int = 50, size: tuple[int, int] = (160, 120)) -> Path:
@@ -200,22 +201,14 @@ def test_rtsp_stream_drops_and_comes_back(rtsp_server: tuple[str, Publisher]) ->
     reader = threading.Thread(target=consume, daemon=True)
     reader.start()
 
-    def wait_for(cond: Callable[[], bool], seconds: float) -> bool:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            if cond():
-                return True
-            time.sleep(0.1)
-        return False
-
     try:
-        assert wait_for(lambda: len(frames) >= 50, 20), "no frames from the RTSP stream"
+        assert wait_until(lambda: len(frames) >= 50, 20), "no frames from the RTSP stream"
         publisher.stop()  # the camera's stream drops
         dropped_at = time.monotonic()
-        assert wait_for(lambda: any(s == CameraState.NO_SIGNAL for _, s in states), 30), states
+        assert wait_until(lambda: any(s == CameraState.NO_SIGNAL for _, s in states), 30), states
         n_before = len(frames)
         publisher.start()  # and comes back
-        assert wait_for(lambda: len(frames) >= n_before + 50, 30), "the source did not reconnect"
+        assert wait_until(lambda: len(frames) >= n_before + 50, 30), "the source did not reconnect"
         assert states[-1][1] == CameraState.OK
         assert source.reconnects >= 1
         indices = [i for _, i in frames]
