@@ -11,6 +11,8 @@ import gc
 import threading
 from pathlib import Path
 
+from sqlalchemy import Engine
+
 from linli import sqlite_wal
 from linli.db import make_engine
 from tests.waiting import wait_until
@@ -40,25 +42,27 @@ def test_the_thread_checkpoints_what_commits_leave_in_the_log(tmp_path: Path) ->
     engine.dispose()
 
 
-def test_dispose_stops_the_thread_and_a_new_use_starts_it_again(tmp_path: Path) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 'd.db'}")
+def _use(engine: Engine) -> None:
     with engine.connect() as conn:
         conn.exec_driver_sql("SELECT 1")
+
+
+def test_dispose_stops_the_thread_and_a_new_use_starts_it_again(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'd.db'}")
+    _use(engine)
     assert len(_checkpointers("d.db")) == 1
     engine.dispose()
     assert wait_until(lambda: not _checkpointers("d.db"))
-    with engine.connect() as conn:
-        conn.exec_driver_sql("SELECT 1")
+    _use(engine)
     assert len(_checkpointers("d.db")) == 1
     engine.dispose()
 
 
 def test_a_dropped_engine_ends_its_thread(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'g.db'}")
-    with engine.connect() as conn:
-        conn.exec_driver_sql("SELECT 1")
+    _use(engine)
     assert len(_checkpointers("g.db")) == 1
-    del engine, conn
+    del engine
     gc.collect()  # an engine sits in reference cycles (its pool, its events): freed by the collector
     assert wait_until(lambda: not _checkpointers("g.db"))
 
@@ -68,7 +72,5 @@ def test_an_in_memory_database_has_no_checkpointer() -> None:
         return sum(t.name.startswith("linli-wal-checkpoint:") for t in threading.enumerate())
 
     before = running()
-    engine = make_engine("sqlite://")
-    with engine.connect() as conn:
-        conn.exec_driver_sql("SELECT 1")
+    _use(make_engine("sqlite://"))
     assert running() == before

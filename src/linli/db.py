@@ -193,14 +193,15 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     kwargs.setdefault("json_deserializer", jsonio.loads)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        file_backed = bool(parsed.database) and parsed.database != ":memory:"
+        if file_backed:
+            Path(str(parsed.database)).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"check_same_thread": False}, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         event.listen(engine, "commit", _sqlite_end)
         event.listen(engine, "rollback", _sqlite_end)
-        if parsed.database and parsed.database != ":memory:":
+        if file_backed:
             event.listen(engine, "engine_connect", sqlite_wal.ensure)
             event.listen(engine, "engine_disposed", sqlite_wal.stop)
         return engine

@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 INTERVAL_S = 0.2
 AUTOCHECKPOINT_PAGES = 16_000  # ~64 MB of log with 4 KB pages: reached only if the thread falls behind
 
+_STOPS: dict[int, threading.Event] = {}  # id(engine) -> its checkpointer's stop signal
+_STARTING = threading.Lock()
+
 
 def configure_connection(dbapi_connection: Any) -> None:
     """Leave routine checkpoints to the engine's thread; keep a far automatic one as a backstop."""
@@ -39,9 +42,6 @@ def ensure(connection: Connection) -> None:
         with _STARTING:
             if id(engine) not in _STOPS:
                 start(engine, engine.url.database)
-
-
-_STARTING = threading.Lock()
 
 
 def start(engine: Engine, database: str) -> threading.Thread:
@@ -63,9 +63,6 @@ def start(engine: Engine, database: str) -> threading.Thread:
     _STOPS[key] = stop_event
     thread.start()
     return thread
-
-
-_STOPS: dict[int, threading.Event] = {}  # id(engine) -> its checkpointer's stop signal
 
 
 def stop(engine: Engine) -> None:
@@ -91,7 +88,7 @@ def _run(engine_ref: weakref.ref[Engine], database: Path, stop_event: threading.
             state = (stat.st_size, stat.st_mtime_ns)
             if state != last:
                 connection = connection or _connect(database)
-                last = state if _checkpoint(connection) else None
+                last = state if _checkpoint(connection, database) else None
             if stopping:
                 return
     finally:
@@ -100,16 +97,16 @@ def _run(engine_ref: weakref.ref[Engine], database: Path, stop_event: threading.
 
 
 def _connect(database: Path) -> sqlite3.Connection:
-    connection = sqlite3.connect(database, isolation_level=None, check_same_thread=False)
+    connection = sqlite3.connect(database, isolation_level=None)
     connection.execute("PRAGMA busy_timeout=1000")
     return connection
 
 
-def _checkpoint(connection: sqlite3.Connection) -> bool:
+def _checkpoint(connection: sqlite3.Connection, database: Path) -> bool:
     """One PASSIVE checkpoint; True when it ran (whether or not readers kept some frames back)."""
     try:
         connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
     except sqlite3.Error as exc:  # e.g. busy, or the file is gone: try again on the next tick
-        log.warning("WAL checkpoint of %s failed: %s", connection, exc)
+        log.warning("WAL checkpoint of %s failed: %s", database, exc)
         return False
     return True
