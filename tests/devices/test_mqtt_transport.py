@@ -10,7 +10,14 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from linli.devices.mqtt import Message, Subscriber, broker_address, events_topic, parse_topic
+from linli.devices.mqtt import (
+    RECV_CHUNK,
+    Message,
+    Subscriber,
+    broker_address,
+    events_topic,
+    parse_topic,
+)
 from tests.devices.mqtt_helpers import URL, broker_up
 from tests.waiting import wait_until
 
@@ -61,6 +68,47 @@ def test_every_message_arrives_once_in_batches() -> None:
     assert {m.community for m in got} == {community} and {m.device for m in got} == {
         f"D{i}" for i in range(5)
     }
+
+
+@needs_broker
+def test_messages_larger_and_smaller_than_a_read_arrive_whole_and_acknowledged_in_bulk() -> None:
+    # The subscriber reads the socket in RECV_CHUNK pieces: a packet may start in one piece and end in a
+    # later one, or span several; many small ones share a piece. Each arrives whole, once, and the
+    # batch's PUBACKs (one write) acknowledge them all: the same client id back finds nothing waiting.
+    community = f"t{uuid.uuid4().hex[:10]}"
+    client_id = f"linli-test-{community}"
+    subscription = f"linli/{community}/+/events"
+    sizes = [3 * RECV_CHUNK + 17, 5, RECV_CHUNK - 3, 1, RECV_CHUNK + 1] + [40 + i % 300 for i in range(400)]
+    bodies = [bytes([65 + i % 26]) * size + f"#{i}".encode() for i, size in enumerate(sizes)]
+    got: list[Message] = []
+    sub = Subscriber(URL, got.extend, client_id=client_id, subscription=subscription)
+    sub.start()
+    try:
+        assert sub.connected.wait(5)
+        assert sub.subscribed.wait(5)
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        host, port, _, _ = broker_address(URL)
+        client.connect(host, port)
+        client.loop_start()
+        infos = [client.publish(f"linli/{community}/D1/events", body, qos=1) for body in bodies]
+        for info in infos:
+            info.wait_for_publish(10)
+        client.disconnect()
+        client.loop_stop()
+        assert wait_until(lambda: len(got) >= len(bodies))
+        time.sleep(0.3)  # the last batch's acknowledgements leave
+    finally:
+        sub.stop()
+    assert sorted(m.payload for m in got) == sorted(bodies)
+    again: list[Message] = []
+    second = Subscriber(URL, again.extend, client_id=client_id, subscription=subscription)
+    second.start()
+    try:
+        assert second.connected.wait(5)
+        time.sleep(0.5)
+    finally:
+        second.stop()
+    assert again == []
 
 
 @needs_broker
@@ -119,7 +167,7 @@ def test_a_failing_batch_is_retried_not_dropped() -> None:
 
 
 class _FakeClient:
-    """What the Subscriber asks of paho's client while acknowledging: subscribe and ack."""
+    """What the Subscriber asks of paho's client while acknowledging: subscribe and ack (one or many)."""
 
     def __init__(self) -> None:
         self.acks: list[int] = []
@@ -129,6 +177,9 @@ class _FakeClient:
 
     def ack(self, mid: int, qos: int) -> None:
         self.acks.append(mid)
+
+    def ack_many(self, mids: list[int]) -> None:
+        self.acks.extend(mids)
 
 
 class _Accepted:
