@@ -557,8 +557,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--hours", type=float, default=0.3, help="hours of distractor-only video (default 0.3)")
     ap.add_argument("--throw-clips", type=int, default=46)
     ap.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
+    ap.add_argument("--seed", type=int, default=2024, help="seed of the set (as in bench.vision.run)")
+    ap.add_argument("--only", default="", help="only clips whose name contains this")
     args = ap.parse_args(argv)
-    specs = benchmark_set(hours=args.hours, throw_clips=args.throw_clips)
+    specs = [
+        s
+        for s in benchmark_set(hours=args.hours, throw_clips=args.throw_clips, seed=args.seed)
+        if args.only in s.name
+    ]
     generate_set(specs, args.out_dir, jobs=args.jobs)
 
 

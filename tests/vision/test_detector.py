@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
+from linli.vision.calibration import Calibration
 from linli.vision.detector import CameraState, Detection, Detector
 from tests.vision import scenes as sc
 
@@ -382,3 +383,24 @@ def test_a_piece_far_from_where_the_earlier_one_was_heading_is_not_its_continuat
     assert det._judge_joined(Track(1, apex, [6.0] * len(apex))) is None
     found = det._judge_joined(Track(2, fall, [6.0] * len(fall)))
     assert found is not None and found.trajectory[0][0] <= 105, det.rejections
+
+
+def test_a_fall_that_starts_beside_the_building_is_not_a_throw() -> None:
+    # Seen on the 3-hour set (seed 31): a cloud's shadow and a change of daylight, each read as a fall
+    # starting 1.6 and 8 columns beside the marked facade. A throw leaves a window or a balcony: an
+    # origin more than one column's width beside the columns is not one.
+    narrow = Calibration.from_simple(
+        width=sc.W,
+        height=sc.H,
+        top_line=((200.0, sc.TOP_Y), (400.0, sc.TOP_Y)),
+        bottom_line=((200.0, sc.BOTTOM_Y), (400.0, sc.BOTTOM_Y)),
+        floors=sc.FLOORS,
+        columns=4,  # 50 px each, from x 200 to 400
+    )
+    outside = sc.falling(start=25, x0=520, y0=sc.floor_y(9.5))
+    found, det = run(sc.frames(110, painters=[outside]), calibration=narrow)
+    assert found == [] and det.rejections.get("origin_off_facade") == 1, det.rejections
+    # Within a column's width of the edge (a balcony's far end, a push outwards) it still is.
+    edge = sc.falling(start=25, x0=430, y0=sc.floor_y(9.5))
+    found, det = run(sc.frames(110, painters=[edge]), calibration=narrow)
+    assert len(found) == 1 and found[0].column is None and found[0].floor == 10, det.rejections

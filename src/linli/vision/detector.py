@@ -553,6 +553,9 @@ class Detector:
             reason = "origin_above_roof" if height > 0 else "origin_below_ground"
             self.rejections[reason] = self.rejections.get(reason, 0) + 1
             return None
+        if self.state != CameraState.MOVED and not self._beside_facade(origin[0]):
+            self.rejections["origin_off_facade"] = self.rejections.get("origin_off_facade", 0) + 1
+            return None
         # When the origin was traced back to the apex, the throw started then.
         first = pts[fit.first_inlier][0]
         apex = fit.apex_t - (first - pts[0][0]) / self.fps
@@ -576,6 +579,16 @@ class Detector:
             confidence=round(fit.confidence, 3),
             size_px=round(size, 2),
         )
+
+    def _beside_facade(self, x: float) -> bool:
+        """Whether image x lies on the facade the columns mark, or within one column's width of it: a throw
+        leaves a window or a balcony, so an origin further out (a cloud's shadow or a change of daylight
+        beside the building, a bird against the sky) is not one. Unknown while the camera has moved."""
+        cols = self.calibration.columns
+        if len(cols) < 2:
+            return True
+        margin = (cols[-1] - cols[0]) / (len(cols) - 1)
+        return cols[0] - margin <= x <= cols[-1] + margin
 
     def _origin(self, fit: TrackFit, track: Track) -> tuple[tuple[float, float], float]:
         """Where the object left the facade, and how uncertain that is (px).
