@@ -16,6 +16,7 @@ from linli.core import outbox
 from linli.core.bus import InProcessBus
 from linli.core.bus import Message as BusMessage
 from linli.core.timeutil import as_utc
+from linli.db import unit_of_work
 from linli.devices import service
 from linli.devices.models import DeadLetter, EventRollup, RawPayload, StoredEvent
 from linli.devices.mqtt import Message, events_topic
@@ -177,6 +178,54 @@ def test_a_batch_row_the_bus_refuses_halfway_keeps_only_what_is_still_to_publish
     published.append("back")
     assert outbox.deliver_outbox(session_factory, InProcessBus()) == 7
     assert published[:4] == ["h-0", "h-1", "h-2", "h-3"]
+    assert outbox.pending(session) == 0
+
+
+def test_a_committed_batch_is_published_from_memory_once_and_marked_delivered(
+    session, session_factory, gate
+) -> None:
+    serial = gate[0].serial
+    bus = InProcessBus()
+    received: list[BusMessage] = []
+    bus.subscribe("linli.events.>", received.append)
+    reads = [plate_read(serial, "陕A12345", uid=f"m-{i}", at=T0 + timedelta(seconds=i)) for i in range(30)]
+    with unit_of_work(session_factory) as writer:
+        service.ingest(writer, reads, source="http", received_at=T0)
+        queued = outbox.written(writer)
+        assert outbox.written(writer).batches == []  # taken once
+    assert len(queued.batches) == 1 and len(queued.batches[0][1]) == 31  # and the gate's device.online
+    assert not queued.others
+    assert outbox.deliver_outbox(session_factory, bus, written=queued) == 31
+    assert outbox.deliver_outbox(session_factory, bus) == 0
+    assert outbox.deliver_outbox(session_factory, bus, written=queued) == 0  # marked: not again
+    uids = [m.json()["event_uid"] for m in received if m.json()["type"] == "vehicle.entered"]
+    assert uids == [f"m-{i}" for i in range(30)]  # once each, in order
+    assert outbox.pending(session) == 0
+
+
+def test_a_committed_batch_the_bus_refuses_halfway_keeps_the_rest_for_the_next_delivery(
+    session, session_factory, gate
+) -> None:
+    serial = gate[0].serial
+    published: list[str] = []
+
+    class Flaky(InProcessBus):
+        def publish(self, subject: str, data: bytes | dict[str, Any]) -> None:
+            if len(published) == 4 and "back" not in published:
+                raise ConnectionError("the bus went away")
+            published.append(json.loads(data)["event_uid"] if isinstance(data, bytes) else subject)
+
+    reads = [plate_read(serial, "陕A12345", uid=f"r-{i}", at=T0 + timedelta(seconds=i)) for i in range(10)]
+    with unit_of_work(session_factory) as writer:
+        service.ingest(writer, reads, source="http", received_at=T0)
+        queued = outbox.written(writer)
+    flaky = Flaky()
+    assert outbox.deliver_outbox(session_factory, flaky, written=queued) == 4
+    assert outbox.pending(session) == 7  # 6 reads and the gate's device.online
+    published.append("back")
+    assert outbox.deliver_outbox(session_factory, flaky) == 7
+    uids = [p for p in published if p.startswith("r-")]
+    assert uids == [f"r-{i}" for i in range(10)]
     assert outbox.pending(session) == 0
 
 

@@ -6,6 +6,9 @@ worker loop) runs deliver_outbox after the commit, and any later run delivers wh
 
 A hot writer (the event store: hundreds of events per transaction) queues its messages with add_batch as
 one row, published message by message in order: one row to write, claim and mark instead of hundreds.
+Its owner may take what the transaction queued with `written(session)` before the commit and hand it to
+deliver_outbox after: those messages are then published from memory (no read-back of the row), and the
+row only marked delivered.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from typing import cast as cast_table
@@ -23,7 +27,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 from linli.core import jsonio
 from linli.core.bus import Bus
 from linli.core.timeutil import utcnow
-from linli.db import Base, bulk_insert, writing
+from linli.db import Base, allocate_ids, bulk_insert, writing
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +37,8 @@ BATCH_SUBJECT = "linli.outbox.batch"
 # One delivery at a time per process: SQLite has no SKIP LOCKED, and two request threads delivering the
 # same rows would publish them twice. Across processes PostgreSQL's SKIP LOCKED keeps workers apart.
 _delivering = threading.RLock()  # re-entrant: an in-process handler may deliver what it caused
+_BATCHES = "outbox.batches"  # session.info: the batch rows this session queued, with their messages
+_OTHERS = "outbox.others"  # session.info: whether it queued single messages too
 
 
 class OutboxMessage(Base):
@@ -51,6 +57,8 @@ class OutboxMessage(Base):
 def add(session: Session, messages: list[tuple[str, dict[str, Any]]], *, now: datetime | None = None) -> None:
     """Queue (subject, data) messages in the caller's transaction."""
     rows = [{"subject": subject, "data": data} for subject, data in messages]
+    if rows:
+        session.info[_OTHERS] = True
     bulk_insert(
         session,
         OutboxMessage.__table__,  # type: ignore[arg-type]
@@ -69,13 +77,31 @@ def add_batch(
     if len(messages) <= 1:
         add(session, [(s, jsonio.loads(d) if isinstance(d, str) else d) for s, d in messages], now=now)
         return
-    rows = [{"subject": BATCH_SUBJECT, "data": {"messages": [[s, d] for s, d in messages]}}]
+    (row_id,) = allocate_ids(session, _table(), 1)
+    rows = [{"id": row_id, "subject": BATCH_SUBJECT, "data": {"messages": [[s, d] for s, d in messages]}}]
     bulk_insert(
         session,
         OutboxMessage.__table__,  # type: ignore[arg-type]
         rows,
         constants={"created_at": now or utcnow(), "delivered_at": None, "attempts": 0},
     )
+    sendable = [(s, d.encode("utf-8") if isinstance(d, str) else d) for s, d in messages]
+    session.info.setdefault(_BATCHES, []).append((row_id, sendable))
+
+
+@dataclass
+class Written:
+    """What one transaction queued: its batch rows with their messages in hand, and whether it queued
+    single messages as well (those are read back from the table)."""
+
+    batches: list[tuple[int, list[tuple[str, Any]]]] = field(default_factory=list)
+    others: bool = False
+
+
+def written(session: Session) -> Written:
+    """Take what the session's transaction queued so far, to pass to deliver_outbox once it committed.
+    Call it inside the transaction, right before the commit; what it returns is void if the commit fails."""
+    return Written(session.info.pop(_BATCHES, []), bool(session.info.pop(_OTHERS, False)))
 
 
 def _table() -> Table:
@@ -95,8 +121,13 @@ def deliver_outbox(
     *,
     limit: int = 100_000,
     older_than: timedelta | None = None,
+    written: Written | None = None,
 ) -> int:
     """Publish undelivered messages in order, each batch in its own transaction; returns how many.
+
+    With `written` (see written()), the batch rows a transaction just committed are published from memory
+    and marked delivered; the table is then read only if that transaction queued single messages too, or
+    the bus refused something (the catch-up job delivers what other writers left).
 
     older_than leaves younger messages to the transaction that wrote them (the catch-up job uses it).
     Stops at the first message the bus refuses (it stays queued, its attempts counted) so order is kept.
@@ -104,7 +135,50 @@ def deliver_outbox(
     at least once: a crash between publishing and marking publishes again, so subscribers must be idempotent.
     """
     with _delivering:
-        return _deliver(session_factory, bus, limit, older_than)
+        if written is None:
+            return _deliver(session_factory, bus, limit, older_than)
+        sent, complete = _deliver_written(session_factory, bus, written.batches)
+        if complete and not written.others:
+            return sent
+        return sent + _deliver(session_factory, bus, limit, older_than)
+
+
+def _deliver_written(
+    session_factory: sessionmaker[Session], bus: Bus, batches: list[tuple[int, list[tuple[str, Any]]]]
+) -> tuple[int, bool]:
+    """Publish committed batch rows from memory, in order, and mark them delivered in one transaction;
+    how many messages went out and whether all did (the first refusal stops, as in _deliver). Rows are
+    claimed first as _deliver claims them (by id, no data read): one delivered already, or being
+    delivered by another worker, is left out."""
+    if not batches:
+        return 0, True
+    table = _table()
+    publish_many = getattr(bus, "publish_many", None)
+    delivered, done = 0, []
+    with session_factory() as session:
+        writing(session)
+        claim = (
+            select(table.c.id)
+            .where(table.c.id.in_([row_id for row_id, _ in batches]), table.c.delivered_at.is_(None))
+            .with_for_update(skip_locked=True)
+        )
+        claimed = set(session.scalars(claim))
+        for row_id, messages in batches:
+            if row_id not in claimed:
+                continue
+            sent = _publish(bus, publish_many, messages)
+            delivered += sent
+            if sent < len(messages):
+                _keep_unsent(session, row_id, BATCH_SUBJECT, messages[sent:])
+                break
+            done.append(row_id)
+        if done:
+            session.execute(
+                update(table).where(table.c.id.in_(done)).values(delivered_at=utcnow()),
+                execution_options={"synchronize_session": False},
+            )
+        session.commit()
+    return delivered, len(done) == len(claimed)
 
 
 def _deliver(

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from linli.core import outbox
 from linli.core.auth.roles import Perm
 from linli.core.errors import NotFound, TooLarge
 from linli.core.outbox import deliver_outbox
@@ -52,9 +53,10 @@ async def ingest_events(request: Request) -> JSONResponse:
                 now=utcnow(),
                 skew_seconds=settings.ingest_clock_skew_seconds,
             )
+            queued = outbox.written(session)
         if received.error is not None:  # raised only now: the dead letter is committed
             raise received.error
-        deliver_outbox(factory, bus)
+        deliver_outbox(factory, bus, written=queued)
         assert received.result is not None
         return received.result.summary()
 
@@ -115,9 +117,10 @@ async def ingest_push(request: Request, adapter: str, serial: str, key: str | No
                 headers=headers,
                 now=utcnow(),
             )
+            queued = outbox.written(session)
         if received.error is not None:  # raised only now: the dead letter is committed
             raise received.error
-        deliver_outbox(factory, bus)
+        deliver_outbox(factory, bus, written=queued)
         assert received.result is not None
         return received.result.summary()
 

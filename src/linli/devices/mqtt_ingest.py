@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.orm import Session, sessionmaker
 
+from linli.core import outbox
 from linli.core.bus import Bus, Handler, Subscription, encode, subject_matches
 from linli.core.outbox import deliver_outbox
 from linli.core.timeutil import utcnow
@@ -116,8 +117,9 @@ def handle_batch(
             received_at=received_at,
             source=SOURCE,
         )
+        queued = outbox.written(session)
     try:
-        deliver_outbox(session_factory, bus)
+        deliver_outbox(session_factory, bus, written=queued)
     except Exception:  # the batch is committed; the outbox catch-up job delivers the rest
         log.exception("delivering the outbox after an MQTT batch failed")
     return stats
