@@ -16,7 +16,7 @@ from linli.core import outbox
 from linli.core.bus import InProcessBus
 from linli.core.bus import Message as BusMessage
 from linli.core.timeutil import as_utc
-from linli.db import unit_of_work
+from linli.db import unit_of_work, writing
 from linli.devices import service
 from linli.devices.models import DeadLetter, EventRollup, RawPayload, StoredEvent
 from linli.devices.mqtt import Message, events_topic
@@ -201,6 +201,16 @@ def test_a_committed_batch_is_published_from_memory_once_and_marked_delivered(
     uids = [m.json()["event_uid"] for m in received if m.json()["type"] == "vehicle.entered"]
     assert uids == [f"m-{i}" for i in range(30)]  # once each, in order
     assert outbox.pending(session) == 0
+
+
+def test_a_rolled_back_batch_is_not_handed_to_delivery(session_factory, gate) -> None:
+    serial = gate[0].serial
+    reads = [plate_read(serial, "陕A12345", uid=f"x-{i}", at=T0 + timedelta(seconds=i)) for i in range(5)]
+    with session_factory() as writer:
+        writing(writer)
+        service.ingest(writer, reads, source="http", received_at=T0)
+        writer.rollback()
+        assert outbox.written(writer) == outbox.Written()
 
 
 def test_a_committed_batch_the_bus_refuses_halfway_keeps_the_rest_for_the_next_delivery(

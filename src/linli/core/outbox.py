@@ -21,7 +21,20 @@ from datetime import datetime, timedelta
 from typing import Any
 from typing import cast as cast_table
 
-from sqlalchemy import JSON, BigInteger, Integer, String, Table, Text, cast, delete, func, select, update
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Integer,
+    String,
+    Table,
+    Text,
+    cast,
+    delete,
+    event,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from linli.core import jsonio
@@ -87,6 +100,13 @@ def add_batch(
     )
     sendable = [(s, d.encode("utf-8") if isinstance(d, str) else d) for s, d in messages]
     session.info.setdefault(_BATCHES, []).append((row_id, sendable))
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_rolled_back(session: Session) -> None:
+    """What a rolled-back transaction queued was never written: nothing of it may be delivered."""
+    session.info.pop(_BATCHES, None)
+    session.info.pop(_OTHERS, None)
 
 
 @dataclass

@@ -40,7 +40,8 @@ class _Client(mqtt.Client):
     (waking its network thread through a socket pair each time); this one reads the socket in chunks of
     RECV_CHUNK and hands paho the bytes it asks for from them, and sends a batch's PUBACKs in one write.
     The protocol on the wire is the same. Relies on paho 2's `_sock_recv`, `_create_socket` and
-    `_packet_queue` (pinned below 3 in pyproject; tests/test_mqtt.py runs it against Mosquitto)."""
+    `_packet_queue` (pinned below 3 in pyproject; tests/devices/test_mqtt_transport.py runs it against
+    Mosquitto)."""
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
