@@ -174,7 +174,6 @@ def _deliver_written(
         return 0, True
     table = _table()
     publish_many = getattr(bus, "publish_many", None)
-    delivered, done = 0, []
     with session_factory() as session:
         writing(session)
         claim = (
@@ -183,22 +182,10 @@ def _deliver_written(
             .with_for_update(skip_locked=True)
         )
         claimed = set(session.scalars(claim))
-        for row_id, messages in batches:
-            if row_id not in claimed:
-                continue
-            sent = _publish(bus, publish_many, messages)
-            delivered += sent
-            if sent < len(messages):
-                _keep_unsent(session, row_id, BATCH_SUBJECT, messages[sent:])
-                break
-            done.append(row_id)
-        if done:
-            session.execute(
-                update(table).where(table.c.id.in_(done)).values(delivered_at=utcnow()),
-                execution_options={"synchronize_session": False},
-            )
+        rows = [(row_id, BATCH_SUBJECT, messages) for row_id, messages in batches if row_id in claimed]
+        delivered, failed = _publish_rows(session, bus, publish_many, rows)
         session.commit()
-    return delivered, len(done) == len(claimed)
+    return delivered, not failed
 
 
 def _deliver(
@@ -224,26 +211,38 @@ def _deliver(
             rows = session.execute(stmt).all()
             if not rows:
                 return delivered
-            done: list[int] = []
-            failed = False
-            for row_id, subject, text in rows:
-                messages = _messages(subject, jsonio.loads(text))
-                sent = _publish(bus, publish_many, messages)
-                delivered += sent
-                if sent < len(messages):
-                    _keep_unsent(session, row_id, subject, messages[sent:])
-                    failed = True
-                    break
-                done.append(row_id)
-            if done:
-                session.execute(
-                    update(table).where(table.c.id.in_(done)).values(delivered_at=utcnow()),
-                    execution_options={"synchronize_session": False},
-                )
+            parsed = [
+                (row_id, subject, _messages(subject, jsonio.loads(text))) for row_id, subject, text in rows
+            ]
+            sent, failed = _publish_rows(session, bus, publish_many, parsed)
+            delivered += sent
             session.commit()
             if failed:
                 return delivered
     return delivered
+
+
+def _publish_rows(
+    session: Session, bus: Bus, publish_many: Any, rows: list[tuple[int, str, list[tuple[str, Any]]]]
+) -> tuple[int, bool]:
+    """Publish claimed rows' messages in order and mark the rows done in the caller's transaction; how
+    many went out and whether the bus refused one (that row keeps the rest, and nothing after it goes)."""
+    table = _table()
+    delivered, done, failed = 0, [], False
+    for row_id, subject, messages in rows:
+        sent = _publish(bus, publish_many, messages)
+        delivered += sent
+        if sent < len(messages):
+            _keep_unsent(session, row_id, subject, messages[sent:])
+            failed = True
+            break
+        done.append(row_id)
+    if done:
+        session.execute(
+            update(table).where(table.c.id.in_(done)).values(delivered_at=utcnow()),
+            execution_options={"synchronize_session": False},
+        )
+    return delivered, failed
 
 
 def _publish(bus: Bus, publish_many: Any, messages: list[tuple[str, Any]]) -> int:
