@@ -119,6 +119,58 @@ def test_retired_device_is_403(client, session, registered) -> None:
     assert r.status_code == 403
 
 
+def test_the_body_is_read_and_checked_before_the_write_transaction(
+    client, registered, monkeypatch
+) -> None:
+    """Only the store holds the write lock (SQLite has one writer): parsing and checking a batch comes
+    before it, so one request can be read while another writes."""
+    from linli.devices import api_events, receive
+
+    steps: list[str] = []
+    real_uow, real_read = api_events.unit_of_work, receive.read_json
+
+    def unit_of_work(factory, scope=None, *, write=True):  # type: ignore[no-untyped-def]
+        steps.append("write transaction" if write else "read transaction")
+        return real_uow(factory, scope, write=write)
+
+    def read_json(body: bytes) -> receive.Read:
+        steps.append("parse and check")
+        return real_read(body)
+
+    monkeypatch.setattr(api_events, "unit_of_work", unit_of_work)
+    monkeypatch.setattr(receive, "read_json", read_json)
+    serial, secret = registered[0].serial, registered[1]
+    body = body_of([envelope(serial, at=_now()), {"id": "x", "device": serial, "type": "no.such"}])
+    r = client.post(URL, content=body, headers=signed(serial, secret, body))
+    assert r.status_code == 200, r.text
+    assert r.json()["stored"] == 1 and r.json()["rejected"][0]["reason"].startswith("schema: type")
+    assert steps == ["read transaction", "parse and check", "write transaction"]
+
+
+def test_a_device_retired_after_its_request_was_read_is_refused(session, registered) -> None:
+    from linli.core.errors import Forbidden
+    from linli.devices.receive import prepare, receive
+
+    serial, secret = registered[0].serial, registered[1]
+    body = body_of([envelope(serial, at=_now())])
+    headers = signed(serial, secret, body)
+    request = {
+        "serial": serial,
+        "timestamp": headers[signing.TIMESTAMP_HEADER],
+        "signature": headers[signing.SIGNATURE_HEADER],
+        "body": body,
+        "now": datetime.now(UTC),
+        "skew_seconds": 300,
+    }
+    prepared = prepare(session, **request)
+    assert prepared.device_id == registered[0].id and len(prepared.read.events) == 1
+    registered[0].state = "retired"
+    session.flush()
+    with pytest.raises(Forbidden):
+        receive(session, content_type="application/json", prepared=prepared, **request)
+    assert session.scalar(select(StoredEvent.id).where(StoredEvent.device_id == registered[0].id)) is None
+
+
 def test_oversized_body_is_413(client, registered) -> None:
     serial, secret = registered[0].serial, registered[1]
     limit = client.app.state.settings.ingest_max_bytes

@@ -17,7 +17,7 @@ from linli.core.timeutil import utcnow
 from linli.db import unit_of_work
 from linli.devices import push, queries, signing, sse, store
 from linli.devices.events import json_schemas
-from linli.devices.receive import is_multipart, receive, receive_media
+from linli.devices.receive import is_multipart, prepare, receive, receive_media
 from linli.devices.schemas import EventOut, EventPage, IngestOut, MediaOut
 from linli.settings import Settings
 from linli.web.deps import DB, CurrentPrincipal
@@ -41,17 +41,34 @@ async def ingest_events(request: Request) -> JSONResponse:
     headers = request.headers
     factory, bus = request.app.state.session_factory, request.app.state.bus
 
+    serial, timestamp = headers.get(signing.DEVICE_HEADER), headers.get(signing.TIMESTAMP_HEADER)
+    signature, skew = headers.get(signing.SIGNATURE_HEADER), settings.ingest_clock_skew_seconds
+
     def run() -> dict[str, Any]:
+        now = utcnow()
+        prepared = None
+        if not multipart:  # authenticate, parse and check outside the write lock (SQLite: one writer)
+            with unit_of_work(factory, write=False) as session:
+                prepared = prepare(
+                    session,
+                    serial=serial,
+                    timestamp=timestamp,
+                    signature=signature,
+                    body=body,
+                    now=now,
+                    skew_seconds=skew,
+                )
         with unit_of_work(factory) as session:
             received = receive(
                 session,
-                serial=headers.get(signing.DEVICE_HEADER),
-                timestamp=headers.get(signing.TIMESTAMP_HEADER),
-                signature=headers.get(signing.SIGNATURE_HEADER),
+                serial=serial,
+                timestamp=timestamp,
+                signature=signature,
                 body=body,
                 content_type=headers.get("content-type", ""),
-                now=utcnow(),
-                skew_seconds=settings.ingest_clock_skew_seconds,
+                now=now,
+                skew_seconds=skew,
+                prepared=prepared,
             )
             queued = outbox.written(session)
         if received.error is not None:  # raised only now: the dead letter is committed

@@ -18,13 +18,13 @@ from sqlalchemy.orm import Session
 
 from linli.core import jsonio, media
 from linli.core.errors import LinliError
-from linli.devices import deadletters, signing, store
+from linli.devices import deadletters, register, signing, store
 from linli.devices.adapters.common import media_type
 from linli.devices.adapters.errors import AdapterParseError
 from linli.devices.adapters.multipart import Part, split_multipart
 from linli.devices.events import Envelope
 from linli.devices.models import Device
-from linli.devices.service import IngestResult, ingest
+from linli.devices.service import Checked, IngestResult, check, ingest
 
 log = logging.getLogger(__name__)
 SOURCE = "http"
@@ -77,6 +77,59 @@ def events_of(parsed: Any) -> list[Any]:
 
 
 @dataclass
+class Read:
+    """A JSON body parsed and its events checked against the schema: no database, so this runs before
+    the write transaction, while another request holds the write lock."""
+
+    events: list[Checked]
+    error: ValueError | None = None  # the body is not JSON: where parsing stopped
+
+
+def read_json(body: bytes) -> Read:
+    """Parse a JSON body and check each of its events against the schema."""
+    try:
+        events = parse_events(body)
+    except ValueError as exc:
+        return Read([], exc)
+    return Read([check(item) for item in events])
+
+
+@dataclass
+class Prepared:
+    """A signed JSON request authenticated and read before its write transaction (see prepare)."""
+
+    device_id: int
+    read: Read
+
+
+def prepare(
+    session: Session,
+    *,
+    serial: str | None,
+    timestamp: str | None,
+    signature: str | None,
+    body: bytes,
+    now: datetime,
+    skew_seconds: int,
+) -> Prepared:
+    """Authenticate a JSON request in a read transaction and read its body; receive(prepared=...) stores it.
+
+    Raises like signing.authenticate. The ingest's own transaction then holds the write lock only to
+    store: on SQLite, one request parses and checks while another writes.
+    """
+    device = signing.authenticate(
+        session,
+        serial=serial,
+        timestamp=timestamp,
+        signature=signature,
+        body=body,
+        now=now,
+        skew_seconds=skew_seconds,
+    )
+    return Prepared(device.id, read_json(body))
+
+
+@dataclass
 class Body:
     """A received body, kept raw and parsed: its events, or the dead letter of malformed JSON."""
 
@@ -94,8 +147,10 @@ def take_body(
     sender: Device | None,
     device_serial: str,
     content_type: str = "application/json",
+    read: Read | None = None,
 ) -> Body:
-    """Keep a body raw and parse it; malformed JSON becomes a dead letter (the error says where)."""
+    """Keep a body raw and parse it (unless read already); malformed JSON becomes a dead letter (the
+    error says where)."""
     raw_id = store.save_raw(
         session,
         received_at=received_at,
@@ -104,15 +159,21 @@ def take_body(
         content_type=content_type,
         device_serial=device_serial,
     )
-    try:
-        events = parse_events(body)
-    except ValueError as exc:
+    if read is None:
+        read = read_json(body)
+    if read.error is not None:
         error = reject_malformed(
-            session, exc, body=body, source=source, received_at=received_at, sender=sender, raw_id=raw_id
+            session,
+            read.error,
+            body=body,
+            source=source,
+            received_at=received_at,
+            sender=sender,
+            raw_id=raw_id,
         )
         store.link_raw(session, raw_id, event_ids=[], dead_letter_id=error.dead_letter_id)
         return Body(raw_id, [], error)
-    return Body(raw_id, events)
+    return Body(raw_id, list(read.events))
 
 
 def parse_events(body: bytes) -> list[Any]:
@@ -156,17 +217,23 @@ def receive(
     content_type: str,
     now: datetime,
     skew_seconds: int,
+    prepared: Prepared | None = None,
 ) -> Received:
-    """Authenticate, keep the raw body, then ingest its events (malformed JSON becomes a dead letter)."""
-    device = signing.authenticate(
-        session,
-        serial=serial,
-        timestamp=timestamp,
-        signature=signature,
-        body=body,
-        now=now,
-        skew_seconds=skew_seconds,
-    )
+    """Authenticate, keep the raw body, then ingest its events (malformed JSON becomes a dead letter).
+
+    prepared: the request authenticated and read already (prepare), for a JSON body.
+    """
+    device = session.get(Device, prepared.device_id) if prepared is not None else None
+    if device is None or register.is_retired(device):  # retired or removed since prepare: say so
+        device = signing.authenticate(
+            session,
+            serial=serial,
+            timestamp=timestamp,
+            signature=signature,
+            body=body,
+            now=now,
+            skew_seconds=skew_seconds,
+        )
     if is_multipart(content_type):
         from linli.devices import push  # push builds on this module: imported when needed
 
@@ -190,6 +257,7 @@ def receive(
         sender=device,
         device_serial=device.serial,
         content_type=content_type,
+        read=prepared.read if prepared is not None else None,
     )
     if taken.error is not None:
         return Received(None, taken.error)

@@ -8,6 +8,7 @@ stored events reach the bus only once they are really stored.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -34,8 +35,10 @@ __all__ = [
     "MAX_FUTURE",
     "UPLOAD_MAX_AGE",
     "UPLOAD_SOURCE",
+    "Checked",
     "IngestResult",
     "Origin",
+    "check",
     "deliver_outbox",
     "ingest",
     "max_age_of",
@@ -90,7 +93,7 @@ class Origin:
 
 def ingest(
     session: Session,
-    envelopes: list[Envelope | dict[str, Any]],
+    envelopes: Sequence[Envelope | Checked | dict[str, Any]],
     *,
     source: str,
     received_at: datetime,
@@ -113,7 +116,7 @@ def ingest(
         raise ValueError("origins needs one entry per envelope, and replaces sender and raw_id")
     result, _ = _ingest(
         session,
-        envelopes,
+        list(envelopes),
         source=source,
         received_at=received_at,
         origins=origins,
@@ -187,6 +190,35 @@ def _raw_links(
     return {raw_id: (ids, dead.get(raw_id)) for raw_id, ids in events.items()}
 
 
+@dataclass(frozen=True)
+class Checked:
+    """An item of a batch checked against the schema alone: no look-up, so a caller may check a batch
+    before its write transaction (the HTTP way in does, while another request writes)."""
+
+    item: Any  # as received, kept for its dead letter
+    envelope: Envelope | None  # None: the envelope itself is invalid (payload says why)
+    payload: dict[str, Any] | str  # the payload as its type's model normalised it, or why it is refused
+
+
+def check(item: Any) -> Checked:
+    """Validate one received item: its envelope, its type's payload, and no NUL in its text."""
+    if isinstance(item, Checked):
+        return item
+    try:
+        envelope = item if isinstance(item, Envelope) else Envelope.model_validate(item)
+    except ValidationError as exc:
+        return Checked(item, None, schema_reason(exc, item))
+    try:
+        payload: dict[str, Any] | str = envelope.typed_payload().model_dump(mode="json", exclude_none=True)
+    except ValidationError as exc:
+        payload = schema_reason(exc, item, prefix="payload.")
+    if _may_hold_nul(item) and _has_nul(
+        envelope.id, envelope.device, envelope.source, payload, [m.ref for m in envelope.media]
+    ):
+        payload = "schema: text may not contain NUL (\\u0000) characters"
+    return Checked(item, envelope, payload)
+
+
 def _judge(
     session: Session,
     items: list[Any],
@@ -195,26 +227,15 @@ def _judge(
     origins: list[Origin],
     max_age: timedelta = MAX_AGE,
 ) -> tuple[list[Accepted], list[_Failure]]:
-    """Split a batch into accepted events and failures with reasons."""
+    """Split a batch (items as received, or Checked) into accepted events and failures with reasons."""
     failures: list[_Failure] = []
     parsed: list[tuple[int, Any, Envelope, dict[str, Any] | str]] = []
     for index, item in enumerate(items):
-        try:
-            envelope = item if isinstance(item, Envelope) else Envelope.model_validate(item)
-        except ValidationError as exc:
-            failures.append(_Failure(index, schema_reason(exc, item), item))
+        checked = check(item)
+        if checked.envelope is None:
+            failures.append(_Failure(index, str(checked.payload), checked.item))
             continue
-        try:
-            payload: dict[str, Any] | str = envelope.typed_payload().model_dump(
-                mode="json", exclude_none=True
-            )
-        except ValidationError as exc:
-            payload = schema_reason(exc, item, prefix="payload.")
-        if _may_hold_nul(item) and _has_nul(
-            envelope.id, envelope.device, envelope.source, payload, [m.ref for m in envelope.media]
-        ):
-            payload = "schema: text may not contain NUL (\\u0000) characters"
-        parsed.append((index, item, envelope, payload))
+        parsed.append((index, checked.item, checked.envelope, checked.payload))
     serials = {envelope.device for _, _, envelope, _ in parsed if "\x00" not in envelope.device}
     # The senders are loaded already (the topics' devices of an MQTT batch): look up only the others.
     known = {o.sender.serial: o.sender for o in origins if o.sender is not None}

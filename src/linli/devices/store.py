@@ -33,9 +33,11 @@ class Accepted:
     media: list[dict[str, Any]] = field(default_factory=list)  # the envelope's media refs as JSON
     plate: str | None = None  # a plate read's normalised plate (as read, upper case, if not a valid one)
     key: tuple[int, str] = field(init=False)  # the dedup key: the device and its own event id
+    event_type: str = field(init=False)  # the type as plain text (an enum's .value costs per access)
 
     def __post_init__(self) -> None:
         self.key = (self.device.id, self.envelope.id)
+        self.event_type = str(self.envelope.type)
 
 
 def table(model: type[Any]) -> Table:
@@ -150,7 +152,7 @@ def _facts(device: Device) -> _DeviceFacts:
 
 
 def _subject(event: Accepted, device: _DeviceFacts) -> str:
-    return subject_for(device.community, event.envelope.type.value)
+    return subject_for(device.community, event.event_type)
 
 
 def _row(event: Accepted, device: _DeviceFacts) -> dict[str, Any]:
@@ -162,7 +164,7 @@ def _row(event: Accepted, device: _DeviceFacts) -> dict[str, Any]:
         "device_serial": device.serial,
         "community_code": device.community,
         "area_code": device.area,
-        "type": env.type.value,
+        "type": event.event_type,
         "occurred_at": event.occurred_at,
         "source": env.source,
         "payload": event.payload,
@@ -188,7 +190,7 @@ def _message(event: Accepted, device: _DeviceFacts, received_at: str) -> dict[st
         "device_kind": device.kind,
         "community": device.community,
         "area_code": device.area,
-        "type": env.type.value,
+        "type": event.event_type,
         "occurred_at": event.occurred_at.isoformat(),
         "received_at": received_at,
         "source": env.source,
@@ -222,7 +224,7 @@ def _bump_rollups(session: Session, events: list[Accepted]) -> None:
             e.occurred_at.replace(minute=0, second=0, microsecond=0),
             e.device.community_code,
             e.device.kind,
-            e.envelope.type.value,
+            e.event_type,
         )
         for e in events
     )
