@@ -119,9 +119,7 @@ def test_retired_device_is_403(client, session, registered) -> None:
     assert r.status_code == 403
 
 
-def test_the_body_is_read_and_checked_before_the_write_transaction(
-    client, registered, monkeypatch
-) -> None:
+def test_the_body_is_read_and_checked_before_the_write_transaction(client, registered, monkeypatch) -> None:
     """Only the store holds the write lock (SQLite has one writer): parsing and checking a batch comes
     before it, so one request can be read while another writes."""
     from linli.devices import api_events, receive
