@@ -68,13 +68,20 @@ def test_one_envelope_or_an_events_object(client, registered, shape) -> None:
     assert r.json()["stored"] == 1
 
 
-def test_rejected_events_are_listed_with_a_200(client, registered) -> None:
+def test_rejected_events_are_listed_with_a_200(client, session, registered) -> None:
     serial, secret = registered[0].serial, registered[1]
     body = body_of([envelope(serial, at=_now()), envelope(serial, at=_now() + timedelta(hours=1))])
     r = client.post(URL, content=body, headers=signed(serial, secret, body))
     assert r.status_code == 200
     assert r.json()["stored"] == 1
     assert r.json()["rejected"][0]["index"] == 1 and r.json()["rejected"][0]["reason"].startswith("future: ")
+    # The raw body is kept once, linked to the event it became and to the dead letter of the refused one.
+    raw = session.scalar(select(RawPayload).order_by(RawPayload.id.desc()))
+    assert raw is not None and raw.body == body and raw.content_type == "application/json"
+    letter = session.scalar(select(DeadLetter).where(DeadLetter.raw_id == raw.id))
+    assert letter is not None and letter.reason.startswith("future: ") and raw.dead_letter_id == letter.id
+    sent = session.scalars(select(StoredEvent.id).where(StoredEvent.source == "linli")).all()
+    assert raw.event_ids == list(sent) and len(sent) == 1  # the hub's own device.online is not in the body
 
 
 def test_wrong_signature_is_401_and_stores_nothing(client, session, registered) -> None:

@@ -249,6 +249,28 @@ def receive(
             now=now,
             replayable=False,  # the device's own format: no adapter or mapping to fix and read it again
         )
+    if prepared is not None and prepared.read.error is None:
+        # The raw body is written once, after the ingest, already linked to what it became: an update
+        # of its links would rewrite the whole body.
+        raw_id = store.allocate_raw_ids(session, 1)[0]
+        result = ingest(
+            session,
+            prepared.read.events,
+            source=SOURCE,
+            received_at=now,
+            sender=device,
+            raw_id=raw_id,
+            link_raws=False,
+        )
+        links = result.raw_links.get(raw_id, ([], None))
+        store.save_raws(
+            session,
+            [(raw_id, body, device.serial, links)],
+            received_at=now,
+            source=SOURCE,
+            content_type=content_type,
+        )
+        return Received(result)
     taken = take_body(
         session,
         body=body,
