@@ -241,3 +241,19 @@ def test_a_large_light_object_slowed_by_drag_passes_on_its_first_second_and_its_
     # Its first second alone is too short a fall for a blob that large.
     head = [p for p in pts if p[0] < FPS]
     assert not judge_track(head, fps=FPS, px_per_m=PPM, thresholds=TH, size_px=32).ok
+
+
+def test_a_large_blob_found_in_only_some_of_its_frames_is_no_solid_object() -> None:
+    # Seen on seed 37 (clouds, rain): blobs 30-52 px across, found in 33-74 % of the frames their track
+    # spans, stitched into a path through which a parabola fits. A solid object that large stands out in
+    # nearly every frame (the benchmark's throws of 14 px or more: in at least 80 % of them).
+    pts = track(thrown(vx=0.3), 60, jitter=0.8, seed=8)
+    seen_now_and_then = [p for i, p in enumerate(pts) if i % 2 == 0 or i % 7 == 0]  # 35 of 59 frames
+    fit = judge_track(seen_now_and_then, fps=FPS, px_per_m=PPM, thresholds=TH, size_px=30)
+    assert (fit.ok, fit.reason) == (False, "sparse")
+    # The same object found in every frame passes; so does one found in 80 % of them.
+    assert judge_track(pts, fps=FPS, px_per_m=PPM, thresholds=TH, size_px=30).ok
+    most = [p for i, p in enumerate(pts) if i % 5 != 4]
+    assert judge_track(most, fps=FPS, px_per_m=PPM, thresholds=TH, size_px=30).ok
+    # A small object is often lost against the facade's texture for a frame or two: no such rule for it.
+    assert judge_track(seen_now_and_then, fps=FPS, px_per_m=PPM, thresholds=TH, size_px=6).ok

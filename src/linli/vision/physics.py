@@ -205,6 +205,8 @@ def _rms(
 HEAD_SECONDS = 1.0  # a long fall slowed by drag is judged on its first second
 FALL_SIZES = 2.0  # a fall is at least this many times the median blob size long
 IN_PLACE_SHARE = 0.2  # a track found exactly where it was in more of its steps than this is no object
+SOLID_PX = 14.0  # a blob at least this large (median) is seen in nearly every frame if it is an object:
+SOLID_SHARE = 0.75  # a track of such blobs found in fewer of the frames it spans than this is no object
 FRAGMENT_SHARE = 0.4  # a blob smaller than this share of the track's median size is a fragment of it
 
 
@@ -266,6 +268,12 @@ def _judge(
         return TrackFit(False, "too_few_points", 0.0, int(frames[0]), fps, zero, zero, 0.0, 0.0, 0)
     if t[-1] < th.min_seconds:
         return TrackFit(False, "too_short", 0.0, int(frames[0]), fps, zero, zero, 0.0, 0.0, 0)
+    # A solid object this large stands out of the background in nearly every frame it crosses (the
+    # benchmark's throws of 14 px or more were found in at least 80 % of their frames); a track of large
+    # blobs found in fewer is stitched together from something that differs from the background only
+    # now and then: the edge of a cloud's shadow, a gust of rain.
+    if size_px >= SOLID_PX and len(points) < SOLID_SHARE * (frames[-1] - frames[0] + 1):
+        return TrackFit(False, "sparse", 0.0, int(frames[0]), fps, zero, zero, 0.0, 0.0, 0)
     # A blob seen again exactly where it was (the same pixels changed) did not move: it flickers in place
     # (an edge under camera shake, a light). A moving object's blob changes shape and place from frame to
     # frame, even near its apex; a track that is often found standing still is made of such flicker.
