@@ -158,21 +158,14 @@ def test_a_device_retired_after_its_request_was_read_is_refused(session, registe
 
     serial, secret = registered[0].serial, registered[1]
     body = body_of([envelope(serial, at=_now())])
-    headers = signed(serial, secret, body)
-    request = {
-        "serial": serial,
-        "timestamp": headers[signing.TIMESTAMP_HEADER],
-        "signature": headers[signing.SIGNATURE_HEADER],
-        "body": body,
-        "now": datetime.now(UTC),
-        "skew_seconds": 300,
-    }
-    prepared = prepare(session, **request)
+    request = signing.Signed.of(signed(serial, secret, body), body, skew_seconds=300)
+    now = datetime.now(UTC)
+    prepared = prepare(session, request, now=now)
     assert prepared.device_id == registered[0].id and len(prepared.read.events) == 1
     registered[0].state = "retired"
     session.flush()
     with pytest.raises(Forbidden):
-        receive(session, content_type="application/json", prepared=prepared, **request)
+        receive(session, request, content_type="application/json", now=now, prepared=prepared)
     assert session.scalar(select(StoredEvent.id).where(StoredEvent.device_id == registered[0].id)) is None
 
 

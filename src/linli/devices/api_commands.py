@@ -71,16 +71,8 @@ async def _signed_body(request: Request) -> bytes:
 
 def _device(request: Request, session: DB, body: bytes) -> Device:
     """The device that signed this request (the same headers as the event ingest)."""
-    headers = request.headers
-    return signing.authenticate(
-        session,
-        serial=headers.get(signing.DEVICE_HEADER),
-        timestamp=headers.get(signing.TIMESTAMP_HEADER),
-        signature=headers.get(signing.SIGNATURE_HEADER),
-        body=body,
-        now=utcnow(),
-        skew_seconds=request.app.state.settings.ingest_clock_skew_seconds,
-    )
+    skew = request.app.state.settings.ingest_clock_skew_seconds
+    return signing.Signed.of(request.headers, body, skew_seconds=skew).authenticate(session, now=utcnow())
 
 
 @router.get("/api/v1/ingest/commands", tags=["ingest"])

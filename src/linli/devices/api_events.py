@@ -41,35 +41,17 @@ async def ingest_events(request: Request) -> JSONResponse:
     headers = request.headers
     factory, bus = request.app.state.session_factory, request.app.state.bus
 
-    serial, timestamp = headers.get(signing.DEVICE_HEADER), headers.get(signing.TIMESTAMP_HEADER)
-    signature, skew = headers.get(signing.SIGNATURE_HEADER), settings.ingest_clock_skew_seconds
+    signed = signing.Signed.of(headers, body, skew_seconds=settings.ingest_clock_skew_seconds)
 
     def run() -> dict[str, Any]:
         now = utcnow()
         prepared = None
         if not multipart:  # authenticate, parse and check outside the write lock (SQLite: one writer)
             with unit_of_work(factory, write=False) as session:
-                prepared = prepare(
-                    session,
-                    serial=serial,
-                    timestamp=timestamp,
-                    signature=signature,
-                    body=body,
-                    now=now,
-                    skew_seconds=skew,
-                )
+                prepared = prepare(session, signed, now=now)
         with unit_of_work(factory) as session:
-            received = receive(
-                session,
-                serial=serial,
-                timestamp=timestamp,
-                signature=signature,
-                body=body,
-                content_type=headers.get("content-type", ""),
-                now=now,
-                skew_seconds=skew,
-                prepared=prepared,
-            )
+            content_type = headers.get("content-type", "")
+            received = receive(session, signed, content_type=content_type, now=now, prepared=prepared)
             queued = outbox.written(session)
         if received.error is not None:  # raised only now: the dead letter is committed
             raise received.error
@@ -98,14 +80,10 @@ async def ingest_media(request: Request, filename: str | None = None) -> JSONRes
         with unit_of_work(factory) as session:
             return receive_media(
                 session,
-                serial=headers.get(signing.DEVICE_HEADER),
-                timestamp=headers.get(signing.TIMESTAMP_HEADER),
-                signature=headers.get(signing.SIGNATURE_HEADER),
-                body=body,
+                signing.Signed.of(headers, body, skew_seconds=settings.ingest_clock_skew_seconds),
                 content_type=headers.get("content-type", ""),
                 filename=filename,
                 now=utcnow(),
-                skew_seconds=settings.ingest_clock_skew_seconds,
             )
 
     return JSONResponse(await run_in_threadpool(run), status_code=201)

@@ -102,31 +102,14 @@ class Prepared:
     read: Read
 
 
-def prepare(
-    session: Session,
-    *,
-    serial: str | None,
-    timestamp: str | None,
-    signature: str | None,
-    body: bytes,
-    now: datetime,
-    skew_seconds: int,
-) -> Prepared:
+def prepare(session: Session, signed: signing.Signed, *, now: datetime) -> Prepared:
     """Authenticate a JSON request in a read transaction and read its body; receive(prepared=...) stores it.
 
     Raises like signing.authenticate. The ingest's own transaction then holds the write lock only to
     store: on SQLite, one request parses and checks while another writes.
     """
-    device = signing.authenticate(
-        session,
-        serial=serial,
-        timestamp=timestamp,
-        signature=signature,
-        body=body,
-        now=now,
-        skew_seconds=skew_seconds,
-    )
-    return Prepared(device.id, read_json(body))
+    device = signed.authenticate(session, now=now)
+    return Prepared(device.id, read_json(signed.body))
 
 
 @dataclass
@@ -209,31 +192,20 @@ def reject_malformed(
 
 def receive(
     session: Session,
+    signed: signing.Signed,
     *,
-    serial: str | None,
-    timestamp: str | None,
-    signature: str | None,
-    body: bytes,
     content_type: str,
     now: datetime,
-    skew_seconds: int,
     prepared: Prepared | None = None,
 ) -> Received:
     """Authenticate, keep the raw body, then ingest its events (malformed JSON becomes a dead letter).
 
     prepared: the request authenticated and read already (prepare), for a JSON body.
     """
+    body = signed.body
     device = session.get(Device, prepared.device_id) if prepared is not None else None
     if device is None or register.is_retired(device):  # retired or removed since prepare: say so
-        device = signing.authenticate(
-            session,
-            serial=serial,
-            timestamp=timestamp,
-            signature=signature,
-            body=body,
-            now=now,
-            skew_seconds=skew_seconds,
-        )
+        device = signed.authenticate(session, now=now)
     if is_multipart(content_type):
         from linli.devices import push  # push builds on this module: imported when needed
 
@@ -336,30 +308,19 @@ def multipart_pictures(body: bytes, headers: Mapping[str, str]) -> dict[str, byt
 
 def receive_media(
     session: Session,
+    signed: signing.Signed,
     *,
-    serial: str | None,
-    timestamp: str | None,
-    signature: str | None,
-    body: bytes,
     content_type: str,
     filename: str | None,
     now: datetime,
-    skew_seconds: int,
 ) -> dict[str, Any]:
     """Authenticate a signed picture or clip and keep it in the media store for the device's area.
 
     Invalid (field "file") when the bytes are not an allowed picture or clip, TooLarge past the limit.
     Unclaimed until an event refers to it (see media.resolve_refs); the purge job removes it otherwise.
     """
-    device = signing.authenticate(
-        session,
-        serial=serial,
-        timestamp=timestamp,
-        signature=signature,
-        body=body,
-        now=now,
-        skew_seconds=skew_seconds,
-    )
+    device = signed.authenticate(session, now=now)
+    body = signed.body
     try:
         key = media.put(
             session, body, content_type=content_type, area_code=device.area_code, filename=filename

@@ -11,6 +11,8 @@ import hashlib
 import hmac
 import logging
 from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy.orm import Session
@@ -105,3 +107,37 @@ def authenticate(
         FAILURES["retired"] += 1
         raise Forbidden(f"device {serial} is retired", field="device")
     return device
+
+
+@dataclass(frozen=True)
+class Signed:
+    """A device's signed request: its three headers and the exact bytes they sign."""
+
+    serial: str | None
+    timestamp: str | None
+    signature: str | None
+    body: bytes
+    skew_seconds: int
+
+    @classmethod
+    def of(cls, headers: Mapping[str, str], body: bytes, *, skew_seconds: int) -> Signed:
+        """The signed request of these HTTP headers (any case) and body."""
+        return cls(
+            headers.get(DEVICE_HEADER),
+            headers.get(TIMESTAMP_HEADER),
+            headers.get(SIGNATURE_HEADER),
+            body,
+            skew_seconds,
+        )
+
+    def authenticate(self, session: Session, *, now: datetime) -> Device:
+        """The registered device that signed it (see authenticate)."""
+        return authenticate(
+            session,
+            serial=self.serial,
+            timestamp=self.timestamp,
+            signature=self.signature,
+            body=self.body,
+            now=now,
+            skew_seconds=self.skew_seconds,
+        )
