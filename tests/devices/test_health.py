@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from linli.core.timeutil import as_utc
 from linli.devices import health, service
-from linli.devices.models import StoredEvent
+from linli.devices.models import Device, StoredEvent
 from tests.devices.helpers import T0, Clock, device, envelope
 
 
@@ -82,6 +82,26 @@ def test_an_old_backlog_does_not_bring_a_device_back_online(session, world, cloc
     service.ingest(session, backlog, source="http", received_at=clock.now)
     assert not cam.online
     assert as_utc(cam.last_seen_at) == T0 + timedelta(minutes=40)  # type: ignore[arg-type]
+
+
+def test_last_seen_is_written_in_one_statement_and_only_moves_forward(session, world, clock) -> None:
+    cam, _ = device(session, world.tianfu, serial="DS-2CD-TF-B3-02")
+    _beat(session, cam.serial, clock)
+    stored = select(Device.last_seen_at).where(Device.id == cam.id)
+    assert as_utc(session.execute(stored).scalar_one()) == T0
+    # Another writer stored a later beat since this session read the device: its copy is stale.
+    later = T0 + timedelta(minutes=3)
+    devices = Device.__table__
+    session.connection().execute(update(devices).where(devices.c.id == cam.id).values(last_seen_at=later))
+    assert as_utc(cam.last_seen_at) == T0  # type: ignore[arg-type]
+    clock.advance(minutes=2)
+    _beat(session, cam.serial, clock)  # T0 + 2 min: later than the stale copy, earlier than the database
+    assert as_utc(session.execute(stored).scalar_one()) == later
+    clock.advance(minutes=2)
+    _beat(session, cam.serial, clock)
+    assert as_utc(session.execute(stored).scalar_one()) == T0 + timedelta(minutes=4)
+    assert as_utc(cam.last_seen_at) == T0 + timedelta(minutes=4)  # type: ignore[arg-type]
+    assert cam not in session.dirty  # the statement wrote it: the flush has nothing left to update
 
 
 def test_uptime_over_7_and_30_days(session, world, clock) -> None:

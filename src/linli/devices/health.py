@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from linli.core.timeutil import as_utc
 from linli.devices import store
@@ -21,6 +22,7 @@ from linli.devices.store import Accepted
 HEALTH_SOURCE = "linli.health"
 # Reports about a device's link are not signs of life from the device itself.
 LINK_TYPES = {EventType.DEVICE_ONLINE, EventType.DEVICE_OFFLINE}
+LINK_TYPE_NAMES = {str(t) for t in LINK_TYPES}
 
 _MIN = timedelta(minutes=1)
 # How long a device of each kind may stay silent before it counts as offline (None: never).
@@ -78,29 +80,47 @@ def status_event(
     return Accepted(index=-1, envelope=envelope, device=device, occurred_at=at, payload=payload)
 
 
-def touch(events: list[Accepted], *, received_at: datetime) -> list[Accepted]:
+def touch(session: Session, events: list[Accepted], *, received_at: datetime) -> list[Accepted]:
     """Move each device's last_seen forward once per batch; device.online events for devices coming back.
 
     A device is seen at its event's time (never later than received_at): a backlog of old events that a
     device uploads after an outage does not make it look online at the time they happened.
+    last_seen only moves forward, in the database's own comparison: two batches of one device written
+    one after the other in either order leave the later time. One statement for the batch, not an ORM
+    update per device (a batch of a gateway's 500 events names a hundred devices).
     """
     latest: dict[int, tuple[Device, datetime]] = {}
     for event in events:
-        if event.envelope.type in LINK_TYPES:
+        if event.event_type in LINK_TYPE_NAMES:
             continue
         seen = min(event.occurred_at, received_at)
-        known = latest.get(event.device.id)
+        device_id = event.key[0]
+        known = latest.get(device_id)
         if known is None or seen > known[1]:
-            latest[event.device.id] = (event.device, seen)
+            latest[device_id] = (event.device, seen)
     came_back: list[Accepted] = []
-    for device, seen in latest.values():
+    moved: list[dict[str, object]] = []
+    for device_id, (device, seen) in latest.items():
         last = as_utc(device.last_seen_at) if device.last_seen_at else None
         if last is None or seen > last:
-            device.last_seen_at = seen
+            moved.append({"device": device_id, "seen": seen})
+            set_committed_value(device, "last_seen_at", seen)  # written below, not by the flush
         if not device.online and _fresh(device.kind, seen, received_at):
             device.online = True
             device.online_changed_at = seen
             came_back.append(status_event(device, EventType.DEVICE_ONLINE, at=seen, last_seen=seen))
+    if moved:
+        devices = store.table(Device)
+        seen_param = bindparam("seen", type_=devices.c.last_seen_at.type)
+        stmt = (
+            update(devices)
+            .where(
+                devices.c.id == bindparam("device"),
+                or_(devices.c.last_seen_at.is_(None), devices.c.last_seen_at < seen_param),
+            )
+            .values(last_seen_at=seen_param)
+        )
+        session.execute(stmt, moved)
     return came_back
 
 

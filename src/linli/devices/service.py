@@ -147,7 +147,7 @@ def _ingest(
         pictures.resolve_refs(session, accepted, origins=origins, source=source, received_at=received_at)
         fresh, repeats = _deduplicate(accepted, result)
         linking.link(session, fresh)
-        came_back = health.touch(fresh, received_at=received_at)
+        came_back = health.touch(session, fresh, received_at=received_at)
         session.flush()
         fresh = _append(session, fresh, came_back, repeats, received_at, result)
         result.stored = len(fresh)
@@ -242,18 +242,25 @@ def _judge(
     devices = register.by_serials(session, serials - known.keys())
     devices.update({serial: known[serial] for serial in serials & known.keys()})
     accepted: list[Accepted] = []
+    # Whether a sender may send a device's events, once per pair (ORM attributes cost per access).
+    verdicts: dict[tuple[int, str], str] = {}
     for index, item, envelope, payload in parsed:
         device = devices.get(envelope.device)
         sender = origins[index].sender
+        occurred = as_utc(envelope.occurred_at)
+        pair = (id(sender), envelope.device)
+        verdict = verdicts.get(pair)
+        if verdict is None:
+            verdict = verdicts[pair] = _device_refusal(envelope, device, sender)
         reason = (
-            payload if isinstance(payload, str) else _refusal(envelope, device, sender, received_at, max_age)
+            payload if isinstance(payload, str) else verdict or _time_refusal(occurred, received_at, max_age)
         )
         if reason or device is None or isinstance(payload, str):
             failures.append(_Failure(index, reason or "unknown device", item, device))
             continue
         # The envelope as sent: the store takes community and received_at from the device and the batch.
-        media = [m.model_dump(mode="json") for m in envelope.media]
-        accepted.append(Accepted(index, envelope, device, as_utc(envelope.occurred_at), payload, media=media))
+        media = [m.model_dump(mode="json") for m in envelope.media] if envelope.media else []
+        accepted.append(Accepted(index, envelope, device, occurred, payload, media=media))
     return accepted, failures
 
 
@@ -292,20 +299,19 @@ def schema_reason(exc: ValidationError, item: Any, *, prefix: str = "") -> str:
     return "schema: " + "; ".join(parts) + more
 
 
-def _refusal(
-    envelope: Envelope,
-    device: Device | None,
-    sender: Device | None,
-    received_at: datetime,
-    max_age: timedelta = MAX_AGE,
-) -> str:
+def _device_refusal(envelope: Envelope, device: Device | None, sender: Device | None) -> str:
+    """Why this sender may not send this envelope's device's events ('' if it may)."""
     if device is None:
         return f"unknown device: {envelope.device} is not registered"
     if register.is_retired(device):
         return f"retired device: {device.serial} no longer sends to the hub"
     if sender is not None and sender.id != device.id and not _relays_for(sender, device):
         return f"wrong device: {sender.serial} may not send events of {device.serial}"
-    occurred = as_utc(envelope.occurred_at)
+    return ""
+
+
+def _time_refusal(occurred: datetime, received_at: datetime, max_age: timedelta = MAX_AGE) -> str:
+    """Why an event that occurred then (UTC) is refused when received at received_at ('' if it is not)."""
     if occurred > received_at + MAX_FUTURE:
         return f"future: occurred_at {occurred.isoformat()} is more than 5 minutes after the hub's clock"
     if occurred < received_at - max_age:
