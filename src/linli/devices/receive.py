@@ -1,6 +1,7 @@
 """The HTTP way in: authenticate a signed body, keep it raw, parse it, and ingest the events it holds.
 
-take_body (keep raw, parse, dead-letter malformed JSON) is shared with the MQTT way in. A multipart body
+A JSON body is read and checked first (prepare, outside the write lock), then stored with its raw body
+in one write; malformed JSON becomes a dead letter that names where parsing stopped. A multipart body
 carries its events as JSON in a part named `events` and pictures in the other parts, which the events
 reference as `upload:<part name>`; it goes the way of a vendor push (push.translate), pictures included.
 """
@@ -112,53 +113,6 @@ def prepare(session: Session, signed: signing.Signed, *, now: datetime) -> Prepa
     return Prepared(device.id, read_json(signed.body))
 
 
-@dataclass
-class Body:
-    """A received body, kept raw and parsed: its events, or the dead letter of malformed JSON."""
-
-    raw_id: int
-    events: list[Any]
-    error: MalformedJson | None = None
-
-
-def take_body(
-    session: Session,
-    *,
-    body: bytes,
-    source: str,
-    received_at: datetime,
-    sender: Device | None,
-    device_serial: str,
-    content_type: str = "application/json",
-    read: Read | None = None,
-) -> Body:
-    """Keep a body raw and parse it (unless read already); malformed JSON becomes a dead letter (the
-    error says where)."""
-    raw_id = store.save_raw(
-        session,
-        received_at=received_at,
-        source=source,
-        body=body,
-        content_type=content_type,
-        device_serial=device_serial,
-    )
-    if read is None:
-        read = read_json(body)
-    if read.error is not None:
-        error = reject_malformed(
-            session,
-            read.error,
-            body=body,
-            source=source,
-            received_at=received_at,
-            sender=sender,
-            raw_id=raw_id,
-        )
-        store.link_raw(session, raw_id, event_ids=[], dead_letter_id=error.dead_letter_id)
-        return Body(raw_id, [], error)
-    return Body(raw_id, list(read.events))
-
-
 def parse_events(body: bytes) -> list[Any]:
     """The events of a JSON body (see events_of); ValueError says where the JSON is malformed."""
     # JSONDecodeError, and UnicodeDecodeError for bytes that are not text: both are ValueErrors.
@@ -221,13 +175,21 @@ def receive(
             now=now,
             replayable=False,  # the device's own format: no adapter or mapping to fix and read it again
         )
-    if prepared is not None and prepared.read.error is None:
-        # The raw body is written once, after the ingest, already linked to what it became: an update
-        # of its links would rewrite the whole body.
-        raw_id = store.allocate_raw_ids(session, 1)[0]
+    read = prepared.read if prepared is not None else read_json(body)
+    # The raw body is written once, after the ingest or the dead letter, already linked to what it
+    # became: an update of its links would rewrite the whole body.
+    raw_id = store.allocate_raw_ids(session, 1)[0]
+    error: MalformedJson | None = None
+    if read.error is not None:
+        error = reject_malformed(
+            session, read.error, body=body, source=SOURCE, received_at=now, sender=device, raw_id=raw_id
+        )
+        links: tuple[list[int], int | None] = ([], error.dead_letter_id)
+        result = None
+    else:
         result = ingest(
             session,
-            prepared.read.events,
+            read.events,
             source=SOURCE,
             received_at=now,
             sender=device,
@@ -235,28 +197,14 @@ def receive(
             link_raws=False,
         )
         links = result.raw_links.get(raw_id, ([], None))
-        store.save_raws(
-            session,
-            [(raw_id, body, device.serial, links)],
-            received_at=now,
-            source=SOURCE,
-            content_type=content_type,
-        )
-        return Received(result)
-    taken = take_body(
+    store.save_raws(
         session,
-        body=body,
-        source=SOURCE,
+        [(raw_id, body, device.serial, links)],
         received_at=now,
-        sender=device,
-        device_serial=device.serial,
+        source=SOURCE,
         content_type=content_type,
-        read=prepared.read if prepared is not None else None,
     )
-    if taken.error is not None:
-        return Received(None, taken.error)
-    result = ingest(session, taken.events, source=SOURCE, received_at=now, sender=device, raw_id=taken.raw_id)
-    return Received(result)
+    return Received(result, error)
 
 
 def is_multipart(content_type: str) -> bool:
