@@ -197,7 +197,9 @@ def test_a_committed_batch_is_published_from_memory_once_and_marked_delivered(
     assert not queued.others
     assert outbox.deliver_outbox(session_factory, bus, written=queued) == 31
     assert outbox.deliver_outbox(session_factory, bus) == 0
-    assert outbox.deliver_outbox(session_factory, bus, written=queued) == 0  # marked: not again
+    assert outbox.deliver_outbox(session_factory, bus, written=queued) == 0  # gone: not again
+    # The delivered batch row is deleted, not rewritten as delivered: the events are in the store.
+    assert session.scalar(select(func.count()).select_from(outbox.OutboxMessage)) == 0
     uids = [m.json()["event_uid"] for m in received if m.json()["type"] == "vehicle.entered"]
     assert uids == [f"m-{i}" for i in range(30)]  # once each, in order
     assert outbox.pending(session) == 0

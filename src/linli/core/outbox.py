@@ -7,8 +7,9 @@ worker loop) runs deliver_outbox after the commit, and any later run delivers wh
 A hot writer (the event store: hundreds of events per transaction) queues its messages with add_batch as
 one row, published message by message in order: one row to write, claim and mark instead of hundreds.
 Its owner may take what the transaction queued with `written(session)` before the commit and hand it to
-deliver_outbox after: those messages are then published from memory (no read-back of the row), and the
-row only marked delivered.
+deliver_outbox after: those messages are then published from memory (no read-back of the row). A batch
+row is deleted once delivered (its messages are the writer's own rows, kept by the writer); a single
+message is marked delivered and purged a day later.
 """
 
 from __future__ import annotations
@@ -228,7 +229,7 @@ def _publish_rows(
     """Publish claimed rows' messages in order and mark the rows done in the caller's transaction; how
     many went out and whether the bus refused one (that row keeps the rest, and nothing after it goes)."""
     table = _table()
-    delivered, done, failed = 0, [], False
+    delivered, done, done_batches, failed = 0, [], [], False
     for row_id, subject, messages in rows:
         sent = _publish(bus, publish_many, messages)
         delivered += sent
@@ -236,12 +237,16 @@ def _publish_rows(
             _keep_unsent(session, row_id, subject, messages[sent:])
             failed = True
             break
-        done.append(row_id)
+        (done_batches if subject == BATCH_SUBJECT else done).append(row_id)
     if done:
         session.execute(
             update(table).where(table.c.id.in_(done)).values(delivered_at=utcnow()),
             execution_options={"synchronize_session": False},
         )
+    if done_batches:
+        # A batch row holds a store's whole batch (the event store's rows, hundreds of kilobytes of JSON):
+        # marking it would rewrite all of it, and keeping it would keep a second copy of the events.
+        session.execute(delete(table).where(table.c.id.in_(done_batches)))
     return delivered, failed
 
 
