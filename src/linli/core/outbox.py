@@ -229,7 +229,9 @@ def _publish_rows(
     """Publish claimed rows' messages in order and mark the rows done in the caller's transaction; how
     many went out and whether the bus refused one (that row keeps the rest, and nothing after it goes)."""
     table = _table()
-    delivered, done, done_batches, failed = 0, [], [], False
+    delivered, failed = 0, False
+    done: list[int] = []  # single messages: marked delivered
+    done_batches: list[int] = []  # batch rows: deleted
     for row_id, subject, messages in rows:
         sent = _publish(bus, publish_many, messages)
         delivered += sent
