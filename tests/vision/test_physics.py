@@ -257,3 +257,21 @@ def test_a_large_blob_found_in_only_some_of_its_frames_is_no_solid_object() -> N
     assert judge_track(most, fps=FPS, px_per_m=PPM, thresholds=TH, size_px=30).ok
     # A small object is often lost against the facade's texture for a frame or two: no such rule for it.
     assert judge_track(seen_now_and_then, fps=FPS, px_per_m=PPM, thresholds=TH, size_px=6).ok
+
+
+def test_a_track_that_starts_standing_longer_than_gravity_allows_is_flicker_then_something_else() -> None:
+    # Seen on seeds 41 and 43 in camera shake: a blob 4-6 px found on the same rows for half a second
+    # (an edge flickering in place, its x jumping between two columns), then blobs further down, through
+    # which a parabola fits. An object under gravity stays within 2 rows for at most 2·sqrt(2·2/g) at its
+    # apex: 0.36 s at 12 px/m.
+    fall = track(thrown(vx=0.3), 25, jitter=0.4, seed=4)
+    f0 = fall[0][0]
+    still = [
+        (f0 - 14 + i, 800 + (1.0 if i % 2 else -1.0), 300 + (0.5 if i % 3 == 0 else 0.0)) for i in range(14)
+    ]
+    fit = judge_track(still + fall, fps=FPS, px_per_m=PPM, thresholds=TH, size_px=4)
+    assert (fit.ok, fit.reason) == (False, "standing")
+    # The fall alone passes; so does a throw up, whose apex keeps it within 2 rows the longest.
+    assert judge_track(fall, fps=FPS, px_per_m=PPM, thresholds=TH, size_px=4).ok
+    up = track(thrown(vy=-2.0), 40, jitter=0.4, seed=4)
+    assert judge_track(up, fps=FPS, px_per_m=PPM, thresholds=TH, size_px=4).ok

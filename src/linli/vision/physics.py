@@ -208,6 +208,7 @@ IN_PLACE_SHARE = 0.2  # a track found exactly where it was in more of its steps 
 SOLID_PX = 14.0  # a blob at least this large (median) is seen in nearly every frame if it is an object:
 SOLID_SHARE = 0.75  # a track of such blobs found in fewer of the frames it spans than this is no object
 FRAGMENT_SHARE = 0.4  # a blob smaller than this share of the track's median size is a fragment of it
+STAND_BAND_PX = 2.0  # rows: a track that starts within a band this high for longer than gravity allows
 
 
 def judge_track(
@@ -279,10 +280,17 @@ def _judge(
     # frame, even near its apex; a track that is often found standing still is made of such flicker.
     if (np.hypot(np.diff(x), np.diff(y)) < 0.01).mean() > IN_PLACE_SHARE:
         return TrackFit(False, "in_place", 0.0, int(frames[0]), fps, zero, zero, 0.0, 0.0, 0)
+    a_expected = G * px_per_m
+    # A thrown object is not found before it moves, and once it moves it stays within a band of a few
+    # rows at most as long as gravity lets it at its apex: 2·sqrt(2·band/g), up and down again. A track
+    # that starts by standing longer in such a band began with something that flickers in place (an edge
+    # under camera shake) and went on with something else. The benchmark's throws stood at most 0.75 of
+    # that time; the shake alarms of seeds 41 and 43 stood 1.35 and 1.42 times it.
+    if _standing_seconds(t, y) > 2.0 * np.sqrt(2.0 * STAND_BAND_PX / a_expected):
+        return TrackFit(False, "standing", 0.0, int(frames[0]), fps, zero, zero, 0.0, 0.0, 0)
     drop = y[-1] - y.min()
     if drop < th.min_drop_m * px_per_m:
         return TrackFit(False, "no_fall", 0.0, int(frames[0]), fps, zero, zero, 0.0, 0.0, 0)
-    a_expected = G * px_per_m
     # Centroids of blobs a few pixels across jitter by about a pixel; larger blobs by a share of their size.
     rms_limit = th.max_rms_px + min(0.15 * size_px, 6.0)
     cxa, cya, keep = _robust_fit(t, x, y)
@@ -344,6 +352,20 @@ def _judge(
         return reject("low_confidence")
     first = int(np.argmax(keep > 0))
     return TrackFit(True, "falling", confidence, int(frames[0]), fps, cx, cy, ratio, rms, inliers, first)
+
+
+def _standing_seconds(t: np.ndarray, y: np.ndarray) -> float:
+    """How long the track's first points (a run from its first or second point) stay within a band of
+    STAND_BAND_PX rows."""
+    longest = 0.0
+    for start in range(min(2, len(y))):
+        low = high = y[start]
+        for end in range(start + 1, len(y)):
+            low, high = min(low, y[end]), max(high, y[end])
+            if high - low > STAND_BAND_PX:
+                break
+            longest = max(longest, float(t[end] - t[start]))
+    return longest
 
 
 def _confidence(*, ratio: float, rms: float, rms_limit: float, n: int, th: Thresholds) -> float:
