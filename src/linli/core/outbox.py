@@ -226,8 +226,9 @@ def _deliver(
 def _publish_rows(
     session: Session, bus: Bus, publish_many: Any, rows: list[tuple[int, str, list[tuple[str, Any]]]]
 ) -> tuple[int, bool]:
-    """Publish claimed rows' messages in order and mark the rows done in the caller's transaction; how
-    many went out and whether the bus refused one (that row keeps the rest, and nothing after it goes)."""
+    """Publish claimed rows' messages in order and, in the caller's transaction, delete the batch rows done
+    and mark the single ones delivered; how many went out and whether the bus refused one (that row keeps
+    the rest, and nothing after it goes)."""
     table = _table()
     delivered, failed = 0, False
     done: list[int] = []  # single messages: marked delivered
