@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -255,9 +255,43 @@ def bulk_insert(
         for i, process in converted:
             value[i] = process(value[i])
         values.append((*value, *fixed))
-    keys += list(constants)
+    _insert(connection, table, [*keys, *constants], values, or_ignore=or_ignore)
+
+
+def insert_rows(
+    session: Session,
+    table: Table,
+    keys: Sequence[str],
+    rows: list[tuple[Any, ...]],
+    constants: dict[str, Any] | None = None,
+    *,
+    or_ignore: bool = False,
+) -> None:
+    """bulk_insert for rows built already as the driver takes them: tuples in the order of keys, each value
+    as the column's bind processor would make it (SQLite: dates as text; JSON as its text on both
+    databases). For a hot writer that encodes each row in one pass; constants are converted here, once."""
+    if not rows:
+        return
+    connection = session.connection()
+    dialect = connection.dialect
+    if dialect.name not in ("sqlite", "postgresql") or (or_ignore and dialect.name != "sqlite"):
+        raise ValueError(
+            f"insert_rows is for SQLite and PostgreSQL (or_ignore: SQLite only), not {dialect.name}"
+        )
+    fixed = []
+    for key, value in (constants or {}).items():
+        process = _processor(table, key, dialect)
+        fixed.append(process(value) if process else value)
+    values = [(*row, *fixed) for row in rows] if fixed else rows
+    _insert(connection, table, [*keys, *(constants or {})], values, or_ignore=or_ignore)
+
+
+def _insert(
+    connection: Any, table: Table, keys: list[str], values: list[tuple[Any, ...]], *, or_ignore: bool
+) -> None:
+    """INSERT (SQLite's executemany) or COPY (PostgreSQL) of driver-ready rows."""
     names = ", ".join(f'"{table.c[key].name}"' for key in keys)
-    if dialect.name == "postgresql":
+    if connection.dialect.name == "postgresql":
         _copy(connection, f'COPY "{table.name}" ({names}) FROM STDIN', values)
         return
     marks = ", ".join("?" for _ in keys)

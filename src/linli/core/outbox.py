@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from typing import cast as cast_table
 
+import orjson
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -39,7 +40,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from linli.core import jsonio
-from linli.core.bus import Bus
+from linli.core.bus import Bus, encode
 from linli.core.timeutil import utcnow
 from linli.db import Base, allocate_ids, bulk_insert, writing
 
@@ -82,24 +83,31 @@ def add(session: Session, messages: list[tuple[str, dict[str, Any]]], *, now: da
 
 
 def add_batch(
-    session: Session, messages: Sequence[tuple[str, dict[str, Any] | str]], *, now: datetime | None = None
+    session: Session,
+    messages: Sequence[tuple[str, dict[str, Any] | str | bytes]],
+    *,
+    now: datetime | None = None,
 ) -> None:
     """Queue many (subject, data) messages as one row in the caller's transaction (published in order).
 
-    data may be given encoded already, as JSON text: it is then published as it is, never parsed here.
+    data may be given encoded already, as JSON text or UTF-8 JSON bytes (it must be valid JSON): it is then
+    published as it is, never parsed here. Every message goes into the row as JSON itself, not escaped
+    into a string, and out on the bus as bytes.
     """
     if len(messages) <= 1:
-        add(session, [(s, jsonio.loads(d) if isinstance(d, str) else d) for s, d in messages], now=now)
+        add(session, [(s, d if isinstance(d, dict) else jsonio.loads(d)) for s, d in messages], now=now)
         return
     (row_id,) = allocate_ids(session, _table(), 1)
-    rows = [{"id": row_id, "subject": BATCH_SUBJECT, "data": {"messages": [[s, d] for s, d in messages]}}]
+    # Every message as bytes, held in the row as JSON itself (a Fragment, never escaped into a string).
+    sendable = [(s, d.encode("utf-8") if isinstance(d, str) else encode(d)) for s, d in messages]
+    kept = [[s, orjson.Fragment(d)] for s, d in sendable]
+    rows = [{"id": row_id, "subject": BATCH_SUBJECT, "data": {"messages": kept}}]
     bulk_insert(
         session,
         OutboxMessage.__table__,  # type: ignore[arg-type]
         rows,
         constants={"created_at": now or utcnow(), "delivered_at": None, "attempts": 0},
     )
-    sendable = [(s, d.encode("utf-8") if isinstance(d, str) else d) for s, d in messages]
     session.info.setdefault(_BATCHES, []).append((row_id, sendable))
 
 
@@ -130,10 +138,19 @@ def _table() -> Table:
 
 
 def _messages(subject: str, data: Any) -> list[tuple[str, Any]]:
-    """The messages a row holds: itself, or the list of a batch row (JSON text in it as bytes to send)."""
+    """The messages a row holds: itself, or the list of a batch row, each as the bytes to send (a message
+    given encoded went into the row as JSON text or, from bytes, as JSON itself; both go out as bytes)."""
     if subject == BATCH_SUBJECT and isinstance(data, dict) and isinstance(data.get("messages"), list):
-        return [(str(s), d.encode("utf-8") if isinstance(d, str) else d) for s, d in data["messages"]]
+        return [(str(s), _as_bytes(d)) for s, d in data["messages"]]
     return [(subject, data)]
+
+
+def _as_bytes(data: Any) -> bytes:
+    """A batch row's message as the bytes to send: JSON text encoded; a message the row holds as JSON
+    itself (add_batch writes bytes so) encoded again, as the bus would encode it."""
+    if isinstance(data, str):
+        return data.encode("utf-8")
+    return encode(data)
 
 
 def deliver_outbox(

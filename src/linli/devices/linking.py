@@ -54,15 +54,17 @@ def _link_people(session: Session, events: list[Accepted]) -> None:
     if not wanted:
         return
     communities = {e.device.community_code for e in events}
-    stmt = select(DeviceCredential).where(
-        DeviceCredential.area_code.in_(communities),
-        DeviceCredential.kind.in_({k for k, _ in wanted}),
-        DeviceCredential.value.in_({v for _, v in wanted}),
+    c = DeviceCredential
+    stmt = select(c.area_code, c.device_id, c.kind, c.value, c.person_id).where(
+        c.area_code.in_(communities),
+        c.kind.in_({k for k, _ in wanted}),
+        c.value.in_({v for _, v in wanted}),
     )
     # (community, device_id or None, kind, value) -> person; a device's own mapping wins over the community's.
+    # Plain rows, not ORM objects: a batch of access events can match a hundred credentials.
     known = {
-        (c.area_code, c.device_id, c.kind, c.value): c.person_id
-        for c in session.scalars(stmt.execution_options(skip_scope=True))
+        (area, device_id, kind, value): person
+        for area, device_id, kind, value, person in session.execute(stmt.execution_options(skip_scope=True))
     }
     for event in events:
         for field, kind in CREDENTIAL_FIELDS.items():

@@ -92,7 +92,10 @@ def read_json(body: bytes) -> Read:
         events = parse_events(body)
     except ValueError as exc:
         return Read([], exc)
-    return Read([check(item) for item in events])
+    # JSON can only write a NUL as \u0000 (a raw one is not JSON): a body without it needs no search per
+    # event. With it (or the text "\\u0000"), each event is searched.
+    nul_free = b"\\u0000" not in body
+    return Read([check(item, nul_free=nul_free) for item in events])
 
 
 @dataclass

@@ -7,11 +7,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
+import orjson
 from sqlalchemy import Table, bindparam, delete, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from linli.core import jsonio, outbox
-from linli.db import allocate_ids, bulk_insert
+from linli.db import allocate_ids, bulk_insert, insert_rows
 from linli.devices.events import Envelope, subject_for
 from linli.devices.models import Device, EventRollup, RawPayload, StoredEvent
 
@@ -86,34 +87,103 @@ def append(session: Session, events: list[Accepted], *, received_at: datetime) -
     Returns the events found stored already, by key, with their ids: those are not inserted again, and
     stored_id is set on the others. The ids are drawn first, so rows, rollups and bus messages are each
     written in one pass with no read-back, and the batch's bus messages go into one outbox row.
+    Each event is encoded once, in one loop: its payload's JSON goes into its row and, as it is, into its
+    bus message (an orjson Fragment); the row is a tuple in the insert's column order.
     """
     if not events:
         return {}
     events_table = table(StoredEvent)
-    dialect = session.connection().dialect.name
+    connection = session.connection()
+    dialect = connection.dialect
     stored: dict[tuple[int, str], int] = {}
-    if dialect != "sqlite":  # SQLite skips duplicates in the insert itself, PostgreSQL's COPY cannot
+    if dialect.name != "sqlite":  # SQLite skips duplicates in the insert itself, PostgreSQL's COPY cannot
         stored = existing_keys(session, {e.key for e in events})
         events = [e for e in events if e.key not in stored]
-    for event, new_id in zip(events, allocate_ids(session, events_table, len(events)), strict=True):
-        event.stored_id = new_id
+        if not events:
+            return stored
+    ids = allocate_ids(session, events_table, len(events))
+    when = events_table.c.occurred_at.type.dialect_impl(dialect).bind_processor(dialect)
     facts: dict[int, _DeviceFacts] = {}
     received = received_at.isoformat()
-    rows, messages = [], []
-    for event in events:
+    rows: list[tuple[Any, ...]] = []
+    messages: list[tuple[str, bytes]] = []
+    hours: list[tuple[datetime, str, str, str]] = []
+    for event, new_id in zip(events, ids, strict=True):
+        event.stored_id = new_id
         device = facts.get(id(event.device)) or facts.setdefault(id(event.device), _facts(event.device))
-        rows.append(_row(event, device))
-        messages.append((_subject(event, device), jsonio.dumps_text(_message(event, device, received))))
-    constants = {"received_at": received_at}
-    bulk_insert(session, events_table, rows, constants=constants, or_ignore=dialect == "sqlite")
-    if dialect == "sqlite" and events:
+        payload = jsonio.dumps(event.payload)
+        media = jsonio.dumps(event.media) if event.media else b"[]"
+        occurred = event.occurred_at
+        env = event.envelope
+        rows.append(
+            (
+                new_id,
+                env.id,
+                device.id,
+                device.serial,
+                device.community,
+                device.area,
+                event.event_type,
+                when(occurred) if when else occurred,
+                env.source,
+                payload.decode("utf-8"),
+                media.decode("utf-8"),
+                event.person_id,
+                event.vehicle_id,
+                event.plate,
+            )
+        )
+        messages.append(
+            (
+                subject_for(device.community, event.event_type),
+                _encoded_message(event, device, received, payload, media),
+            )
+        )
+        hours.append(
+            (
+                occurred.replace(minute=0, second=0, microsecond=0),
+                device.community,
+                device.kind,
+                event.event_type,
+            )
+        )
+    insert_rows(
+        session,
+        events_table,
+        _COLUMNS,
+        rows,
+        constants={"received_at": received_at},
+        or_ignore=dialect.name == "sqlite",
+    )
+    if dialect.name == "sqlite":
         stored = _skipped(session, events)
         if stored:
-            messages = [m for m, e in zip(messages, events, strict=True) if e.key not in stored]
-            events = [e for e in events if e.key not in stored]
-    _bump_rollups(session, events)
+            kept = [e.key not in stored for e in events]
+            messages = [m for m, keep in zip(messages, kept, strict=True) if keep]
+            hours = [h for h, keep in zip(hours, kept, strict=True) if keep]
+            events = [e for e, keep in zip(events, kept, strict=True) if keep]
+    _bump_rollups(session, Counter(hours))
     outbox.add_batch(session, messages, now=received_at)
     return stored
+
+
+# The columns of a stored event's row as append writes them (received_at is the batch's constant).
+_COLUMNS = (
+    "id",
+    "event_uid",
+    "device_id",
+    "device_serial",
+    "community_code",
+    "area_code",
+    "type",
+    "occurred_at",
+    "source",
+    "payload",
+    "media",
+    "person_id",
+    "vehicle_id",
+    "plate",
+)
 
 
 def _skipped(session: Session, events: list[Accepted]) -> dict[tuple[int, str], int]:
@@ -155,26 +225,6 @@ def _subject(event: Accepted, device: _DeviceFacts) -> str:
     return subject_for(device.community, event.event_type)
 
 
-def _row(event: Accepted, device: _DeviceFacts) -> dict[str, Any]:
-    env = event.envelope
-    return {
-        "id": event.stored_id,
-        "event_uid": env.id,
-        "device_id": device.id,
-        "device_serial": device.serial,
-        "community_code": device.community,
-        "area_code": device.area,
-        "type": event.event_type,
-        "occurred_at": event.occurred_at,
-        "source": env.source,
-        "payload": event.payload,
-        "media": event.media,
-        "person_id": event.person_id,
-        "vehicle_id": event.vehicle_id,
-        "plate": event.plate,
-    }
-
-
 def message(event: Accepted, received_at: datetime) -> dict[str, Any]:
     """The bus message of a stored event: the envelope as stored, with the hub's ids and links."""
     return _message(event, _facts(event.device), received_at.isoformat())
@@ -201,6 +251,33 @@ def _message(event: Accepted, device: _DeviceFacts, received_at: str) -> dict[st
     }
 
 
+def _encoded_message(
+    event: Accepted, device: _DeviceFacts, received_at: str, payload: bytes, media: bytes
+) -> bytes:
+    """_message as UTF-8 JSON, with the payload and media already encoded (the row's own JSON)."""
+    env = event.envelope
+    return orjson.dumps(
+        {
+            "id": event.stored_id,
+            "event_uid": env.id,
+            "device": device.serial,
+            "device_id": device.id,
+            "device_kind": device.kind,
+            "community": device.community,
+            "area_code": device.area,
+            "type": event.event_type,
+            # orjson writes an aware datetime as isoformat() does (UTC: +00:00, no fraction when zero)
+            "occurred_at": event.occurred_at,
+            "received_at": received_at,
+            "source": env.source,
+            "payload": orjson.Fragment(payload),
+            "media": orjson.Fragment(media),
+            "person_id": event.person_id,
+            "vehicle_id": event.vehicle_id,
+        }
+    )
+
+
 _ROLLUP_UPSERT = {
     "postgresql": (
         "INSERT INTO event_rollups (hour, area_code, device_kind, type, count) "
@@ -217,17 +294,8 @@ _ROLLUP_UPSERT = {
 }
 
 
-def _bump_rollups(session: Session, events: list[Accepted]) -> None:
-    """Add the batch's counts per hour, community, device kind and type: counted here, one upsert."""
-    counts = Counter(
-        (
-            e.occurred_at.replace(minute=0, second=0, microsecond=0),
-            e.device.community_code,
-            e.device.kind,
-            e.event_type,
-        )
-        for e in events
-    )
+def _bump_rollups(session: Session, counts: Counter[tuple[datetime, str, str, str]]) -> None:
+    """Add the batch's counts per (hour, community, device kind, type), counted by append: one upsert."""
     keyed = sorted(counts.items())  # one order for every writer: concurrent upserts cannot deadlock
     if not keyed:
         return
