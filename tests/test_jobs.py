@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from datetime import timedelta
 from pathlib import Path
@@ -10,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from linli import gc_tuning
 from linli.app import create_app
 from linli.cli import serve_settings
 from linli.core import outbox
@@ -141,6 +143,20 @@ def test_the_lifespan_runs_the_scheduler_and_closes_the_bus(tmp_path) -> None:
     assert not scheduler.running and app.state.scheduler is None
     assert first_bus.subscriber_count == 0 and app.state.bus is not first_bus
     app.state.engine.dispose()
+
+
+def test_the_lifespan_freezes_start_up_and_collects_young_objects_less_often(tmp_path) -> None:
+    before = gc.get_threshold()
+    gc.set_threshold(700, 10, 10)  # CPython's default
+    frozen = gc.get_freeze_count()
+    try:
+        app = create_app(_app_settings(tmp_path))
+        with TestClient(app):
+            assert gc.get_threshold() == (gc_tuning.GEN0_THRESHOLD, *gc_tuning.OLDER_THRESHOLDS)
+            assert gc.get_freeze_count() > frozen
+        app.state.engine.dispose()
+    finally:
+        gc.set_threshold(*before)
 
 
 @pytest.mark.integration

@@ -215,8 +215,10 @@ def check(item: Any, *, nul_free: bool = False) -> Checked:
         payload: dict[str, Any] | str = envelope.typed_payload().model_dump(mode="json", exclude_none=True)
     except ValidationError as exc:
         payload = schema_reason(exc, item, prefix="payload.")
-    if not nul_free and _may_hold_nul(item) and _has_nul(
-        envelope.id, envelope.device, envelope.source, payload, [m.ref for m in envelope.media]
+    if (
+        not nul_free
+        and _may_hold_nul(item)
+        and _has_nul(envelope.id, envelope.device, envelope.source, payload, [m.ref for m in envelope.media])
     ):
         payload = "schema: text may not contain NUL (\\u0000) characters"
     return Checked(item, envelope, payload)
