@@ -55,3 +55,60 @@ def test_the_failure_it_prevents_is_real(tmp_path: Path) -> None:
     errors, rows = _run(tmp_path, write=False)  # deferred: what every transaction did before
     assert errors and all("database is locked" in e for e in errors)
     assert rows == 8 - len(errors)
+
+
+ROUNDS = 5
+
+
+def _hold_in_turns(db: str, holding, release, released_at, go) -> None:  # type: ignore[no-untyped-def]
+    """Another process: ROUNDS times, hold a write transaction until told to end it; stamp its end; wait
+    for the test's own write before the next round."""
+    engine = make_engine(f"sqlite:///{db}")
+    factory = make_session_factory(engine)
+    for n in range(ROUNDS):
+        assert go.wait(30)
+        go.clear()
+        with unit_of_work(factory) as session:
+            session.execute(text("INSERT INTO t VALUES (:n)"), {"n": n})
+            holding.set()
+            release.wait(30)
+            release.clear()
+        released_at.value = time.time()  # committed: the writer's turn is over
+    engine.dispose()
+
+
+def test_a_process_waiting_to_write_starts_as_soon_as_the_other_process_commits(tmp_path: Path) -> None:
+    import multiprocessing as mp
+    import random
+    import statistics
+
+    db = str(tmp_path / "p.db")
+    engine = make_engine(f"sqlite:///{db}")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE t (n INTEGER)")
+    factory = make_session_factory(engine)
+    ctx = mp.get_context("spawn")
+    holding, release, released_at, go = ctx.Event(), ctx.Event(), ctx.Value("d", 0.0), ctx.Event()
+    other = ctx.Process(target=_hold_in_turns, args=(db, holding, release, released_at, go), daemon=True)
+    other.start()
+    go.set()
+    late: list[float] = []
+    rng = random.Random(5)
+    for n in range(ROUNDS):
+        assert holding.wait(60)
+        holding.clear()
+        # The other process ends its transaction a while after this one has started waiting for its turn.
+        threading.Timer(rng.uniform(0.4, 0.8), release.set).start()
+        with unit_of_work(factory) as session:
+            began = time.time()
+            session.execute(text("INSERT INTO t VALUES (:n)"), {"n": 100 + n})
+        time.sleep(0.01)  # let the other process stamp its commit
+        late.append(began - released_at.value)
+        go.set()
+    other.join(30)
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM t").scalar() == 2 * ROUNDS
+    engine.dispose()
+    # SQLite's busy handler alone checks again after sleeps of up to 100 ms: about 50 ms late on average.
+    assert all(x >= -0.005 for x in late), late  # never inside the other's transaction
+    assert statistics.median(late) < 0.025, late

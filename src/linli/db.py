@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -10,6 +12,11 @@ from datetime import datetime
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
+
+try:
+    import fcntl
+except ImportError:  # Windows has no flock: between processes SQLite's own waiting remains
+    fcntl = None  # type: ignore[assignment]
 
 from sqlalchemy import JSON, DateTime, Engine, String, Table, create_engine, event, insert, or_
 from sqlalchemy.engine import make_url
@@ -153,8 +160,8 @@ def _sqlite_begin(connection: Any) -> None:
     if not immediate:
         connection.exec_driver_sql("BEGIN")
         return
-    # The writers of this process queue on a lock, woken the moment the writer before them ends; SQLite's
-    # busy handler would poll in sleeps of up to 100 ms and leave the database idle in between.
+    # The writers queue, each woken the moment the writer before it ends (see _WriterQueue); SQLite's busy
+    # handler would poll in sleeps of up to 100 ms and leave the database idle in between.
     held = _writer_lock(connection.engine).acquire(timeout=WRITER_WAIT_S)
     connection.info[_HOLDS_WRITER] = held
     try:
@@ -169,16 +176,71 @@ def _sqlite_end(connection: Any) -> None:
         _writer_lock(connection.engine).release()
 
 
-_writer_locks: dict[str, threading.Lock] = {}
+class _WriterQueue:
+    """The turns of the write transactions on one SQLite file: the threads of this process on a lock, the
+    processes (the app, `linli ingest mqtt` workers, `linli workers`) on an advisory lock of a file beside
+    the database, `<database>-writer` (flock; the kernel drops it with its process). A process polls for
+    it every 0.2-2 ms: with SQLite's busy handler alone, two ingest workers on one file waited up to
+    100 ms for each other's turns (bench/README.md). Past the timeout, or without a lock file (an
+    in-memory database, a folder it cannot be created in, no fcntl), SQLite's own waiting takes over."""
+
+    def __init__(self, database: str | None) -> None:
+        self._threads = threading.Lock()
+        self._path = f"{database}-writer" if database and fcntl is not None else None
+        self._fd: int | None = None
+        self._pid = 0  # the process that opened _fd: a forked child opens its own (flock is per open file)
+        self._file_held = False
+
+    def acquire(self, timeout: float) -> bool:
+        """Wait for the turn; True when this thread holds it (release it then), False after timeout."""
+        deadline = time.monotonic() + timeout
+        if not self._threads.acquire(timeout=timeout):
+            return False
+        fd = self._file()
+        if fd is None or fcntl is None:
+            return True
+        pause = 0.0002
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                self._file_held = True
+                return True
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    return True  # the process's turn only: BEGIN IMMEDIATE waits with busy_timeout
+                time.sleep(pause)
+                pause = min(pause * 2, 0.002)
+
+    def release(self) -> None:
+        """End this thread's turn."""
+        if self._file_held and self._fd is not None and fcntl is not None:
+            self._file_held = False
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        self._threads.release()
+
+    def _file(self) -> int | None:
+        if self._path is not None and (self._fd is None or self._pid != os.getpid()):
+            try:
+                self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+                self._pid = os.getpid()
+            except OSError:
+                self._path = self._fd = None
+        return self._fd
+
+
+_writer_locks: dict[str, _WriterQueue] = {}
 _writer_locks_guard = threading.Lock()
 
 
-def _writer_lock(engine: Engine) -> threading.Lock:
-    """The lock the write transactions on one SQLite database file take in turn."""
+def _writer_lock(engine: Engine) -> _WriterQueue:
+    """The queue the write transactions on one SQLite database file take their turns in."""
     database = engine.url.database
-    key = database if database and database != ":memory:" else f"memory:{id(engine.pool)}"
+    file_backed = bool(database) and database != ":memory:" and "mode=memory" not in str(engine.url)
+    key = database if file_backed and database else f"memory:{id(engine.pool)}"
     with _writer_locks_guard:
-        return _writer_locks.setdefault(key, threading.Lock())
+        if key not in _writer_locks:
+            _writer_locks[key] = _WriterQueue(database if file_backed else None)
+        return _writer_locks[key]
 
 
 def writing(session: Session) -> Session:
