@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 
 from linli.core import outbox
 from linli.core.auth.service import Principal
+from linli.core.timeutil import as_utc
 from linli.devices import linking, queries, service, store
 from linli.devices.events import Envelope, content_hash
 from linli.devices.models import DeadLetter, Device, EventRollup, StoredEvent
@@ -231,6 +232,12 @@ def test_outbox_holds_the_events_until_delivered_after_commit(
     read = recorder.data[0]
     assert read["id"] == result.event_ids[0] and read["payload"]["plate"] == "陕A12345"
     assert read["community"] == community and read["device_kind"] == "plate_gate"
+    # The message carries the row as stored: its payload's own JSON, its times as ISO 8601 in UTC.
+    row = session.get(StoredEvent, result.event_ids[0])
+    assert read["payload"] == row.payload and read["media"] == row.media == []
+    assert read["occurred_at"] == as_utc(row.occurred_at).isoformat()
+    assert read["received_at"] == T0.isoformat()
+    assert read["event_uid"] == row.event_uid and read["vehicle_id"] == row.vehicle_id
     assert service.deliver_outbox(session_factory, bus) == 0  # delivered once
 
 

@@ -221,16 +221,8 @@ def _facts(device: Device) -> _DeviceFacts:
     return _DeviceFacts(device.id, device.serial, device.kind, device.community_code, device.area_code)
 
 
-def _subject(event: Accepted, device: _DeviceFacts) -> str:
-    return subject_for(device.community, event.event_type)
-
-
-def message(event: Accepted, received_at: datetime) -> dict[str, Any]:
-    """The bus message of a stored event: the envelope as stored, with the hub's ids and links."""
-    return _message(event, _facts(event.device), received_at.isoformat())
-
-
 def _message(event: Accepted, device: _DeviceFacts, received_at: str) -> dict[str, Any]:
+    """The bus message of a stored event: the envelope as stored, with the hub's ids and links."""
     env = event.envelope
     return {
         "id": event.stored_id,
@@ -254,28 +246,12 @@ def _message(event: Accepted, device: _DeviceFacts, received_at: str) -> dict[st
 def _encoded_message(
     event: Accepted, device: _DeviceFacts, received_at: str, payload: bytes, media: bytes
 ) -> bytes:
-    """_message as UTF-8 JSON, with the payload and media already encoded (the row's own JSON)."""
-    env = event.envelope
-    return orjson.dumps(
-        {
-            "id": event.stored_id,
-            "event_uid": env.id,
-            "device": device.serial,
-            "device_id": device.id,
-            "device_kind": device.kind,
-            "community": device.community,
-            "area_code": device.area,
-            "type": event.event_type,
-            # orjson writes an aware datetime as isoformat() does (UTC: +00:00, no fraction when zero)
-            "occurred_at": event.occurred_at,
-            "received_at": received_at,
-            "source": env.source,
-            "payload": orjson.Fragment(payload),
-            "media": orjson.Fragment(media),
-            "person_id": event.person_id,
-            "vehicle_id": event.vehicle_id,
-        }
-    )
+    """The bus message of a stored event as UTF-8 JSON; its payload and media go in as the row's own JSON
+    (orjson Fragments), not encoded a second time."""
+    data = _message(event, device, received_at)
+    data["payload"] = orjson.Fragment(payload)
+    data["media"] = orjson.Fragment(media)
+    return orjson.dumps(data)
 
 
 _ROLLUP_UPSERT = {
