@@ -112,3 +112,33 @@ def test_a_process_waiting_to_write_starts_as_soon_as_the_other_process_commits(
     # SQLite's busy handler alone checks again after sleeps of up to 100 ms: about 50 ms late on average.
     assert all(x >= -0.005 for x in late), late  # never inside the other's transaction
     assert statistics.median(late) < 0.025, late
+
+
+def test_a_write_turn_ends_only_once_sqlite_has_committed_or_rolled_back(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from linli import db
+
+    ends: list[bool] = []  # whether SQLite still had the transaction open when the turn ended
+    real_end = db._sqlite_end
+
+    def end(connection) -> None:  # type: ignore[no-untyped-def]
+        if connection.info.get("linli_holds_writer"):
+            ends.append(connection.connection.dbapi_connection.in_transaction)
+        real_end(connection)
+
+    monkeypatch.setattr(db, "_sqlite_end", end)
+    engine = make_engine(f"sqlite:///{tmp_path / 'turns.db'}")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE t (n INTEGER)")
+    factory = make_session_factory(engine)
+    with unit_of_work(factory) as session:
+        session.execute(text("INSERT INTO t VALUES (1)"))
+    try:
+        with unit_of_work(factory) as session:
+            session.execute(text("INSERT INTO t VALUES (2)"))
+            raise RuntimeError("rolled back")
+    except RuntimeError:
+        pass
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT n FROM t").scalars().all() == [1]
+    engine.dispose()
+    assert ends == [False, False]  # committed, then rolled back, before the next writer may begin
