@@ -1,6 +1,7 @@
 """The cyclic garbage collector of a long-running process (the web app, the workers), set once it is up.
 
-Two measures, both measured on the ingest of 500-event batches (2026-12-03, bench/README.md "GC"):
+Two measures, both measured on the ingest of 500-event batches (2026-12-03; bench/README.md, "Reading the
+figures"):
 
 - freeze what start-up built (ORM mappers, pydantic models, the app): it lives as long as the process, and
   each full collection walked all of it (~100 ms a pass);
