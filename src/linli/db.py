@@ -177,22 +177,21 @@ def _sqlite_end(connection: Any) -> None:
 
 
 def _sqlite_commit(connection: Any) -> None:
-    # SQLAlchemy calls its "commit" listeners before it commits. A write transaction therefore commits
-    # here, and only then ends its turn: the next writer's BEGIN IMMEDIATE finds SQLite's lock free instead
-    # of waiting in the busy handler's sleeps (1, 2, 5 ms ...). The dialect's own commit that follows
-    # finds no transaction open and does nothing.
-    try:
-        if connection.info.get(_HOLDS_WRITER):
-            connection.connection.dbapi_connection.commit()
-    finally:
-        _sqlite_end(connection)
+    _end_after(connection, "commit")
 
 
 def _sqlite_rollback(connection: Any) -> None:
-    # As _sqlite_commit: the turn ends once SQLite's lock is free.
+    _end_after(connection, "rollback")
+
+
+def _end_after(connection: Any, action: str) -> None:
+    # SQLAlchemy calls its "commit" and "rollback" listeners before it commits or rolls back. A write
+    # transaction therefore does it here, and only then ends its turn: the next writer's BEGIN IMMEDIATE
+    # finds SQLite's lock free instead of waiting in the busy handler's sleeps (1, 2, 5 ms ...). The
+    # dialect's own commit or rollback that follows finds no transaction open and does nothing.
     try:
         if connection.info.get(_HOLDS_WRITER):
-            connection.connection.dbapi_connection.rollback()
+            getattr(connection.connection.dbapi_connection, action)()
     finally:
         _sqlite_end(connection)
 
