@@ -327,10 +327,7 @@ def bulk_insert(
     processors = [_processor(table, key, dialect) for key in keys]
     converted = [(i, process) for i, process in enumerate(processors) if process is not None]
     pick = itemgetter(*keys)
-    fixed = []
-    for key, value in constants.items():
-        process = _processor(table, key, dialect)
-        fixed.append(process(value) if process else value)
+    fixed = _constants(table, constants, dialect)
     values: list[tuple[Any, ...]] = []
     for row in rows:
         value = list(pick(row)) if len(keys) > 1 else [row[keys[0]]]
@@ -360,12 +357,18 @@ def insert_rows(
         raise ValueError(
             f"insert_rows is for SQLite and PostgreSQL (or_ignore: SQLite only), not {dialect.name}"
         )
-    fixed = []
-    for key, value in (constants or {}).items():
-        process = _processor(table, key, dialect)
-        fixed.append(process(value) if process else value)
+    fixed = _constants(table, constants or {}, dialect)
     values = [(*row, *fixed) for row in rows] if fixed else rows
     _insert(connection, table, [*keys, *(constants or {})], values, or_ignore=or_ignore)
+
+
+def _constants(table: Table, constants: dict[str, Any], dialect: Any) -> list[Any]:
+    """The values shared by every row of a batch, each through its column's bind processor, once."""
+    fixed = []
+    for key, value in constants.items():
+        process = _processor(table, key, dialect)
+        fixed.append(process(value) if process else value)
+    return fixed
 
 
 def _insert(

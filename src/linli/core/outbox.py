@@ -99,7 +99,7 @@ def add_batch(
         return
     (row_id,) = allocate_ids(session, _table(), 1)
     # Every message as bytes, held in the row as JSON itself (a Fragment, never escaped into a string).
-    sendable = [(s, d.encode("utf-8") if isinstance(d, str) else encode(d)) for s, d in messages]
+    sendable = [(s, _as_bytes(d)) for s, d in messages]
     kept = [[s, orjson.Fragment(d)] for s, d in sendable]
     rows = [{"id": row_id, "subject": BATCH_SUBJECT, "data": {"messages": kept}}]
     bulk_insert(
@@ -146,8 +146,8 @@ def _messages(subject: str, data: Any) -> list[tuple[str, Any]]:
 
 
 def _as_bytes(data: Any) -> bytes:
-    """A batch row's message as the bytes to send: JSON text encoded; a message the row holds as JSON
-    itself (add_batch writes bytes so) encoded again, as the bus would encode it."""
+    """A message as the bytes to send: JSON text encoded, bytes as they are, a dict (or a batch row's message
+    read back as JSON) encoded as the bus would encode it."""
     if isinstance(data, str):
         return data.encode("utf-8")
     return encode(data)
