@@ -49,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.bus = make_bus(settings)
     app.state.mqtt_runner = None  # set by the lifespan when it runs the MQTT ingest
     app.state.scheduler = None  # set by the lifespan when it runs the scheduled jobs
+    app.state.ingest_pool = None  # set by the lifespan with LINLI_INGEST_PROCESSES
     app.add_middleware(
         SessionMiddleware,
         secret_key=settings.secret_key,
@@ -75,7 +76,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         for stop in reversed(stops):
             stop()
-        app.state.mqtt_runner = app.state.scheduler = None
+        app.state.mqtt_runner = app.state.scheduler = app.state.ingest_pool = None
         app.state.bus.close()
         app.state.bus = make_bus(app.state.settings)  # an app may be started again (the tests do)
 
@@ -83,6 +84,13 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 def _start_background(app: FastAPI) -> list[Callable[[], None]]:
     settings: Settings = app.state.settings
     stops: list[Callable[[], None]] = []
+    if settings.ingest_processes:
+        from linli.devices.ingest_pool import IngestPool
+
+        pool = IngestPool(settings)
+        pool.start()
+        app.state.ingest_pool = pool
+        stops.append(pool.close)
     if settings.mqtt_url:
         from linli.devices.mqtt import Publisher
         from linli.devices.mqtt_ingest import CommandRelay, Runner

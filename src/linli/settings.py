@@ -36,6 +36,10 @@ class Settings(BaseSettings):
     # Device ingest: largest accepted body, allowed clock difference of signed requests, raw body retention.
     ingest_max_bytes: int = 2 * 1024 * 1024
     ingest_clock_skew_seconds: int = 300
+    # Processes that authenticate, check and store HTTP ingest requests beside the server's own (0: the
+    # server's threads do it). Each is one more CPU core for ingest; the server keeps the bus, the SSE
+    # streams, the MQTT ingest and the jobs. Needs a database other processes can open (not :memory:).
+    ingest_processes: int = Field(default=0, ge=0, le=64)
     raw_retention_days: int = 7
     # Media store (core/media): pictures and clips, content-addressed files; the size limit of one object.
     media_dir: Path = DEFAULT_DATA_DIR / "media"

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import select, update
+from sqlalchemy.orm.attributes import set_committed_value
 
 from linli.core.timeutil import as_utc
 from linli.devices import health, service
@@ -129,3 +130,37 @@ def test_timeouts_per_kind() -> None:
     assert health.offline_after("smoke_sensor") == timedelta(minutes=30)
     assert health.offline_after("electricity_meter") == timedelta(hours=24)
     assert health.offline_after("patrol_tag") is None
+
+
+def test_a_batch_judged_before_a_return_says_it_once(session, world, clock) -> None:
+    """A batch staged (judged and linked) before its write transaction may have read the device as
+    offline; if another batch brought it back in between, the device.online is not said twice."""
+    cam, _ = device(session, world.tianfu, serial="DS-2CD-TF-LOBBY-02")
+    _beat(session, cam.serial, clock)
+    clock.advance(minutes=10)
+    assert [d.serial for d in health.check_offline(session, clock.now)] == [cam.serial]
+    clock.advance(minutes=1)
+    staged_at = clock.now
+    late = [envelope(cam.serial, at=staged_at)]
+    staged = service.stage(session, late, received_at=staged_at)  # reads the camera as offline
+    assert not staged.fresh[0].device.online
+    clock.advance(seconds=5)
+    service.ingest(session, [envelope(cam.serial, at=clock.now)], source="mqtt", received_at=clock.now)
+    assert session.scalar(select(Device.online).where(Device.id == cam.id))  # back: device.online said
+    # the staged batch still holds the camera as it read it (another process's session would)
+    set_committed_value(cam, "online", False)
+    result = service.ingest(session, late, source="mqtt", received_at=staged_at, staged=staged)
+    assert result.stored == 1
+    said = [t for t, _ in _link_events(session, cam.id)]
+    assert said == ["device.online", "device.offline", "device.online"]
+
+
+def test_a_staged_batch_belongs_to_its_items_and_time(session, world, clock) -> None:
+    cam, _ = device(session, world.tianfu, serial="DS-2CD-TF-LOBBY-03")
+    items = [envelope(cam.serial, at=clock.now)]
+    staged = service.stage(session, items, received_at=clock.now)
+    with pytest.raises(ValueError, match="another batch"):
+        service.ingest(session, items * 2, source="mqtt", received_at=clock.now, staged=staged)
+    with pytest.raises(ValueError, match="another batch"):
+        later = clock.now + timedelta(seconds=1)
+        service.ingest(session, items, source="mqtt", received_at=later, staged=staged)

@@ -126,30 +126,45 @@ def test_retired_device_is_403(client, session, registered) -> None:
     assert r.status_code == 403
 
 
-def test_the_body_is_read_and_checked_before_the_write_transaction(client, registered, monkeypatch) -> None:
-    """Only the store holds the write lock (SQLite has one writer): parsing and checking a batch comes
-    before it, so one request can be read while another writes."""
-    from linli.devices import api_events, receive
+def test_the_body_is_read_judged_and_linked_before_the_write_transaction(
+    client, registered, monkeypatch
+) -> None:
+    """Only the store holds the write lock (SQLite has one writer): parsing and checking a batch, looking
+    up its devices and linking it to the register come before it, so one request is read while another
+    writes."""
+    from linli.devices import linking, receive, register, service
 
     steps: list[str] = []
-    real_uow, real_read = api_events.unit_of_work, receive.read_json
+    real_writing, real_read = receive.writing, receive.read_json
+    real_by_serials, real_link = register.by_serials, linking.link
 
-    def unit_of_work(factory, scope=None, *, write=True):  # type: ignore[no-untyped-def]
-        steps.append("write transaction" if write else "read transaction")
-        return real_uow(factory, scope, write=write)
+    def writing(session):  # type: ignore[no-untyped-def]
+        steps.append("write transaction")
+        return real_writing(session)
 
     def read_json(body: bytes) -> receive.Read:
         steps.append("parse and check")
         return real_read(body)
 
-    monkeypatch.setattr(api_events, "unit_of_work", unit_of_work)
+    def by_serials(session, serials):  # type: ignore[no-untyped-def]
+        steps.append("devices")
+        return real_by_serials(session, serials)
+
+    def link(session, events):  # type: ignore[no-untyped-def]
+        steps.append("link")
+        return real_link(session, events)
+
+    monkeypatch.setattr(receive, "writing", writing)
     monkeypatch.setattr(receive, "read_json", read_json)
+    monkeypatch.setattr(register, "by_serials", by_serials)
+    monkeypatch.setattr(service.linking, "link", link)
     serial, secret = registered[0].serial, registered[1]
     body = body_of([envelope(serial, at=_now()), {"id": "x", "device": serial, "type": "no.such"}])
     r = client.post(URL, content=body, headers=signed(serial, secret, body))
     assert r.status_code == 200, r.text
     assert r.json()["stored"] == 1 and r.json()["rejected"][0]["reason"].startswith("schema: type")
-    assert steps == ["read transaction", "parse and check", "write transaction"]
+    # authentication looks the sender up, the batch its devices (none new: the sender is known)
+    assert steps == ["devices", "parse and check", "devices", "link", "write transaction"]
 
 
 def test_a_device_retired_after_its_request_was_read_is_refused(session, registered) -> None:

@@ -65,3 +65,33 @@ class TooLarge(LinliError):
 
     status_code = 413
     code = "too_large"
+
+
+class Relayed(LinliError):
+    """A business error raised in another process (an ingest process), answered as it was raised there.
+
+    Business errors have their own constructors and do not all survive pickling; this one carries the
+    status, code and JSON body they answer with.
+    """
+
+    def __init__(self, message: str, *, status_code: int, body: dict[str, object]) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.code = str(body.get("code", self.code))
+        self.body = body
+
+    @classmethod
+    def of(cls, exc: LinliError) -> Relayed:
+        """The error as another process answers it."""
+        return cls(exc.message, status_code=exc.status_code, body=exc.to_dict())
+
+    def to_dict(self) -> dict[str, object]:
+        """The JSON body the error was raised with."""
+        return dict(self.body)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_relayed, (self.message, self.status_code, self.body))
+
+
+def _relayed(message: str, status_code: int, body: dict[str, object]) -> Relayed:
+    return Relayed(message, status_code=status_code, body=body)

@@ -17,7 +17,8 @@ from linli.core.timeutil import utcnow
 from linli.db import unit_of_work
 from linli.devices import push, queries, signing, sse, store
 from linli.devices.events import json_schemas
-from linli.devices.receive import is_multipart, prepare, receive, receive_media
+from linli.devices.ingest_pool import IngestPool
+from linli.devices.receive import handle, is_multipart, receive_media
 from linli.devices.schemas import EventOut, EventPage, IngestOut, MediaOut
 from linli.settings import Settings
 from linli.web.deps import DB, CurrentPrincipal
@@ -42,24 +43,17 @@ async def ingest_events(request: Request) -> JSONResponse:
     factory, bus = request.app.state.session_factory, request.app.state.bus
 
     signed = signing.Signed.of(headers, body, skew_seconds=settings.ingest_clock_skew_seconds)
-
-    def run() -> dict[str, Any]:
-        now = utcnow()
-        prepared = None
-        if not multipart:  # authenticate, parse and check outside the write lock (SQLite: one writer)
-            with unit_of_work(factory, write=False) as session:
-                prepared = prepare(session, signed, now=now)
-        with unit_of_work(factory) as session:
-            content_type = headers.get("content-type", "")
-            received = receive(session, signed, content_type=content_type, now=now, prepared=prepared)
-            queued = outbox.written(session)
-        if received.error is not None:  # raised only now: the dead letter is committed
-            raise received.error
-        deliver_outbox(factory, bus, written=queued)
-        assert received.result is not None
-        return received.result.summary()
-
-    return JSONResponse(await run_in_threadpool(run))
+    content_type = headers.get("content-type", "")
+    pool: IngestPool | None = request.app.state.ingest_pool
+    if pool is not None:  # stored by an ingest process: this one only delivers to its bus
+        handled = await pool.handle(signed, content_type=content_type)
+    else:
+        handled = await run_in_threadpool(handle, factory, signed, content_type=content_type)
+    if handled.error is not None:  # raised only now: the dead letter is committed
+        raise handled.error
+    await run_in_threadpool(deliver_outbox, factory, bus, written=handled.written)
+    assert handled.summary is not None
+    return JSONResponse(handled.summary)
 
 
 @router.post("/api/v1/ingest/media", response_model=MediaOut, status_code=201, tags=["ingest"])

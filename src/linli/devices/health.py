@@ -98,19 +98,15 @@ def touch(session: Session, events: list[Accepted], *, received_at: datetime) ->
         known = latest.get(device_id)
         if known is None or seen > known[1]:
             latest[device_id] = (event.device, seen)
-    came_back: list[Accepted] = []
     moved: list[dict[str, object]] = []
     for device_id, (device, seen) in latest.items():
         last = as_utc(device.last_seen_at) if device.last_seen_at else None
         if last is None or seen > last:
             moved.append({"device": device_id, "seen": seen})
             set_committed_value(device, "last_seen_at", seen)  # written below, not by the flush
-        if not device.online and _fresh(device.kind, seen, received_at):
-            device.online = True
-            device.online_changed_at = seen
-            came_back.append(status_event(device, EventType.DEVICE_ONLINE, at=seen, last_seen=seen))
+    came_back = _back_online(session, latest, received_at)
+    devices = store.table(Device)
     if moved:
-        devices = store.table(Device)
         seen_param = bindparam("seen", type_=devices.c.last_seen_at.type)
         stmt = (
             update(devices)
@@ -121,6 +117,41 @@ def touch(session: Session, events: list[Accepted], *, received_at: datetime) ->
             .values(last_seen_at=seen_param)
         )
         session.execute(stmt, moved)
+    return came_back
+
+
+def _back_online(
+    session: Session, latest: dict[int, tuple[Device, datetime]], received_at: datetime
+) -> list[Accepted]:
+    """Mark online the devices of a batch that were offline and are fresh again; a device.online each.
+
+    Read from the database, not from the devices as loaded: the batch may have been judged before its
+    write transaction (service.stage), and another process may have marked a device since. Each device
+    is marked only if still offline: of two batches writing at once (PostgreSQL), one says it came back.
+    """
+    if not latest:
+        return []
+    devices = store.table(Device)
+    offline = set(
+        session.execute(
+            select(devices.c.id).where(devices.c.id.in_(sorted(latest)), devices.c.online.is_(False))
+        ).scalars()
+    )
+    came_back: list[Accepted] = []
+    for device_id in sorted(offline):
+        device, seen = latest[device_id]
+        if not _fresh(device.kind, seen, received_at):
+            continue
+        marked = session.execute(
+            update(devices)
+            .where(devices.c.id == device_id, devices.c.online.is_(False))
+            .values(online=True, online_changed_at=seen)
+        )
+        if getattr(marked, "rowcount", 0) != 1:
+            continue
+        set_committed_value(device, "online", True)
+        set_committed_value(device, "online_changed_at", seen)
+        came_back.append(status_event(device, EventType.DEVICE_ONLINE, at=seen, last_seen=seen))
     return came_back
 
 

@@ -15,17 +15,19 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
-from linli.core import jsonio, media
+from linli.core import jsonio, media, outbox
 from linli.core.errors import LinliError
+from linli.core.timeutil import utcnow
+from linli.db import unit_of_work, writing
 from linli.devices import deadletters, register, signing, store
 from linli.devices.adapters.common import media_type
 from linli.devices.adapters.errors import AdapterParseError
 from linli.devices.adapters.multipart import Part, split_multipart
 from linli.devices.events import Envelope
 from linli.devices.models import Device
-from linli.devices.service import Checked, IngestResult, check, ingest
+from linli.devices.service import Checked, IngestResult, Staged, check, ingest, stage
 
 log = logging.getLogger(__name__)
 SOURCE = "http"
@@ -78,6 +80,36 @@ def events_of(parsed: Any) -> list[Any]:
 
 
 @dataclass
+class Handled:
+    """An ingest request stored and committed: the answer for the device, or the error to answer with
+    (raised after the commit: a dead letter is kept), and the outbox rows to deliver now (outbox.written)."""
+
+    summary: dict[str, Any] | None
+    error: LinliError | None
+    written: outbox.Written | None
+
+
+def handle(factory: sessionmaker[Session], signed: signing.Signed, *, content_type: str) -> Handled:
+    """One ingest request, start to commit: authenticate, read and check outside the write lock (a JSON
+    body), then store in one write transaction. Raises like signing.authenticate. The caller delivers
+    `written` (outbox.deliver_outbox) once this returns: here, or in the server after an ingest process.
+    """
+    now = utcnow()
+    prepared = None
+    with unit_of_work(factory, write=False) as session:
+        if not is_multipart(content_type):
+            prepared = prepare(session, signed, now=now)
+            session.commit()  # the read ends; what it loaded stays in the session (expire_on_commit off)
+        writing(session)
+        received = receive(session, signed, content_type=content_type, now=now, prepared=prepared)
+        queued = outbox.written(session)
+    if received.error is not None:  # what it queued is left to the outbox catch-up
+        return Handled(None, received.error, None)
+    assert received.result is not None
+    return Handled(received.result.summary(), None, queued)
+
+
+@dataclass
 class Read:
     """A JSON body parsed and its events checked against the schema: no database, so this runs before
     the write transaction, while another request holds the write lock."""
@@ -100,20 +132,24 @@ def read_json(body: bytes) -> Read:
 
 @dataclass
 class Prepared:
-    """A signed JSON request authenticated and read before its write transaction (see prepare)."""
+    """A signed JSON request authenticated, read and staged before its write transaction (see prepare)."""
 
     device_id: int
     read: Read
+    staged: Staged | None  # None: the body is not JSON
 
 
 def prepare(session: Session, signed: signing.Signed, *, now: datetime) -> Prepared:
-    """Authenticate a JSON request in a read transaction and read its body; receive(prepared=...) stores it.
+    """Authenticate a JSON request in a read transaction, read its body and stage its events (judged and
+    linked, service.stage); receive(prepared=...) stores them.
 
     Raises like signing.authenticate. The ingest's own transaction then holds the write lock only to
-    store: on SQLite, one request parses and checks while another writes.
+    store: on SQLite, one request is read, judged and linked while another writes.
     """
     device = signed.authenticate(session, now=now)
-    return Prepared(device.id, read_json(signed.body))
+    read = read_json(signed.body)
+    staged = None if read.error is not None else stage(session, read.events, received_at=now, sender=device)
+    return Prepared(device.id, read, staged)
 
 
 def parse_events(body: bytes) -> list[Any]:
@@ -160,7 +196,8 @@ def receive(
     prepared: the request authenticated and read already (prepare), for a JSON body.
     """
     body = signed.body
-    device = session.get(Device, prepared.device_id) if prepared is not None else None
+    # Read again in the write transaction: a device retired since prepare is refused.
+    device = session.get(Device, prepared.device_id, populate_existing=True) if prepared is not None else None
     if device is None or register.is_retired(device):  # retired or removed since prepare: say so
         device = signed.authenticate(session, now=now)
     if is_multipart(content_type):
@@ -198,6 +235,7 @@ def receive(
             sender=device,
             raw_id=raw_id,
             link_raws=False,
+            staged=prepared.staged if prepared is not None else None,
         )
         links = result.raw_links.get(raw_id, ([], None))
     store.save_raws(

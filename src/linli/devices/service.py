@@ -38,11 +38,13 @@ __all__ = [
     "Checked",
     "IngestResult",
     "Origin",
+    "Staged",
     "check",
     "deliver_outbox",
     "ingest",
     "max_age_of",
     "replay",
+    "stage",
 ]
 
 MAX_FUTURE = timedelta(minutes=5)
@@ -102,6 +104,7 @@ def ingest(
     origins: list[Origin] | None = None,
     link_raws: bool = True,
     max_age: timedelta = MAX_AGE,
+    staged: Staged | None = None,
 ) -> IngestResult:
     """Store a batch of events from source; sender is the authenticated device (None: a trusted adapter).
 
@@ -109,6 +112,7 @@ def ingest(
     link_raws False leaves recording which events each raw body became to the caller (result.raw_links):
     a caller that inserts its raw bodies after the ingest writes them once, complete.
     max_age is how old an event may be: MAX_AGE for live devices, more for an offline device's export.
+    staged: the batch judged and linked already, by stage() on these envelopes at received_at.
     """
     if origins is None:
         origins = [Origin(sender, raw_id)] * len(envelopes)
@@ -122,6 +126,7 @@ def ingest(
         origins=origins,
         keep=True,
         max_age=max_age,
+        staged=staged,
     )
     if link_raws:
         store.link_raws(session, result.raw_links)
@@ -137,16 +142,21 @@ def _ingest(
     origins: list[Origin],
     keep: bool,
     max_age: timedelta = MAX_AGE,
+    staged: Staged | None = None,
 ) -> tuple[IngestResult, list[_Failure]]:
     received_at = as_utc(received_at)
+    if staged is None:
+        staged = stage(session, items, received_at=received_at, origins=origins, max_age=max_age)
+    elif staged.received_at != received_at or staged.count != len(items):
+        raise ValueError("staged is another batch: stage() the same items at the same received_at")
     scope = get_scope(session)
     set_scope(session, None)  # the hub links to the whole register, whoever triggered the ingest
     try:
-        result = IngestResult()
-        accepted, failures = _judge(session, items, received_at=received_at, origins=origins, max_age=max_age)
-        pictures.resolve_refs(session, accepted, origins=origins, source=source, received_at=received_at)
-        fresh, repeats = _deduplicate(accepted, result)
-        linking.link(session, fresh)
+        result = IngestResult(duplicates=len(staged.repeats))
+        fresh, repeats, failures = staged.fresh, staged.repeats, list(staged.failures)
+        pictures.resolve_refs(
+            session, staged.accepted, origins=origins, source=source, received_at=received_at
+        )
         came_back = health.touch(session, fresh, received_at=received_at)
         session.flush()
         fresh = _append(session, fresh, came_back, repeats, received_at, result)
@@ -171,6 +181,47 @@ def _ingest(
         return result, failures
     finally:
         set_scope(session, scope)
+
+
+@dataclass(frozen=True)
+class Staged:
+    """A batch judged (schema, device, sender, time), deduplicated within itself and linked to the register.
+
+    Reads only: the HTTP way in stages a batch before its write transaction, so that on SQLite (one writer
+    at a time) one request is judged and linked while another writes. The write then takes it as it was
+    judged: a device retired or a credential changed in between counts from the next batch on.
+    """
+
+    received_at: datetime
+    count: int  # items in the batch
+    accepted: list[Accepted]  # in batch order, repeats of a key included
+    fresh: list[Accepted]  # the first event of each key, linked
+    repeats: list[Accepted]  # later events of a key the batch holds already
+    failures: list[_Failure]
+
+
+def stage(
+    session: Session,
+    items: Sequence[Any],
+    *,
+    received_at: datetime,
+    origins: list[Origin] | None = None,
+    sender: Device | None = None,
+    max_age: timedelta = MAX_AGE,
+) -> Staged:
+    """Judge, deduplicate and link a batch (see Staged); ingest(..., staged=) stores it."""
+    received_at = as_utc(received_at)
+    items = list(items)
+    origins = origins if origins is not None else [Origin(sender)] * len(items)
+    scope = get_scope(session)
+    set_scope(session, None)  # the hub links to the whole register, whoever triggered the ingest
+    try:
+        accepted, failures = _judge(session, items, received_at=received_at, origins=origins, max_age=max_age)
+        fresh, repeats = _deduplicate(accepted)
+        linking.link(session, fresh)
+    finally:
+        set_scope(session, scope)
+    return Staged(received_at, len(items), accepted, fresh, repeats, failures)
 
 
 def _raw_links(
@@ -329,7 +380,7 @@ def _relays_for(sender: Device, device: Device) -> bool:
     return sender.kind == DeviceKind.GATEWAY and sender.community_code == device.community_code
 
 
-def _deduplicate(accepted: list[Accepted], result: IngestResult) -> tuple[list[Accepted], list[Accepted]]:
+def _deduplicate(accepted: list[Accepted]) -> tuple[list[Accepted], list[Accepted]]:
     """(first occurrences, repeats) of the batch's keys; the repeats count as duplicates.
 
     Events stored before are found by the store's append (see _append), after linking and health: both
@@ -344,7 +395,6 @@ def _deduplicate(accepted: list[Accepted], result: IngestResult) -> tuple[list[A
             continue
         seen.add(event.key)
         fresh.append(event)
-    result.duplicates += len(repeats)
     return fresh, repeats
 
 
