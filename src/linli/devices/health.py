@@ -8,11 +8,13 @@ The clock is always passed in, so a test can move it.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
+from linli.core import jsonio
 from linli.core.timeutil import as_utc
 from linli.devices import store
 from linli.devices.events import DevicePayload, Envelope, EventType
@@ -98,26 +100,49 @@ def touch(session: Session, events: list[Accepted], *, received_at: datetime) ->
         known = latest.get(device_id)
         if known is None or seen > known[1]:
             latest[device_id] = (event.device, seen)
-    moved: list[dict[str, object]] = []
+    moved: list[tuple[int, datetime]] = []
     for device_id, (device, seen) in latest.items():
         last = as_utc(device.last_seen_at) if device.last_seen_at else None
         if last is None or seen > last:
-            moved.append({"device": device_id, "seen": seen})
+            moved.append((device_id, seen))
             set_committed_value(device, "last_seen_at", seen)  # written below, not by the flush
     came_back = _back_online(session, latest, received_at)
-    devices = store.table(Device)
-    if moved:
-        seen_param = bindparam("seen", type_=devices.c.last_seen_at.type)
-        stmt = (
-            update(devices)
-            .where(
-                devices.c.id == bindparam("device"),
-                or_(devices.c.last_seen_at.is_(None), devices.c.last_seen_at < seen_param),
-            )
-            .values(last_seen_at=seen_param)
-        )
-        session.execute(stmt, moved)
+    moved.sort()  # one order for every writer: concurrent batches (PostgreSQL) cannot deadlock on devices
+    _move_last_seen(session, moved)
     return came_back
+
+
+_LAST_SEEN_SQLITE = (
+    "UPDATE devices SET last_seen_at = ? WHERE id = ? AND (last_seen_at IS NULL OR last_seen_at < ?)"
+)
+_OFFLINE_AMONG = {
+    "sqlite": "SELECT id FROM devices WHERE online = 0 AND id IN (SELECT value FROM json_each(?))",
+    "postgresql": "SELECT id FROM devices WHERE NOT online AND id = ANY(%(ids)s)",
+}
+
+
+def _move_last_seen(session: Session, moved: list[tuple[int, datetime]]) -> None:
+    """Set last_seen_at of (device id, time) where it is older (or unset): one statement for the batch."""
+    if not moved:
+        return
+    connection = session.connection()
+    dialect = connection.dialect
+    devices = store.table(Device)
+    if dialect.name == "sqlite":  # the driver's own executemany: SQLAlchemy's per-row work cost more here
+        text = devices.c.last_seen_at.type.dialect_impl(dialect).bind_processor(dialect)
+        rows = [(text(seen) if text else seen, device_id) for device_id, seen in moved]
+        connection.exec_driver_sql(_LAST_SEEN_SQLITE, [(at, device_id, at) for at, device_id in rows])
+        return
+    seen_param = bindparam("seen", type_=devices.c.last_seen_at.type)
+    stmt = (
+        update(devices)
+        .where(
+            devices.c.id == bindparam("device"),
+            or_(devices.c.last_seen_at.is_(None), devices.c.last_seen_at < seen_param),
+        )
+        .values(last_seen_at=seen_param)
+    )
+    session.execute(stmt, [{"device": device_id, "seen": seen} for device_id, seen in moved])
 
 
 def _back_online(
@@ -132,11 +157,15 @@ def _back_online(
     if not latest:
         return []
     devices = store.table(Device)
-    offline = set(
-        session.execute(
-            select(devices.c.id).where(devices.c.id.in_(sorted(latest)), devices.c.online.is_(False))
-        ).scalars()
-    )
+    connection = session.connection()
+    dialect = connection.dialect.name
+    ids = sorted(latest)
+    if dialect in _OFFLINE_AMONG:  # one parameter for the batch's devices, not one per device
+        param: Any = (jsonio.dumps_text(ids),) if dialect == "sqlite" else {"ids": ids}
+        offline = set(connection.exec_driver_sql(_OFFLINE_AMONG[dialect], param).scalars())
+    else:
+        stmt = select(devices.c.id).where(devices.c.id.in_(ids), devices.c.online.is_(False))
+        offline = set(session.execute(stmt).scalars())
     came_back: list[Accepted] = []
     for device_id in sorted(offline):
         device, seen = latest[device_id]

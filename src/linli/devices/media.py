@@ -177,6 +177,7 @@ def resolve_refs(
                 claims.setdefault(area, set()).add(ref["ref"])
         if lost:
             event.media = kept
+            event.encoded = None  # its row and message change with its media
             event.envelope = event.envelope.model_copy(update={"media": [MediaRef(**m) for m in kept]})
             _note_refs(session, event, lost, source, received_at, origin)
     for area, area_keys in claims.items():

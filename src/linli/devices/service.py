@@ -185,7 +185,8 @@ def _ingest(
 
 @dataclass(frozen=True)
 class Staged:
-    """A batch judged (schema, device, sender, time), deduplicated within itself and linked to the register.
+    """A batch judged (schema, device, sender, time), deduplicated within itself, linked to the register
+    and encoded (its rows and bus messages written but for their ids, store.encode).
 
     Reads only: the HTTP way in stages a batch before its write transaction, so that on SQLite (one writer
     at a time) one request is judged and linked while another writes. The write then takes it as it was
@@ -219,6 +220,7 @@ def stage(
         accepted, failures = _judge(session, items, received_at=received_at, origins=origins, max_age=max_age)
         fresh, repeats = _deduplicate(accepted)
         linking.link(session, fresh)
+        store.encode(session, fresh, received_at=received_at)
     finally:
         set_scope(session, scope)
     return Staged(received_at, len(items), accepted, fresh, repeats, failures)

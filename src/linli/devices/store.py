@@ -12,6 +12,7 @@ from sqlalchemy import Table, bindparam, delete, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from linli.core import jsonio, outbox
+from linli.core.timeutil import as_utc
 from linli.db import allocate_ids, bulk_insert, insert_rows
 from linli.devices.events import Envelope, subject_for
 from linli.devices.models import Device, EventRollup, RawPayload, StoredEvent
@@ -35,10 +36,23 @@ class Accepted:
     plate: str | None = None  # a plate read's normalised plate (as read, upper case, if not a valid one)
     key: tuple[int, str] = field(init=False)  # the dedup key: the device and its own event id
     event_type: str = field(init=False)  # the type as plain text (an enum's .value costs per access)
+    # Its row and bus message as encode() wrote them, before its id was drawn; None: not yet, or changed
+    # since (whoever changes an accepted event's media, links or payload sets it back to None).
+    encoded: Encoded | None = None
 
     def __post_init__(self) -> None:
         self.key = (self.device.id, self.envelope.id)
         self.event_type = str(self.envelope.type)
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """An event's row and bus message without its id, which append puts in front of them."""
+
+    row: tuple[Any, ...]  # the row's columns after id, in _COLUMNS order
+    subject: str
+    message: bytes  # the message's JSON object without its first member, "id"
+    hour: tuple[datetime, str, str, str]  # its rollup's key: hour, community, device kind, type
 
 
 def table(model: type[Any]) -> Table:
@@ -87,8 +101,7 @@ def append(session: Session, events: list[Accepted], *, received_at: datetime) -
     Returns the events found stored already, by key, with their ids: those are not inserted again, and
     stored_id is set on the others. The ids are drawn first, so rows, rollups and bus messages are each
     written in one pass with no read-back, and the batch's bus messages go into one outbox row.
-    Each event is encoded once, in one loop: its payload's JSON goes into its row and, as it is, into its
-    bus message (an orjson Fragment); the row is a tuple in the insert's column order.
+    Events not encoded yet (encode) are encoded here; the others only get their ids put in front.
     """
     if not events:
         return {}
@@ -102,51 +115,16 @@ def append(session: Session, events: list[Accepted], *, received_at: datetime) -
         if not events:
             return stored
     ids = allocate_ids(session, events_table, len(events))
-    when = events_table.c.occurred_at.type.dialect_impl(dialect).bind_processor(dialect)
-    facts: dict[int, _DeviceFacts] = {}
-    received = received_at.isoformat()
+    encode(session, events, received_at=received_at)
     rows: list[tuple[Any, ...]] = []
     messages: list[tuple[str, bytes]] = []
     hours: list[tuple[datetime, str, str, str]] = []
     for event, new_id in zip(events, ids, strict=True):
         event.stored_id = new_id
-        device = facts.get(id(event.device)) or facts.setdefault(id(event.device), _facts(event.device))
-        payload = jsonio.dumps(event.payload)
-        media = jsonio.dumps(event.media) if event.media else b"[]"
-        occurred = event.occurred_at
-        env = event.envelope
-        rows.append(
-            (
-                new_id,
-                env.id,
-                device.id,
-                device.serial,
-                device.community,
-                device.area,
-                event.event_type,
-                when(occurred) if when else occurred,
-                env.source,
-                payload.decode("utf-8"),
-                media.decode("utf-8"),
-                event.person_id,
-                event.vehicle_id,
-                event.plate,
-            )
-        )
-        messages.append(
-            (
-                subject_for(device.community, event.event_type),
-                _encoded_message(event, device, received, payload, media),
-            )
-        )
-        hours.append(
-            (
-                occurred.replace(minute=0, second=0, microsecond=0),
-                device.community,
-                device.kind,
-                event.event_type,
-            )
-        )
+        encoded = cast(Encoded, event.encoded)
+        rows.append((new_id, *encoded.row))
+        messages.append((encoded.subject, b'{"id":%d,' % new_id + encoded.message[1:]))
+        hours.append(encoded.hour)
     insert_rows(
         session,
         events_table,
@@ -186,6 +164,53 @@ _COLUMNS = (
 )
 
 
+def encode(session: Session, events: list[Accepted], *, received_at: datetime) -> None:
+    """Write each event's row and bus message but for its id (Accepted.encoded), unless written already.
+
+    Each event is encoded once: its payload's JSON goes into its row and, as it is, into its bus message
+    (an orjson Fragment); the row is a tuple in the insert's column order. The ingest encodes a batch
+    when it stages it (service.stage), so that the write transaction only puts the ids in front.
+    """
+    dialect = session.get_bind().dialect
+    when = table(StoredEvent).c.occurred_at.type.dialect_impl(dialect).bind_processor(dialect)
+    facts: dict[int, _DeviceFacts] = {}
+    received = as_utc(received_at).isoformat()
+    for event in events:
+        if event.encoded is not None:
+            continue
+        device = facts.get(id(event.device)) or facts.setdefault(id(event.device), _facts(event.device))
+        payload = jsonio.dumps(event.payload)
+        media = jsonio.dumps(event.media) if event.media else b"[]"
+        occurred = event.occurred_at
+        env = event.envelope
+        row = (
+            env.id,
+            device.id,
+            device.serial,
+            device.community,
+            device.area,
+            event.event_type,
+            when(occurred) if when else occurred,
+            env.source,
+            payload.decode("utf-8"),
+            media.decode("utf-8"),
+            event.person_id,
+            event.vehicle_id,
+            event.plate,
+        )
+        event.encoded = Encoded(
+            row,
+            subject_for(device.community, event.event_type),
+            _encoded_message(event, device, received, payload, media),
+            (hour_of(occurred), device.community, device.kind, event.event_type),
+        )
+
+
+def hour_of(at: datetime) -> datetime:
+    """The start of the hour at falls in (a rollup's hour)."""
+    return at.replace(minute=0, second=0, microsecond=0)
+
+
 def _skipped(session: Session, events: list[Accepted]) -> dict[tuple[int, str], int]:
     """After an INSERT OR IGNORE of events with drawn ids: those stored before (the key's id), by key."""
     ids = [e.stored_id for e in events if e.stored_id is not None]
@@ -222,10 +247,10 @@ def _facts(device: Device) -> _DeviceFacts:
 
 
 def _message(event: Accepted, device: _DeviceFacts, received_at: str) -> dict[str, Any]:
-    """The bus message of a stored event: the envelope as stored, with the hub's ids and links."""
+    """The bus message of a stored event but for its first member, "id" (the stored id, which append puts
+    in front): the envelope as stored, with the hub's ids and links."""
     env = event.envelope
     return {
-        "id": event.stored_id,
         "event_uid": env.id,
         "device": device.serial,
         "device_id": device.id,
@@ -246,8 +271,8 @@ def _message(event: Accepted, device: _DeviceFacts, received_at: str) -> dict[st
 def _encoded_message(
     event: Accepted, device: _DeviceFacts, received_at: str, payload: bytes, media: bytes
 ) -> bytes:
-    """The bus message of a stored event as UTF-8 JSON; its payload and media go in as the row's own JSON
-    (orjson Fragments), not encoded a second time."""
+    """The bus message of a stored event as UTF-8 JSON but for its id (see _message); its payload and
+    media go in as the row's own JSON (orjson Fragments), not encoded a second time."""
     data = _message(event, device, received_at)
     data["payload"] = orjson.Fragment(payload)
     data["media"] = orjson.Fragment(media)
