@@ -2,9 +2,10 @@
 
 Every figure is printed next to a physical baseline measured in the same run on the same machine:
 
-(a) HTTP → SQLite: signed batches (500 events per request, 2 client threads) to the app served by
-    uvicorn in a subprocess on 127.0.0.1. Baseline: a bare executemany of the same stored rows into a
-    copy of the event table (same columns and indexes), in transactions of the same size.
+(a) HTTP → SQLite: signed batches (500 events per request, 4 client threads) to the app served by
+    uvicorn in a subprocess on 127.0.0.1 with 2 ingest processes (LINLI_INGEST_PROCESSES). Baseline: a
+    bare executemany of the same stored rows into a copy of the event table (same columns and indexes),
+    in transactions of the same size.
 (b) MQTT → store: one envelope per message, QoS 1, published at the highest rate the publisher reaches
     (a separate process) to Mosquitto, while the MQTT ingest (devices.mqtt_ingest.Runner: Subscriber +
     service.ingest, acks after commit) stores into PostgreSQL (database linli_bench) and into SQLite.
@@ -24,6 +25,7 @@ ingest/baseline >= 0.5, p99 < 200 ms at half the maximum rate.
 
     python bench/ingest.py [--seconds 60] [--quick] [--skip-http] [--skip-mqtt] [--skip-postgres]
                            [--pg-url URL] [--mqtt-url URL] [--mqtt-workers N] [--shuffled-times]
+                           [--clients N] [--http-processes N]
 """
 
 from __future__ import annotations
@@ -78,7 +80,8 @@ from linli.settings import Settings  # noqa: E402
 
 COMMUNITY = "611102001001"
 BATCH = 500
-CLIENTS = 2
+CLIENTS = 4  # client threads of the HTTP run, each with one request in flight (--clients)
+HTTP_PROCESSES = 2  # LINLI_INGEST_PROCESSES of the server of the HTTP run (--http-processes)
 PLATES = 3000
 BUILDINGS = 20
 TEMPLATES = 30_000
@@ -343,9 +346,14 @@ def _wait_http(url: str, server: subprocess.Popen[bytes], timeout: float = 60) -
     raise RuntimeError("the app server did not answer /healthz")
 
 
-def bench_http(seconds: float, folder: Path, results: Results) -> None:
+def bench_http(
+    seconds: float, folder: Path, results: Results, *, clients: int = CLIENTS, processes: int = HTTP_PROCESSES
+) -> None:
     """HTTP batches into SQLite, served by uvicorn in a subprocess; baseline executemany."""
-    print(f"== (a) HTTP → SQLite: {BATCH} events per signed request, {CLIENTS} client threads, {seconds:g} s")
+    print(
+        f"== (a) HTTP → SQLite: {BATCH} events per signed request, {clients} client threads, {seconds:g} s; "
+        f"server with LINLI_INGEST_PROCESSES={processes}"
+    )
     db = folder / "http.db"
     url_db = f"sqlite:///{db}"
     engine = make_engine(url_db)
@@ -361,6 +369,7 @@ def bench_http(seconds: float, folder: Path, results: Results) -> None:
         "LINLI_JOBS_ENABLED": "false",
         "LINLI_MQTT_URL": "",
         "LINLI_BUS_URL": "",
+        "LINLI_INGEST_PROCESSES": str(processes),
     }
     log = (folder / "server.log").open("wb")
     server = subprocess.Popen(
@@ -433,7 +442,7 @@ def bench_http(seconds: float, folder: Path, results: Results) -> None:
                         totals["events"] += BATCH
 
         started = time.perf_counter()
-        threads = [threading.Thread(target=worker) for _ in range(CLIENTS)]
+        threads = [threading.Thread(target=worker) for _ in range(clients)]
         for t in threads:
             t.start()
         for t in threads:
@@ -1114,6 +1123,18 @@ def main() -> None:
         help="MQTT ingest worker processes sharing one subscription group (default 1: in this process)",
     )
     parser.add_argument(
+        "--clients",
+        type=int,
+        default=CLIENTS,
+        help=f"HTTP client threads, each with one request in flight (default {CLIENTS})",
+    )
+    parser.add_argument(
+        "--http-processes",
+        type=int,
+        default=HTTP_PROCESSES,
+        help=f"the HTTP server's LINLI_INGEST_PROCESSES (default {HTTP_PROCESSES}; 0: in its own threads)",
+    )
+    parser.add_argument(
         "--shuffled-times",
         action="store_true",
         help="each batch holds events from all over the day instead of a stretch of it (see templates)",
@@ -1130,7 +1151,7 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="linli-bench-ingest-"))
     try:
         if not args.skip_http:
-            bench_http(seconds, folder, results)
+            bench_http(seconds, folder, results, clients=args.clients, processes=args.http_processes)
         if not args.skip_mqtt:
             bench_mqtt(
                 seconds,

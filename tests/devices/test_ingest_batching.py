@@ -417,3 +417,47 @@ def test_the_content_hash_is_the_one_the_standard_library_gave(payload: dict[str
     }
     text = json.dumps(facts, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
     assert content_hash(env) == hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def test_a_micro_batch_is_read_judged_and_linked_before_its_write_transaction(
+    session, session_factory, bus, gate, monkeypatch
+) -> None:
+    """As over HTTP: only the store holds the write lock (on SQLite, one batch of one ingest process is
+    read while another's writes); the dead letters of refused messages are written in the write."""
+    from linli.devices import linking, mqtt_ingest, receive
+
+    steps: list[str] = []
+    real_writing, real_link, real_parse = mqtt_ingest.writing, linking.link, mqtt_ingest.parse_events
+    real_malformed = mqtt_ingest.reject_malformed
+
+    def writing(s):  # type: ignore[no-untyped-def]
+        steps.append("write transaction")
+        return real_writing(s)
+
+    def link(s, events):  # type: ignore[no-untyped-def]
+        steps.append("link")
+        return real_link(s, events)
+
+    def parse_events(body: bytes) -> list[Any]:
+        steps.append("parse")
+        return real_parse(body)
+
+    def reject_malformed(s, exc, **kw):  # type: ignore[no-untyped-def]
+        steps.append("dead letter")
+        return real_malformed(s, exc, **kw)
+
+    monkeypatch.setattr(mqtt_ingest, "writing", writing)
+    monkeypatch.setattr(service.linking, "link", link)
+    monkeypatch.setattr(mqtt_ingest, "parse_events", parse_events)
+    monkeypatch.setattr(mqtt_ingest, "reject_malformed", reject_malformed)
+    assert receive.reject_malformed is real_malformed
+    serial, community = gate[0].serial, gate[0].community_code
+    session.commit()
+    messages = [
+        _message(community, serial, plate_read(serial, "陕A12345", uid="order-1"), mid=1),
+        _message(community, serial, b'[{"id": "order-2"', mid=2),
+        _message(community, serial, plate_read(serial, "陕A12346", uid="order-3"), mid=3),
+    ]
+    stats = handle_batch(messages, session_factory=session_factory, bus=bus, now=T0)
+    assert (stats.stored, stats.rejected) == (2, 1)
+    assert steps == ["parse", "parse", "parse", "link", "write transaction", "dead letter"]

@@ -23,7 +23,7 @@ from linli.core import outbox
 from linli.core.bus import Bus, Handler, Subscription, encode, subject_matches
 from linli.core.outbox import deliver_outbox
 from linli.core.timeutil import utcnow
-from linli.db import unit_of_work
+from linli.db import unit_of_work, writing
 from linli.devices import commands, deadletters, register, store
 from linli.devices.models import Device
 from linli.devices.mqtt import (
@@ -35,7 +35,7 @@ from linli.devices.mqtt import (
     parse_topic,
 )
 from linli.devices.receive import parse_events, reject_malformed
-from linli.devices.service import Origin, ingest
+from linli.devices.service import Origin, ingest, stage
 
 log = logging.getLogger(__name__)
 
@@ -74,38 +74,61 @@ def handle_batch(
     now: datetime | None = None,
     max_payload_bytes: int = MAX_PAYLOAD_BYTES,
 ) -> Stats:
-    """Store a batch of event and ack messages in one transaction, then deliver the outbox.
+    """Store a batch of event and ack messages in one write transaction, then deliver the outbox.
 
+    The messages are parsed and their events judged and linked first, in a read transaction
+    (service.stage): on SQLite, with several ingest processes, one batch is read while another writes.
     Every event message is kept raw, all of them in one insert at the end, already linked to the events or
     the dead letter each became (their ids are drawn first, so dead letters can point to them).
     """
     received_at = now or utcnow()
     stats = Stats(batches=1, messages=len(messages))
-    with unit_of_work(session_factory) as session:
+    with unit_of_work(session_factory, write=False) as session:
         devices = register.by_serials(session, {m.device for m in messages if m.device})
         kinds = [(parse_topic(m.topic) or ("", "", ""))[2] for m in messages]
         taking = [m for m, kind in zip(messages, kinds, strict=True) if kind == "events"]
+        read = {id(m): _read(m, devices.get(m.device), max_payload_bytes) for m in taking}
+        events: list[Any] = []
+        senders: list[Device | None] = []
+        for message in taking:
+            taken = read[id(message)]
+            if taken.reason is None and taken.malformed is None:
+                events += taken.items
+                senders += [devices.get(message.device)] * len(taken.items)
+        staged = None
+        if events:  # one ingest for the whole batch: each event keeps its sender and raw body
+            staged = stage(
+                session, events, received_at=received_at, origins=[Origin(sender) for sender in senders]
+            )
+        session.commit()  # the read ends; what it loaded stays in the session for the write
+        writing(session)
         raw_ids = store.allocate_raw_ids(session, len(taking))
         raw_of = {id(m): raw_id for m, raw_id in zip(taking, raw_ids, strict=True)}
         links: dict[int, tuple[list[int], int | None]] = {}
-        events: list[Any] = []
         origins: list[Origin] = []
         for message, kind in zip(messages, kinds, strict=True):
             device = devices.get(message.device)
             if kind == "events":
                 raw_id = raw_of[id(message)]
-                taken, dead = _take(session, message, device, raw_id, received_at, stats, max_payload_bytes)
+                taken = read[id(message)]
+                dead = _reject(session, message, taken, device, raw_id, received_at, stats)
                 links[raw_id] = ([], dead)
-                events += taken
-                origins += [Origin(device, raw_id)] * len(taken)
+                if dead is None:
+                    origins += [Origin(device, raw_id)] * len(taken.items)
             elif kind == "acks":
                 _ack(session, message, device, received_at, stats)
             else:
                 log.warning("MQTT message on %s ignored: not an events or acks topic", message.topic[:200])
                 stats.ignored += 1
-        if events:  # one ingest for the whole batch: each event keeps its sender and raw body
+        if events:
             result = ingest(
-                session, events, source=SOURCE, received_at=received_at, origins=origins, link_raws=False
+                session,
+                events,
+                source=SOURCE,
+                received_at=received_at,
+                origins=origins,
+                link_raws=False,
+                staged=staged,
             )
             links.update(result.raw_links)
             stats.stored += result.stored
@@ -146,32 +169,46 @@ def topic_refusal(message: Message, device: Device | None) -> str:
     return ""
 
 
-def _take(
-    session: Session,
-    message: Message,
-    device: Device | None,
-    raw_id: int,
-    received_at: datetime,
-    stats: Stats,
-    max_payload_bytes: int,
-) -> tuple[list[Any], int | None]:
-    """Parse a message: (its events, None), or no events and the dead letter of an oversized, malformed or
-    refused one."""
+@dataclass
+class _Taken:
+    """An events message read: its items, or why it is refused as a whole (written in the write phase)."""
+
+    items: list[Any]  # its events; for a refused message, the items to keep a dead letter each of
+    reason: str | None = None  # oversized, or the topic's device may not send
+    malformed: ValueError | None = None  # not JSON: where parsing stopped
+
+
+def _read(message: Message, device: Device | None, max_payload_bytes: int) -> _Taken:
+    """Parse an events message (no database): its events, or why it is refused."""
     size = len(message.payload)
     if size > max_payload_bytes:
         reason = (
             f"oversized: a message of {size} bytes exceeds the limit of {max_payload_bytes} bytes "
             f"(LINLI_MQTT_MAX_BYTES); send smaller batches"
         )
-        letter = _dead(session, reason, message.payload[:KEEP_OF_OVERSIZED], device, raw_id, received_at)
-        stats.rejected += 1
-        return [], letter
+        return _Taken([message.payload[:KEEP_OF_OVERSIZED]], reason)
     try:
         taken = parse_events(message.payload)
     except ValueError as exc:
+        return _Taken([], malformed=exc)
+    refusal = topic_refusal(message, device)
+    return _Taken(taken, refusal or None)
+
+
+def _reject(
+    session: Session,
+    message: Message,
+    taken: _Taken,
+    device: Device | None,
+    raw_id: int,
+    received_at: datetime,
+    stats: Stats,
+) -> int | None:
+    """The dead letter(s) of a refused message; the id of its first (None: its events go on)."""
+    if taken.malformed is not None:
         error = reject_malformed(
             session,
-            exc,
+            taken.malformed,
             body=message.payload,
             source=SOURCE,
             received_at=received_at,
@@ -179,13 +216,12 @@ def _take(
             raw_id=raw_id,
         )
         stats.rejected += 1
-        return [], error.dead_letter_id
-    refusal = topic_refusal(message, device)
-    if not refusal:
-        return taken, None
-    letters = [_dead(session, refusal, item, device, raw_id, received_at) for item in taken]
+        return error.dead_letter_id
+    if taken.reason is None:
+        return None
+    letters = [_dead(session, taken.reason, item, device, raw_id, received_at) for item in taken.items]
     stats.rejected += len(letters)
-    return [], letters[0] if letters else None
+    return letters[0] if letters else None
 
 
 def _dead(
