@@ -1059,11 +1059,13 @@ def bench_mqtt(
             "SQLite", engine, broker, seconds, baseline_sqlite, "executemany", results, "sqlite", workers
         )
         engine.dispose()
+        results.figures["broker"] = bare
         for key in ("pg", "sqlite"):
             if f"{key}_rate" in results.figures:
+                results.figures[f"{key}_broker_ratio"] = results.figures[f"{key}_rate"] / bare
                 print(
                     f"   ratio MQTT → {key} / broker → bare subscriber: "
-                    f"{results.figures[f'{key}_rate'] / bare:6.3f}"
+                    f"{results.figures[f'{key}_broker_ratio']:6.3f}"
                 )
     finally:
         broker.stop()
@@ -1092,6 +1094,17 @@ def summary(results: Results) -> None:
             print(
                 f"   ratio {label} / baseline >= {TARGET_RATIO}: {ratio:10.3f}   "
                 f"{_mark(ratio >= TARGET_RATIO)}"
+            )
+    # MQTT has two physical baselines (the issue's): the database's bare insert and the broker's own
+    # delivery. Against the first, no MQTT ingest can score more than the broker itself does (printed).
+    for key, label in (("pg", "MQTT → PostgreSQL"), ("sqlite", "MQTT → SQLite")):
+        if f"{key}_broker_ratio" in f:
+            ratio = f[f"{key}_broker_ratio"]
+            ceiling = f["broker"] / (f[f"{key}_rate"] / f[f"{key}_ratio"])
+            mark = _mark(ratio >= TARGET_RATIO)
+            print(
+                f"   ratio {label} / broker >= {TARGET_RATIO}:   {ratio:10.3f}   {mark}"
+                f"   (the bare broker itself is {ceiling:.3f} of the database baseline)"
             )
     for key, label in (("pg", "MQTT → PostgreSQL"), ("sqlite", "MQTT → SQLite")):
         if f"{key}_p99" in f:
