@@ -164,3 +164,44 @@ def test_a_staged_batch_belongs_to_its_items_and_time(session, world, clock) -> 
     with pytest.raises(ValueError, match="another batch"):
         later = clock.now + timedelta(seconds=1)
         service.ingest(session, items, source="mqtt", received_at=later, staged=staged)
+
+
+def test_a_batch_writes_its_devices_in_device_order(session, world, clock) -> None:
+    """Two batches writing at once (PostgreSQL) must take their devices' row locks in one order: every
+    write to devices, last_seen moves and a return online alike, goes in device id order."""
+    import re
+
+    from sqlalchemy import event
+
+    cams = [device(session, world.tianfu, serial=f"DS-2CD-TF-ORDER-{i}")[0] for i in range(4)]
+    for cam in cams:
+        _beat(session, cam.serial, clock)
+    clock.advance(minutes=10)
+    session.execute(update(Device).where(Device.id == cams[2].id).values(online=False))
+    clock.advance(minutes=1)
+    written: list[int] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        if not statement.lstrip().upper().startswith("UPDATE DEVICES"):
+            return
+        # the parameter that says which row: by its name (PostgreSQL) or its position (SQLite's ?)
+        named = re.search(r"\bid = %\((\w+)\)s", statement)
+        positional = re.search(r"\bid = \?", statement)
+        for row in parameters if executemany else [parameters]:
+            if named:
+                written.append(int(row[named.group(1)]))
+            else:
+                assert positional is not None, statement
+                written.append(int(row[statement[: positional.start()].count("?")]))
+
+    connection = session.connection()
+    event.listen(connection, "before_cursor_execute", record)
+    try:
+        batch = [envelope(c.serial, at=clock.now) for c in reversed(cams)]  # sent in the other order
+        service.ingest(session, batch, source="mqtt", received_at=clock.now)
+    finally:
+        event.remove(connection, "before_cursor_execute", record)
+    ids = [c.id for c in cams]
+    assert written == sorted(written) and set(written) == set(ids)
+    assert ids[2] in written  # the camera that came back: marked online in its place in the order
+    assert [t for t, _ in _link_events(session, cams[2].id)][-1] == "device.online"

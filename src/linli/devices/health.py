@@ -106,9 +106,22 @@ def touch(session: Session, events: list[Accepted], *, received_at: datetime) ->
         if last is None or seen > last:
             moved.append((device_id, seen))
             set_committed_value(device, "last_seen_at", seen)  # written below, not by the flush
-    came_back = _back_online(session, latest, received_at)
-    moved.sort()  # one order for every writer: concurrent batches (PostgreSQL) cannot deadlock on devices
-    _move_last_seen(session, moved)
+    # Rows are written in device order, whichever statement writes them: two batches writing at once
+    # (PostgreSQL) take their devices' row locks in one order, and cannot deadlock on them.
+    back = _offline_among(session, latest, received_at)
+    moved_to = dict(moved)
+    came_back: list[Accepted] = []
+    run: list[tuple[int, datetime]] = []  # last_seen moves, written together up to a device coming back
+    for device_id in sorted(moved_to.keys() | back):
+        if device_id in back:
+            _move_last_seen(session, run)
+            run = []
+            device, seen = latest[device_id]
+            if _mark_online(session, device, seen):
+                came_back.append(status_event(device, EventType.DEVICE_ONLINE, at=seen, last_seen=seen))
+        if device_id in moved_to:
+            run.append((device_id, moved_to[device_id]))
+    _move_last_seen(session, run)
     return came_back
 
 
@@ -145,17 +158,17 @@ def _move_last_seen(session: Session, moved: list[tuple[int, datetime]]) -> None
     session.execute(stmt, [{"device": device_id, "seen": seen} for device_id, seen in moved])
 
 
-def _back_online(
+def _offline_among(
     session: Session, latest: dict[int, tuple[Device, datetime]], received_at: datetime
-) -> list[Accepted]:
-    """Mark online the devices of a batch that were offline and are fresh again; a device.online each.
+) -> set[int]:
+    """The batch's devices that are offline in the database and fresh again (their last event within
+    their kind's timeout).
 
     Read from the database, not from the devices as loaded: the batch may have been judged before its
-    write transaction (service.stage), and another process may have marked a device since. Each device
-    is marked only if still offline: of two batches writing at once (PostgreSQL), one says it came back.
+    write transaction (service.stage), and another process may have marked a device since.
     """
     if not latest:
-        return []
+        return set()
     devices = store.table(Device)
     connection = session.connection()
     dialect = connection.dialect.name
@@ -166,22 +179,23 @@ def _back_online(
     else:
         stmt = select(devices.c.id).where(devices.c.id.in_(ids), devices.c.online.is_(False))
         offline = set(session.execute(stmt).scalars())
-    came_back: list[Accepted] = []
-    for device_id in sorted(offline):
-        device, seen = latest[device_id]
-        if not _fresh(device.kind, seen, received_at):
-            continue
-        marked = session.execute(
-            update(devices)
-            .where(devices.c.id == device_id, devices.c.online.is_(False))
-            .values(online=True, online_changed_at=seen)
-        )
-        if getattr(marked, "rowcount", 0) != 1:
-            continue
-        set_committed_value(device, "online", True)
-        set_committed_value(device, "online_changed_at", seen)
-        came_back.append(status_event(device, EventType.DEVICE_ONLINE, at=seen, last_seen=seen))
-    return came_back
+    return {d for d in offline if _fresh(latest[d][0].kind, latest[d][1], received_at)}
+
+
+def _mark_online(session: Session, device: Device, seen: datetime) -> bool:
+    """Mark a device online since seen if it is still offline: of two batches writing at once
+    (PostgreSQL), only one says it came back."""
+    devices = store.table(Device)
+    marked = session.execute(
+        update(devices)
+        .where(devices.c.id == device.id, devices.c.online.is_(False))
+        .values(online=True, online_changed_at=seen)
+    )
+    if getattr(marked, "rowcount", 0) != 1:
+        return False
+    set_committed_value(device, "online", True)
+    set_committed_value(device, "online_changed_at", seen)
+    return True
 
 
 def check_offline(session: Session, now: datetime) -> list[Device]:

@@ -90,9 +90,10 @@ class Handled:
 
 
 def handle(factory: sessionmaker[Session], signed: signing.Signed, *, content_type: str) -> Handled:
-    """One ingest request, start to commit: authenticate, read and check outside the write lock (a JSON
-    body), then store in one write transaction. Raises like signing.authenticate. The caller delivers
-    `written` (outbox.deliver_outbox) once this returns: here, or in the server after an ingest process.
+    """One ingest request, start to commit, in one session: a JSON body is authenticated, read, checked,
+    judged, linked and encoded in a read transaction (prepare), then stored in a write transaction that
+    holds the write lock only to write. Raises like signing.authenticate. The caller delivers `written`
+    (outbox.deliver_outbox) once this returns: here, or in the server after an ingest process.
     """
     now = utcnow()
     prepared = None
