@@ -227,6 +227,15 @@ def _percentile(samples: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))]
 
 
+def _per_slice(times: list[float], start: float, width: float, each: int) -> str:
+    """Events per second in each whole slice of width seconds from start (each answer counts each)."""
+    counts: dict[int, int] = {}
+    for at in times:
+        counts[int((at - start) // width)] = counts.get(int((at - start) // width), 0) + each
+    whole = int((max(times, default=start) - start) // width)
+    return ", ".join(f"{counts.get(i, 0) / width:,.0f}" for i in range(whole)) or "—"
+
+
 def _stored(engine: Engine) -> int:
     with engine.connect() as conn:
         return int(conn.execute(select(func.count()).select_from(StoredEvent)).scalar_one())
@@ -425,6 +434,7 @@ def bench_http(
         with httpx.Client(timeout=60) as client:  # warm-up: connections, caches, first statements
             post(client, body(f"w{run}"))
         latencies.clear()
+        answered: list[float] = []  # when each measured request was answered
         deadline = time.perf_counter() + seconds
 
         def worker() -> None:
@@ -440,6 +450,7 @@ def bench_http(
                         totals["duplicates"] += answer["duplicates"]
                         totals["rejected"] += len(answer["rejected"])
                         totals["events"] += BATCH
+                        answered.append(time.perf_counter())
 
         started = time.perf_counter()
         threads = [threading.Thread(target=worker) for _ in range(clients)]
@@ -477,6 +488,7 @@ def bench_http(
         f"p99 {_percentile(latencies, 99) * 1000:6.1f} ms"
         f"   ({len(latencies)} requests of {BATCH})"
     )
+    print(f"   per 10 s, as the store grows: {_per_slice(answered, started, 10.0, BATCH)} events/s")
     print(
         f"   baseline: executemany of the same {rows:,} rows, {BATCH} per transaction = {bare:10,.0f} rows/s"
     )
