@@ -165,10 +165,23 @@ def seed(engine: Engine) -> Fleet:
 
 @dataclass(frozen=True)
 class Template:
-    """One event of the mix, serialised once: the bytes after its id, its topic."""
+    """One event of the mix, serialised once but for its id and its time; its topic."""
 
     topic: str
-    rest: str  # the envelope's JSON after '{"id":"…",'
+    kind: str  # its type
+    head: str  # the envelope's JSON after '{"id":"…",' up to the value of occurred_at
+    occurred: datetime
+    tail: str  # the rest of the JSON after that value
+
+
+# The replay passes over the templates again and again, each pass one simulated day later than the one
+# before: from DAYS - 1 days before the templates' own day (the hub refuses events older than 30 days) to
+# that day, then from the start again. occurred_at keeps increasing as a live hub's does, so each batch
+# adds to the end of the time indexes. (Until 2026-12-03 every pass replayed the same day: after the
+# first 30,000 events each batch went into the middle of every time index, and the rate fell as the
+# store grew.)
+DAYS = 29
+_AT = "@@occurred_at@@"
 
 
 SHUFFLED = False  # --shuffled-times: every batch spans the whole day (see templates)
@@ -191,24 +204,32 @@ def templates(fleet: Fleet, n: int = TEMPLATES) -> list[Template]:
     for envelope in stream(scenario, end - timedelta(days=1), end):
         data = as_sent(envelope)
         del data["id"]
-        rest = json.dumps(data, ensure_ascii=False, separators=(",", ":"))[1:]
-        out.append(Template(events_topic(COMMUNITY, envelope.device), rest))
+        data["occurred_at"] = _AT
+        head, tail = json.dumps(data, ensure_ascii=False, separators=(",", ":"))[1:].split(_AT)
+        topic = events_topic(COMMUNITY, envelope.device)
+        out.append(Template(topic, str(data["type"]), head, envelope.occurred_at.astimezone(UTC), tail))
     if SHUFFLED:
         random.Random(1).shuffle(out)
     return out
 
 
-def event_json(template: Template, uid: str) -> str:
-    """The envelope with a fresh id."""
-    return f'{{"id":"{uid}",{template.rest}'
+def event_json(template: Template, uid: str, days_before: int = 0) -> str:
+    """The envelope with a fresh id, days_before its own day."""
+    at = (template.occurred - timedelta(days=days_before)).isoformat()
+    return f'{{"id":"{uid}",{template.head}{at}{template.tail}'
+
+
+def replayed(items: list[Template], n: int, uid: str) -> str:
+    """Event n of the replay of items (see DAYS): its pass's day, a fresh id."""
+    passes, index = divmod(n, len(items))
+    return event_json(items[index], uid, DAYS - 1 - passes % DAYS)
 
 
 def mix(items: list[Template]) -> str:
     """The event types of the mix, by share."""
     counts: dict[str, int] = {}
     for t in items:
-        kind = json.loads("{" + t.rest)["type"]
-        counts[kind] = counts.get(kind, 0) + 1
+        counts[t.kind] = counts.get(t.kind, 0) + 1
     top = sorted(counts.items(), key=lambda kv: -kv[1])
     return ", ".join(f"{k} {v / len(items):.0%}" for k, v in top)
 
@@ -402,8 +423,7 @@ def bench_http(
                 first = next(counter)
                 for _ in range(BATCH - 1):
                     next(counter)
-            size = len(mix_of)
-            items = [event_json(mix_of[(first + i) % size], f"{prefix}-{first + i}") for i in range(BATCH)]
+            items = [replayed(mix_of, first + i, f"{prefix}-{first + i}") for i in range(BATCH)]
             return ("[" + ",".join(items) + "]").encode("utf-8")
 
         def post(client: httpx.Client, data: bytes) -> dict[str, Any]:
@@ -548,6 +568,7 @@ def publisher(
     consumed: Any,
     published: Any,
     start: Any,
+    first: int = 0,
 ) -> None:
     """A device fleet in one process: publish QoS 1 for `seconds` at `rate` (0: as fast as it can)."""
     host, port, _, _ = broker_address(url)
@@ -571,7 +592,7 @@ def publisher(
         for _ in range(50):
             item = items[n % size]
             uid = f"{prefix}-{n}-{time.time_ns()}"
-            last = client.publish(item.topic, event_json(item, uid).encode("utf-8"), qos=1)
+            last = client.publish(item.topic, replayed(items, first + n, uid).encode("utf-8"), qos=1)
             n += 1
             if rate:
                 break
@@ -592,6 +613,7 @@ def fast_publisher(
     consumed: Any,
     published: Any,
     start: Any,
+    first: int = 0,
 ) -> None:
     """The fleet at max rate through Mosquitto's own C client (`mosquitto_pub -l`, QoS 1, 1000 in flight).
 
@@ -610,12 +632,11 @@ def fast_publisher(
     start.wait()
     began = time.perf_counter()
     n = 0
-    size = len(items)
     while time.perf_counter() - began < seconds:
         if n - consumed.value >= BACKLOG:
             time.sleep(0.0005)
             continue
-        lines = "".join(event_json(items[(n + i) % size], f"{prefix}-{n + i}") + "\n" for i in range(100))
+        lines = "".join(replayed(items, first + n + i, f"{prefix}-{n + i}") + "\n" for i in range(100))
         client.stdin.write(lines.encode("utf-8"))
         client.stdin.flush()
         n += 100
@@ -643,16 +664,23 @@ class Publishing:
 
 
 def start_publisher(
-    url: str, items: list[Template], prefix: str, seconds: float, rate: float, fast_topic: str = ""
+    url: str,
+    items: list[Template],
+    prefix: str,
+    seconds: float,
+    rate: float,
+    fast_topic: str = "",
+    first: int = 0,
 ) -> Publishing:
-    """Spawn the publisher (fast_topic: Mosquitto's C client on that topic); it waits for start.set()."""
+    """Spawn the publisher (fast_topic: Mosquitto's C client on that topic); it waits for start.set().
+    first: the replay's position to start at (what the store holds already: its times go on from there)."""
     ctx = mp.get_context("spawn")
     consumed, published, start = ctx.RawValue("q", 0), ctx.RawValue("q", 0), ctx.Event()
     if fast_topic:
         target: Callable[..., None] = fast_publisher
-        args: tuple[Any, ...] = (url, items, prefix, seconds, fast_topic, consumed, published, start)
+        args: tuple[Any, ...] = (url, items, prefix, seconds, fast_topic, consumed, published, start, first)
     else:
-        target, args = publisher, (url, items, prefix, seconds, rate, consumed, published, start)
+        target, args = publisher, (url, items, prefix, seconds, rate, consumed, published, start, first)
     process = ctx.Process(target=target, args=args, daemon=True)
     process.start()
     return Publishing(process, consumed, published, start)
@@ -915,7 +943,8 @@ def run_ingest(
     prefix = f"m{uuid.uuid4().hex[:6]}"
     if rate:
         ingest.time_events(prefix)
-    pub = start_publisher(broker.url, items, prefix, seconds, rate, "" if rate else fast_topic)
+    first = ingest.messages()  # the store's events so far: the replay goes on after them
+    pub = start_publisher(broker.url, items, prefix, seconds, rate, "" if rate else fast_topic, first)
     time.sleep(1.0)
     stop = threading.Event()
     before = ingest.snapshot()
