@@ -590,7 +590,7 @@ def publisher(
             time.sleep(0.0005)
             continue
         for _ in range(50):
-            item = items[n % size]
+            item = items[(first + n) % size]  # its topic: its own device's
             uid = f"{prefix}-{n}-{time.time_ns()}"
             last = client.publish(item.topic, replayed(items, first + n, uid).encode("utf-8"), qos=1)
             n += 1
