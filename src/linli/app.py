@@ -26,11 +26,7 @@ STATIC_DIR = Path(__file__).parent / "web" / "static"
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the application for settings (the environment's when None)."""
     settings = settings or get_settings()
-    pii.configure(aes_key=settings.pii_key_bytes(), lookup_key=settings.lookup_key_bytes())
-    media.configure(root=settings.media_dir, max_bytes=settings.media_max_bytes)
-    from linli.devices import adapters
-
-    adapters.load()  # a broken or duplicate vendor adapter stops start-up here, loudly
+    configure_process(settings)
     engine = make_engine(settings.database_url)
     if settings.auto_migrate:
         from linli.migrate import upgrade
@@ -62,6 +58,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     _install_error_handlers(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
+
+
+def configure_process(settings: Settings) -> None:
+    """What a process serving requests sets up before its first one: the personal-data keys, the media
+    store and the vendor adapters (the app's process, and each ingest process)."""
+    pii.configure(aes_key=settings.pii_key_bytes(), lookup_key=settings.lookup_key_bytes())
+    media.configure(root=settings.media_dir, max_bytes=settings.media_max_bytes)
+    from linli.devices import adapters
+
+    adapters.load()  # a broken or duplicate vendor adapter stops start-up here, loudly
 
 
 @asynccontextmanager

@@ -169,16 +169,12 @@ def _offline_among(
     """
     if not latest:
         return set()
-    devices = store.table(Device)
     connection = session.connection()
     dialect = connection.dialect.name
     ids = sorted(latest)
-    if dialect in _OFFLINE_AMONG:  # one parameter for the batch's devices, not one per device
-        param: Any = (jsonio.dumps_text(ids),) if dialect == "sqlite" else {"ids": ids}
-        offline = set(connection.exec_driver_sql(_OFFLINE_AMONG[dialect], param).scalars())
-    else:
-        stmt = select(devices.c.id).where(devices.c.id.in_(ids), devices.c.online.is_(False))
-        offline = set(session.execute(stmt).scalars())
+    # One parameter for the batch's devices, not one per device (SQLite and PostgreSQL, as the store).
+    param: Any = (jsonio.dumps_text(ids),) if dialect == "sqlite" else {"ids": ids}
+    offline = set(connection.exec_driver_sql(_OFFLINE_AMONG[dialect], param).scalars())
     return {d for d in offline if _fresh(latest[d][0].kind, latest[d][1], received_at)}
 
 

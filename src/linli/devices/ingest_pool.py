@@ -97,14 +97,11 @@ def _start(settings: Settings) -> None:
     global _factory
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the server stops us
     from linli import gc_tuning
-    from linli.core import media, pii
+    from linli.app import configure_process
     from linli.db import make_engine, make_session_factory
-    from linli.devices import adapters
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    pii.configure(aes_key=settings.pii_key_bytes(), lookup_key=settings.lookup_key_bytes())
-    media.configure(root=settings.media_dir, max_bytes=settings.media_max_bytes)
-    adapters.load()
+    configure_process(settings)
     _factory = make_session_factory(make_engine(settings.database_url))
     gc_tuning.settle()
 

@@ -8,7 +8,8 @@ stored events reach the bus only once they are really stored.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -149,9 +150,7 @@ def _ingest(
         staged = stage(session, items, received_at=received_at, origins=origins, max_age=max_age)
     elif staged.received_at != received_at or staged.count != len(items):
         raise ValueError("staged is another batch: stage() the same items at the same received_at")
-    scope = get_scope(session)
-    set_scope(session, None)  # the hub links to the whole register, whoever triggered the ingest
-    try:
+    with _unscoped(session):
         result = IngestResult(duplicates=len(staged.repeats))
         fresh, repeats, failures = staged.fresh, staged.repeats, list(staged.failures)
         pictures.resolve_refs(
@@ -179,8 +178,6 @@ def _ingest(
                 result.dead_letter_ids.append(letter.id)
             result.raw_links = _raw_links(origins, fresh, failures, result.dead_letter_ids)
         return result, failures
-    finally:
-        set_scope(session, scope)
 
 
 @dataclass(frozen=True)
@@ -214,16 +211,24 @@ def stage(
     received_at = as_utc(received_at)
     items = list(items)
     origins = origins if origins is not None else [Origin(sender)] * len(items)
-    scope = get_scope(session)
-    set_scope(session, None)  # the hub links to the whole register, whoever triggered the ingest
-    try:
+    with _unscoped(session):
         accepted, failures = _judge(session, items, received_at=received_at, origins=origins, max_age=max_age)
         fresh, repeats = _deduplicate(accepted)
         linking.link(session, fresh)
         store.encode(session, fresh, received_at=received_at)
+    return Staged(received_at, len(items), accepted, fresh, repeats, failures)
+
+
+@contextmanager
+def _unscoped(session: Session) -> Iterator[None]:
+    """The hub judges and links against the whole register, whoever triggered the ingest; the session's
+    scope is restored after."""
+    scope = get_scope(session)
+    set_scope(session, None)
+    try:
+        yield
     finally:
         set_scope(session, scope)
-    return Staged(received_at, len(items), accepted, fresh, repeats, failures)
 
 
 def _raw_links(
