@@ -345,12 +345,15 @@ def insert_rows(
     constants: dict[str, Any] | None = None,
     *,
     or_ignore: bool = False,
-) -> None:
+) -> int:
     """bulk_insert for rows built already as the driver takes them: tuples in the order of keys, each value
     as the column's bind processor would make it (SQLite: dates as text; JSON as its text on both
-    databases). For a hot writer that encodes each row in one pass; constants are converted here, once."""
+    databases). For a hot writer that encodes each row in one pass; constants are converted here, once.
+
+    Returns how many rows went in as the driver counts them (or_ignore: the rows not skipped), -1 if the
+    driver does not say."""
     if not rows:
-        return
+        return 0
     connection = session.connection()
     dialect = connection.dialect
     if dialect.name not in ("sqlite", "postgresql") or (or_ignore and dialect.name != "sqlite"):
@@ -359,7 +362,7 @@ def insert_rows(
         )
     fixed = _constants(table, constants or {}, dialect)
     values = [(*row, *fixed) for row in rows] if fixed else rows
-    _insert(connection, table, [*keys, *(constants or {})], values, or_ignore=or_ignore)
+    return _insert(connection, table, [*keys, *(constants or {})], values, or_ignore=or_ignore)
 
 
 def _constants(table: Table, constants: dict[str, Any], dialect: Any) -> list[Any]:
@@ -373,15 +376,17 @@ def _constants(table: Table, constants: dict[str, Any], dialect: Any) -> list[An
 
 def _insert(
     connection: Any, table: Table, keys: list[str], values: list[tuple[Any, ...]], *, or_ignore: bool
-) -> None:
-    """INSERT (SQLite's executemany) or COPY (PostgreSQL) of driver-ready rows."""
+) -> int:
+    """INSERT (SQLite's executemany) or COPY (PostgreSQL) of driver-ready rows; how many went in (-1: the
+    driver does not say). sqlite3 sums an executemany's changes, which leave out the rows it ignored."""
     names = ", ".join(f'"{table.c[key].name}"' for key in keys)
     if connection.dialect.name == "postgresql":
         _copy(connection, f'COPY "{table.name}" ({names}) FROM STDIN', values)
-        return
+        return len(values)  # COPY takes every row or fails
     marks = ", ".join("?" for _ in keys)
     verb = "INSERT OR IGNORE" if or_ignore else "INSERT"
-    connection.exec_driver_sql(f'{verb} INTO "{table.name}" ({names}) VALUES ({marks})', values)
+    result = connection.exec_driver_sql(f'{verb} INTO "{table.name}" ({names}) VALUES ({marks})', values)
+    return int(result.rowcount)
 
 
 def _processor(table: Table, key: str, dialect: Any) -> Any:

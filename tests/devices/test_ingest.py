@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from linli.core import outbox
 from linli.core.auth.service import Principal
@@ -307,6 +307,36 @@ def test_nul_characters_are_refused_not_a_crash(session, gate) -> None:
     assert all("NUL" in reason for _, reason in result.rejected)
     letters = list(session.scalars(select(DeadLetter).order_by(DeadLetter.id)))
     assert letters[1].device_serial == "GATEX"
+
+
+def test_a_batch_of_new_events_is_not_read_back_but_one_with_a_repeat_is(session, gate) -> None:
+    # SQLite: the INSERT OR IGNORE's count says whether every row went in; only a batch it skipped rows of
+    # is read back to find which were stored before (and their ids).
+    serial = gate[0].serial
+    statements: list[str] = []
+
+    def seen(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
+        statements.append(statement)
+
+    engine = session.get_bind()
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        first = service.ingest(
+            session, [plate_read(serial, "陕A12345", uid=f"n-{i}") for i in range(3)], source="http", received_at=T0
+        )
+        new_batch = list(statements)
+        statements.clear()
+        batch = [plate_read(serial, "陕A12345", uid=u) for u in ("n-9", "n-1", "n-8")]
+        again = service.ingest(session, batch, source="http", received_at=T0 + timedelta(seconds=5))
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    read_back = [s for s in new_batch + statements if "FROM device_events WHERE id BETWEEN" in s]
+    assert (first.stored, again.stored, again.duplicates) == (3, 2, 1)
+    assert again.duplicate_ids == [first.event_ids[1]]
+    assert _count(session, StoredEvent) == 5 + 1  # and the gate's device.online on first contact
+    if engine.dialect.name == "sqlite":
+        assert not [s for s in new_batch if "FROM device_events WHERE id BETWEEN" in s]
+        assert len(read_back) == 1  # the batch with a repeat only
 
 
 def test_a_concurrent_delivery_that_wins_the_race_counts_as_duplicate(session, gate, monkeypatch) -> None:

@@ -125,7 +125,7 @@ def append(session: Session, events: list[Accepted], *, received_at: datetime) -
         rows.append((new_id, *encoded.row))
         messages.append((encoded.subject, b'{"id":%d,' % new_id + encoded.message[1:]))
         hours.append(encoded.hour)
-    insert_rows(
+    inserted = insert_rows(
         session,
         events_table,
         _COLUMNS,
@@ -133,7 +133,8 @@ def append(session: Session, events: list[Accepted], *, received_at: datetime) -
         constants={"received_at": received_at},
         or_ignore=dialect.name == "sqlite",
     )
-    if dialect.name == "sqlite":
+    # SQLite: if the insert counts every row, none was stored before; otherwise read which went in.
+    if dialect.name == "sqlite" and inserted != len(rows):
         stored = _skipped(session, events)
         if stored:
             kept = [e.key not in stored for e in events]
