@@ -46,6 +46,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.mqtt_runner = None  # set by the lifespan when it runs the MQTT ingest
     app.state.scheduler = None  # set by the lifespan when it runs the scheduled jobs
     app.state.ingest_pool = None  # set by the lifespan with LINLI_INGEST_PROCESSES
+    # With LINLI_INGEST_PROCESSES, set by the lifespan: publishes what the ingest processes committed
+    # (core/outbox.Deliverer) after their answers, several requests' batches in one delivery.
+    app.state.deliverer = None
     app.add_middleware(
         SessionMiddleware,
         secret_key=settings.secret_key,
@@ -82,7 +85,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         for stop in reversed(stops):
             stop()
-        app.state.mqtt_runner = app.state.scheduler = app.state.ingest_pool = None
+        app.state.mqtt_runner = app.state.scheduler = app.state.ingest_pool = app.state.deliverer = None
         app.state.bus.close()
         app.state.bus = make_bus(app.state.settings)  # an app may be started again (the tests do)
 
@@ -128,6 +131,12 @@ def _start_background(app: FastAPI) -> list[Callable[[], None]]:
         scheduler.start()
         app.state.scheduler = scheduler
         stops.append(lambda: scheduler.shutdown(wait=False))
+    if settings.ingest_processes:  # last: it publishes on the bus as the MQTT ingest left it, stops first
+        from linli.core.outbox import Deliverer
+
+        deliverer = Deliverer(app.state.session_factory, app.state.bus)
+        app.state.deliverer = deliverer
+        stops.append(deliverer.close)
     return stops
 
 

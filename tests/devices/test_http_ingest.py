@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from linli.devices import signing
 from linli.devices.models import DeadLetter, RawPayload, StoredEvent
-from tests.devices.helpers import Recorder, body_of, envelope, plate_read, signed
+from tests.devices.helpers import Recorder, body_of, device, envelope, plate_read, signed
 
 URL = "/api/v1/ingest/events"
 
@@ -146,9 +146,9 @@ def test_the_body_is_read_judged_and_linked_before_the_write_transaction(
         steps.append("parse and check")
         return real_read(body)
 
-    def by_serials(session, serials):  # type: ignore[no-untyped-def]
+    def by_serials(session, serials, **kw):  # type: ignore[no-untyped-def]
         steps.append("devices")
-        return real_by_serials(session, serials)
+        return real_by_serials(session, serials, **kw)
 
     def link(session, events):  # type: ignore[no-untyped-def]
         steps.append("link")
@@ -165,6 +165,40 @@ def test_the_body_is_read_judged_and_linked_before_the_write_transaction(
     assert r.json()["stored"] == 1 and r.json()["rejected"][0]["reason"].startswith("schema: type")
     # authentication looks the sender up, the batch its devices (none new: the sender is known)
     assert steps == ["devices", "parse and check", "devices", "link", "write transaction"]
+
+
+def test_a_batchs_devices_are_looked_up_without_decrypting_their_secrets(session, world, monkeypatch) -> None:
+    """Each secret is stored encrypted: only the sender's is decrypted (to check the signature), not those
+    of the hundred devices a gateway's batch names."""
+    from linli.core import pii
+    from linli.devices import register, signing
+    from linli.devices.receive import prepare
+
+    others = [device(session, world.tianfu, serial=f"DS-SEC-{i}", kind="door_sensor")[0] for i in range(3)]
+    gateway, secret = device(session, world.tianfu, serial="GW-SEC", kind="gateway")
+    gateway_serial = gateway.serial
+    session.commit()
+    session.expunge_all()
+    real, decrypted = pii.decrypt, []
+
+    def counted(token: str) -> str:
+        decrypted.append(token)
+        return real(token)
+
+    monkeypatch.setattr(pii, "decrypt", counted)
+    found = register.by_serials(session, {d.serial for d in others})
+    assert sorted(found) == sorted(d.serial for d in others) and decrypted == []
+    batch = [envelope(d.serial, at=_now()) for d in others]
+    session.expunge_all()
+    body = body_of(batch)
+    headers = signed(gateway_serial, secret, body)
+    signed_request = signing.Signed.of(headers, body, skew_seconds=300)
+    prepared = prepare(session, signed_request, now=_now())
+    assert prepared.staged is not None and len(prepared.staged.fresh) == 3
+    assert len(decrypted) == 1  # the sender's, for its signature
+    first = register.by_serials(session, {others[0].serial})[others[0].serial]
+    assert first.secret  # read when asked for
+    assert len(decrypted) == 2
 
 
 def test_a_device_retired_after_its_request_was_read_is_refused(session, registered) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -461,3 +462,89 @@ def test_a_micro_batch_is_read_judged_and_linked_before_its_write_transaction(
     stats = handle_batch(messages, session_factory=session_factory, bus=bus, now=T0)
     assert (stats.stored, stats.rejected) == (2, 1)
     assert steps == ["parse", "parse", "parse", "link", "write transaction", "dead letter"]
+
+
+def _committed(session_factory, serial: str, prefix: str, n: int) -> outbox.Written:  # type: ignore[no-untyped-def]
+    reads = [plate_read(serial, "陕A12345", uid=f"{prefix}-{i}", at=T0 + timedelta(seconds=i)) for i in range(n)]
+    with unit_of_work(session_factory) as writer:
+        service.ingest(writer, reads, source="http", received_at=T0)
+        return outbox.written(writer)
+
+
+def test_the_deliverer_publishes_what_waits_together_in_order(session, session_factory, gate, monkeypatch) -> None:
+    serial = gate[0].serial
+    bus = InProcessBus()
+    received: list[str] = []
+    bus.subscribe("linli.events.>", lambda m: received.append(m.json()["event_uid"]))
+    real, deliveries = outbox._deliver_written, []
+
+    def counted(factory, bus, batches):  # type: ignore[no-untyped-def]
+        deliveries.append(len(batches))
+        return real(factory, bus, batches)
+
+    monkeypatch.setattr(outbox, "_deliver_written", counted)
+    committed = [_committed(session_factory, serial, p, 3) for p in ("a", "b", "c")]
+    deliverer = outbox.Deliverer(session_factory, bus)
+    try:
+        with outbox._delivering:  # the deliverer is busy: what is handed in meanwhile waits
+            for written in committed:
+                assert deliverer.submit(written, block=False)
+            assert received == []
+        assert deliverer.wait(10)
+    finally:
+        deliverer.close()
+    plates = [uid for uid in received if uid[0] in "abc"]
+    assert plates == ["a-0", "a-1", "a-2", "b-0", "b-1", "b-2", "c-0", "c-1", "c-2"]
+    assert sum(deliveries) == 3 and len(deliveries) <= 2  # the three waited, and went out together
+    assert outbox.pending(session) == 0
+
+
+def test_the_deliverer_pushes_back_when_full_and_survives_a_failed_delivery(
+    session, session_factory, gate, monkeypatch
+) -> None:
+    serial = gate[0].serial
+    bus = InProcessBus()
+    received: list[str] = []
+    bus.subscribe("linli.events.>", lambda m: received.append(m.json()["event_uid"]))
+    first, second, third = (_committed(session_factory, serial, p, 2) for p in ("f", "s", "t"))
+    real, calls = outbox._deliver_written, []
+
+    def broken_once(factory, bus, batches):  # type: ignore[no-untyped-def]
+        calls.append(len(batches))
+        if len(calls) == 1:
+            raise OSError("disk I/O error")
+        return real(factory, bus, batches)
+
+    monkeypatch.setattr(outbox, "_deliver_written", broken_once)
+    deliverer = outbox.Deliverer(session_factory, bus, max_waiting=1)
+    try:
+        with outbox._delivering:
+            assert deliverer.submit(first, block=False)
+            deadline = time.monotonic() + 5
+            while not deliverer._waiting.empty() and time.monotonic() < deadline:
+                time.sleep(0.01)  # the thread took the first and waits for the lock
+            assert deliverer.submit(second, block=False)
+            assert not deliverer.submit(third, block=False)  # full: the caller hands it over from a thread
+        assert deliverer.wait(10)
+        assert deliverer.submit(third)
+        assert deliverer.wait(10)
+    finally:
+        deliverer.close()
+    assert [u for u in received if u[0] in "fst"] == ["s-0", "s-1", "t-0", "t-1"]
+    # the failed delivery's rows wait for the outbox catch-up: 2 reads and the gate's device.online
+    assert outbox.pending(session) == 3
+    assert outbox.deliver_outbox(session_factory, bus) == 3
+    assert [u for u in received if u[0] == "f"] == ["f-0", "f-1"]
+
+
+def test_closing_the_deliverer_delivers_what_waits(session, session_factory, gate) -> None:
+    bus = InProcessBus()
+    received: list[str] = []
+    bus.subscribe("linli.events.>", lambda m: received.append(m.json()["event_uid"]))
+    written = _committed(session_factory, gate[0].serial, "z", 4)
+    deliverer = outbox.Deliverer(session_factory, bus)
+    with outbox._delivering:
+        deliverer.submit(written)
+    deliverer.close()
+    assert [u for u in received if u.startswith("z-")] == ["z-0", "z-1", "z-2", "z-3"]
+    assert outbox.pending(session) == 0

@@ -65,7 +65,7 @@ def client(hub) -> Iterator[TestClient]:  # type: ignore[no-untyped-def]
     app = create_app(settings)
     with TestClient(app, raise_server_exceptions=False) as c:
         yield c
-    assert app.state.ingest_pool is None  # stopped with the app
+    assert app.state.ingest_pool is None and app.state.deliverer is None  # stopped with the app
 
 
 def _stored(engine: Engine, prefix: str) -> int:
@@ -96,7 +96,8 @@ def test_a_batch_is_stored_by_the_process_and_published_on_the_servers_bus(clien
         assert [x["index"] for x in answer["rejected"]] == [2]
         assert answer["rejected"][0]["reason"].startswith("schema: type")
         assert _stored(engine, "pool-") == 2
-        # published by the server, from what the process wrote to the outbox
+        # published by the server, from what the process wrote to the outbox, after the answer
+        assert client.app.state.deliverer.wait(10)
         sent = [m for m in recorder.data if m["source"] != "linli.health"]
         assert sorted(m["event_uid"] for m in sent) == ["pool-1", "pool-2"]
         # both devices were never seen before: each came online once, said by the process's write
@@ -108,6 +109,7 @@ def test_a_batch_is_stored_by_the_process_and_published_on_the_servers_bus(clien
         again = client.post(URL, content=body, headers=signed(serial, secret, body))
         assert again.status_code == 200
         assert (again.json()["stored"], again.json()["duplicates"]) == (0, 2)
+        assert client.app.state.deliverer.wait(10)
         assert _stored(engine, "pool-") == 2 and len(recorder.messages) == 4
     finally:
         recorder.close()

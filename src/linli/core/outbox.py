@@ -15,6 +15,7 @@ message is marked delivered and purged a day later.
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -179,6 +180,78 @@ def deliver_outbox(
         if complete and not written.others:
             return sent
         return sent + _deliver(session_factory, bus, limit, older_than)
+
+
+class Deliverer:
+    """Delivers what transactions committed (their Written) on a thread of its own, in the order handed in.
+
+    For a hot writer whose answers need not wait for the bus (the HTTP ingest of LINLI_INGEST_PROCESSES:
+    the events are committed, the outbox keeps them until published). What is handed in while the thread
+    delivers waits and then goes out together, in one claim-and-delete transaction: on SQLite each delivery
+    is a write transaction, a turn on the one writers' queue that the ingest's own writes wait behind.
+    At most `max_waiting` hand-overs wait; submit then blocks, so a bus that cannot keep up slows the
+    writers instead of filling memory. A delivery that fails is logged and left to the outbox catch-up
+    (the rows stay queued). close() delivers what waits, then stops the thread.
+    """
+
+    def __init__(self, session_factory: sessionmaker[Session], bus: Bus, *, max_waiting: int = 64) -> None:
+        self._factory = session_factory
+        self._bus = bus
+        self._waiting: queue.Queue[Written | None] = queue.Queue(maxsize=max_waiting)
+        self._done = threading.Condition()
+        self._submitted = 0
+        self._delivered = 0
+        self._thread = threading.Thread(target=self._run, name="linli-outbox-deliverer", daemon=True)
+        self._thread.start()
+
+    def submit(self, written: Written | None, *, block: bool = True) -> bool:
+        """Hand over what a committed transaction queued (see written()); blocks while the queue is full,
+        or with block=False returns False then (an event loop hands it over from a thread instead)."""
+        if written is None or (not written.batches and not written.others):
+            return True
+        with self._done:
+            self._submitted += 1
+        try:
+            self._waiting.put(written, block=block)
+        except queue.Full:
+            with self._done:
+                self._submitted -= 1
+            return False
+        return True
+
+    def wait(self, timeout: float = 10.0) -> bool:
+        """Wait until everything handed in so far was delivered (or failed); False on timeout."""
+        with self._done:
+            target = self._submitted
+            return self._done.wait_for(lambda: self._delivered >= target, timeout=timeout)
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Deliver what waits, then stop the thread."""
+        self._waiting.put(None)
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            taken = [self._waiting.get()]
+            while True:  # everything that waits goes out together
+                try:
+                    taken.append(self._waiting.get_nowait())
+                except queue.Empty:
+                    break
+            stopping = None in taken
+            written = [w for w in taken if w is not None]
+            merged = Written(
+                [batch for w in written for batch in w.batches], any(w.others for w in written)
+            )
+            try:
+                if written:
+                    deliver_outbox(self._factory, self._bus, written=merged)
+            except Exception:  # the database refused: the rows stay queued for the outbox catch-up
+                logger.exception("outbox: delivering %d committed transactions failed", len(written))
+            with self._done:
+                self._delivered += len(written)
+                self._done.notify_all()
 
 
 def _deliver_written(

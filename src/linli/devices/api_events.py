@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from linli.core import outbox
 from linli.core.auth.roles import Perm
 from linli.core.errors import NotFound, TooLarge
-from linli.core.outbox import deliver_outbox
+from linli.core.outbox import Deliverer, deliver_outbox
 from linli.core.timeutil import utcnow
 from linli.db import unit_of_work
 from linli.devices import push, queries, signing, sse, store
@@ -51,7 +51,11 @@ async def ingest_events(request: Request) -> JSONResponse:
         handled = await run_in_threadpool(handle, factory, signed, content_type=content_type)
     if handled.error is not None:  # raised only now: the dead letter is committed
         raise handled.error
-    await run_in_threadpool(deliver_outbox, factory, bus, written=handled.written)
+    deliverer: Deliverer | None = request.app.state.deliverer
+    if deliverer is None:
+        await run_in_threadpool(deliver_outbox, factory, bus, written=handled.written)
+    elif not deliverer.submit(handled.written, block=False):  # the answer does not wait for the bus
+        await run_in_threadpool(deliverer.submit, handled.written)
     assert handled.summary is not None
     return JSONResponse(handled.summary)
 

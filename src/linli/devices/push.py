@@ -28,7 +28,7 @@ NOT_PUSHABLE = {"mapping"}
 
 def authenticate_key(session: Session, *, serial: str, key: str | None) -> Device:
     """The registered device whose secret is key, else Unauthorized (Forbidden if it is retired)."""
-    device = register.by_serials(session, {serial}).get(serial)
+    device = register.by_serials(session, {serial}, with_secrets=True).get(serial)
     if device is None or not key or not hmac.compare_digest(device.secret.encode(), key.encode()):
         raise Unauthorized(f"unknown device or wrong key for {serial}", field="key")
     if register.is_retired(device):

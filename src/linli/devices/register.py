@@ -10,7 +10,7 @@ from datetime import date
 from typing import Any
 
 from sqlalchemy import exists, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from linli.areas import service as areas
 from linli.areas.models import Level
@@ -177,12 +177,17 @@ def find_by_serial(session: Session, *, serial: str) -> Device | None:
     return session.scalar(select(Device).where(Device.serial == serial))
 
 
-def by_serials(session: Session, serials: set[str]) -> dict[str, Device]:
-    """Devices by serial, whatever the scope (for the hub itself: ingest, authentication)."""
+def by_serials(session: Session, serials: set[str], *, with_secrets: bool = False) -> dict[str, Device]:
+    """Devices by serial, whatever the scope (for the hub itself: ingest, authentication).
+
+    A secret is stored encrypted and decrypted as it is read: it is left unread unless with_secrets (a
+    gateway's batch names a hundred devices, and only the sender's secret checks a signature). Reading
+    one that was left loads it then."""
     found: dict[str, Device] = {}
     ordered = sorted(serials)
+    secrets = () if with_secrets else (defer(Device.secret),)
     for start in range(0, len(ordered), 500):
-        stmt = select(Device).where(Device.serial.in_(ordered[start : start + 500]))
+        stmt = select(Device).where(Device.serial.in_(ordered[start : start + 500])).options(*secrets)
         for device in session.scalars(stmt.execution_options(skip_scope=True)):
             found[device.serial] = device
     return found

@@ -93,7 +93,7 @@ def authenticate(
             f"(allowed: ±{skew_seconds} s); check the device's clock (NTP)",
             serial,
         )
-    device = register.by_serials(session, {serial}).get(serial)
+    device = register.by_serials(session, {serial}, with_secrets=True).get(serial)
     if device is None:
         raise _refuse("unknown_device", f"unknown device: {serial} is not registered", serial)
     if not hmac.compare_digest(sign(device.secret, timestamp.strip(), body), signature.strip()):
