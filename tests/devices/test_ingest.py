@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import orjson
 from sqlalchemy import event, func, select
 
 from linli.core import outbox
@@ -358,3 +359,43 @@ def test_a_concurrent_delivery_that_wins_the_race_counts_as_duplicate(session, g
     result = service.ingest(session, batch, source="mqtt", received_at=T0)
     assert (result.stored, result.duplicates, result.duplicate_ids) == (1, 1, first.event_ids)
     assert _count(session, StoredEvent) == 3  # r-1, r-2 and the gate's device.online
+
+
+def test_the_stores_time_text_is_the_one_sqlalchemy_would_bind_on_sqlite() -> None:
+    # store.encode formats occurred_at itself on SQLite (one isoformat): it must be the column type's text
+    # exactly, or the time indexes would order and compare rows wrongly.
+    from datetime import UTC, datetime
+
+    from sqlalchemy.dialects import sqlite
+
+    dialect = sqlite.dialect()
+    bind = StoredEvent.__table__.c.occurred_at.type.dialect_impl(dialect).bind_processor(dialect)
+    samples = [
+        datetime(2026, 12, 4, 8, 30, tzinfo=UTC),
+        datetime(2026, 12, 4, 23, 59, 59, 999_999, tzinfo=UTC),
+        datetime(2026, 1, 2, 3, 4, 5, 60, tzinfo=UTC),
+        datetime(999, 1, 1, tzinfo=UTC),
+        T0,
+    ]
+    for at in samples:
+        assert store.sqlite_datetime(at) == bind(at), at
+
+
+def test_an_events_message_says_its_time_as_the_envelope_model_would(session, gate) -> None:
+    from datetime import UTC, datetime
+
+    serial = gate[0].serial
+    times = [datetime(2026, 3, 1, 8, 0, tzinfo=UTC), datetime(2026, 3, 1, 8, 0, 1, 250_000, tzinfo=UTC)]
+    batch = [plate_read(serial, "陕A12345", uid=f"t-{i}", at=at) for i, at in enumerate(times)]
+    service.ingest(session, batch, source="http", received_at=times[-1] + timedelta(seconds=1))
+    sent = [orjson.loads(m) for _, m in outbox.written(session).batches[0][1]]
+    reads = sorted((m for m in sent if m["type"] == "vehicle.entered"), key=lambda m: m["event_uid"])
+    assert [m["occurred_at"] for m in reads] == [at.isoformat() for at in times]
+    assert [datetime.fromisoformat(m["occurred_at"]) for m in reads] == times
+    stored = session.scalars(select(StoredEvent.occurred_at).where(StoredEvent.event_uid.like("t-%")))
+    assert sorted(as_utc(at) for at in stored) == times
+    dialect = session.get_bind().dialect
+    if dialect.name == "sqlite":  # the text encode wrote is the text the column type binds
+        bind = StoredEvent.__table__.c.occurred_at.type.dialect_impl(dialect).bind_processor(dialect)
+        sql = "SELECT occurred_at FROM device_events WHERE event_uid LIKE 't-%' ORDER BY event_uid"
+        assert list(session.connection().exec_driver_sql(sql).scalars()) == [bind(at) for at in times]

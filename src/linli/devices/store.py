@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import orjson
 from sqlalchemy import Table, bindparam, delete, select, tuple_, update
@@ -45,9 +45,9 @@ class Accepted:
         self.event_type = str(self.envelope.type)
 
 
-@dataclass(frozen=True)
-class Encoded:
-    """An event's row and bus message without its id, which append puts in front of them."""
+class Encoded(NamedTuple):
+    """An event's row and bus message without its id, which append puts in front of them (a tuple: one is
+    made per event, and a frozen dataclass costs several times as much to make)."""
 
     row: tuple[Any, ...]  # the row's columns after id, in _COLUMNS order
     subject: str
@@ -173,25 +173,36 @@ def encode(session: Session, events: list[Accepted], *, received_at: datetime) -
     when it stages it (service.stage), so that the write transaction only puts the ids in front.
     """
     dialect = session.get_bind().dialect
+    sqlite = dialect.name == "sqlite"
     when = table(StoredEvent).c.occurred_at.type.dialect_impl(dialect).bind_processor(dialect)
     facts: dict[int, _DeviceFacts] = {}
+    subjects: dict[tuple[str, str], str] = {}
     received = as_utc(received_at).isoformat()
     for event in events:
         if event.encoded is not None:
             continue
-        device = facts.get(id(event.device)) or facts.setdefault(id(event.device), _facts(event.device))
+        device = facts.get(id(event.device))
+        if device is None:
+            device = facts[id(event.device)] = _facts(event.device)
         payload = jsonio.dumps(event.payload)
         media = jsonio.dumps(event.media) if event.media else b"[]"
         occurred = event.occurred_at
         env = event.envelope
+        kind = event.event_type
+        if sqlite:  # the column's text and the message's ISO time from one formatting (occurred is UTC)
+            full = occurred.isoformat(" ", "microseconds")  # 2026-12-04 08:30:00.000000+00:00
+            at: Any = full[:26]
+            iso = f"{full[:10]}T{full[11:] if occurred.microsecond else full[11:19] + '+00:00'}"
+        else:
+            at, iso = when(occurred) if when else occurred, occurred.isoformat()
         row = (
             env.id,
             device.id,
             device.serial,
             device.community,
             device.area,
-            event.event_type,
-            when(occurred) if when else occurred,
+            kind,
+            at,
             env.source,
             payload.decode("utf-8"),
             media.decode("utf-8"),
@@ -199,12 +210,21 @@ def encode(session: Session, events: list[Accepted], *, received_at: datetime) -
             event.vehicle_id,
             event.plate,
         )
+        subject = subjects.get((device.community, kind))
+        if subject is None:
+            subject = subjects[device.community, kind] = subject_for(device.community, kind)
         event.encoded = Encoded(
             row,
-            subject_for(device.community, event.event_type),
-            _encoded_message(event, device, received, payload, media),
-            (hour_of(occurred), device.community, device.kind, event.event_type),
+            subject,
+            _encoded_message(event, device, received, iso, payload, media),
+            (hour_of(occurred), device.community, device.kind, kind),
         )
+
+
+def sqlite_datetime(at: datetime) -> str:
+    """A UTC (or naive) datetime as SQLAlchemy's DateTime stores it in SQLite ("2026-12-04 08:30:00.000000",
+    the time zone left out), as encode makes it."""
+    return at.isoformat(" ", "microseconds")[:26]
 
 
 def hour_of(at: datetime) -> datetime:
@@ -247,7 +267,7 @@ def _facts(device: Device) -> _DeviceFacts:
     return _DeviceFacts(device.id, device.serial, device.kind, device.community_code, device.area_code)
 
 
-def _message(event: Accepted, device: _DeviceFacts, received_at: str) -> dict[str, Any]:
+def _message(event: Accepted, device: _DeviceFacts, received_at: str, occurred_at: str) -> dict[str, Any]:
     """The bus message of a stored event but for its first member, "id" (the stored id, which append puts
     in front): the envelope as stored, with the hub's ids and links."""
     env = event.envelope
@@ -259,7 +279,7 @@ def _message(event: Accepted, device: _DeviceFacts, received_at: str) -> dict[st
         "community": device.community,
         "area_code": device.area,
         "type": event.event_type,
-        "occurred_at": event.occurred_at.isoformat(),
+        "occurred_at": occurred_at,
         "received_at": received_at,
         "source": env.source,
         "payload": event.payload,
@@ -270,11 +290,11 @@ def _message(event: Accepted, device: _DeviceFacts, received_at: str) -> dict[st
 
 
 def _encoded_message(
-    event: Accepted, device: _DeviceFacts, received_at: str, payload: bytes, media: bytes
+    event: Accepted, device: _DeviceFacts, received_at: str, occurred_at: str, payload: bytes, media: bytes
 ) -> bytes:
     """The bus message of a stored event as UTF-8 JSON but for its id (see _message); its payload and
     media go in as the row's own JSON (orjson Fragments), not encoded a second time."""
-    data = _message(event, device, received_at)
+    data = _message(event, device, received_at, occurred_at)
     data["payload"] = orjson.Fragment(payload)
     data["media"] = orjson.Fragment(media)
     return orjson.dumps(data)
