@@ -4,9 +4,9 @@ One Python process runs one thread at a time, and SQLite's C code, run beside a 
 for that thread at every row. With `LINLI_INGEST_PROCESSES=N` the server hands each signed request to one
 of N processes (`receive.handle`: authenticate, read, check, store, commit) and keeps everything else: the
 HTTP connections, the bus and its subscribers (rules, SSE streams), the MQTT ingest and the jobs. Once a
-process has committed, the server publishes the stored events from its answer (`outbox.deliver_outbox`
-with the outbox rows it wrote): the bus stays in one process, and the outbox catch-up delivers whatever a
-process committed but the server could not publish (a crash in between).
+process has committed, the server answers the device and hands the outbox rows it wrote to its
+`outbox.Deliverer`, which publishes them from memory: the bus stays in one process, and the outbox
+catch-up delivers whatever a process committed but the server could not publish (a crash in between).
 
 The processes share the database with the server: SQLite through its file (their write transactions take
 turns on the writers' queue, `db._WriterQueue`), PostgreSQL through its own connections.
