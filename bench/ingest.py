@@ -290,7 +290,9 @@ def _outbox_drained(engine: Engine, timeout: float = 120.0) -> float:
     deadline = time.perf_counter() + timeout
     while True:
         with engine.connect() as conn:
-            waiting = conn.execute(text("SELECT count(*) FROM outbox WHERE delivered_at IS NULL")).scalar_one()
+            waiting = conn.execute(
+                text("SELECT count(*) FROM outbox WHERE delivered_at IS NULL")
+            ).scalar_one()
         now = time.perf_counter()
         if not waiting or now > deadline:
             if waiting:

@@ -323,7 +323,10 @@ def test_a_batch_of_new_events_is_not_read_back_but_one_with_a_repeat_is(session
     event.listen(engine, "before_cursor_execute", seen)
     try:
         first = service.ingest(
-            session, [plate_read(serial, "陕A12345", uid=f"n-{i}") for i in range(3)], source="http", received_at=T0
+            session,
+            [plate_read(serial, "陕A12345", uid=f"n-{i}") for i in range(3)],
+            source="http",
+            received_at=T0,
         )
         new_batch = list(statements)
         statements.clear()

@@ -465,13 +465,17 @@ def test_a_micro_batch_is_read_judged_and_linked_before_its_write_transaction(
 
 
 def _committed(session_factory, serial: str, prefix: str, n: int) -> outbox.Written:  # type: ignore[no-untyped-def]
-    reads = [plate_read(serial, "陕A12345", uid=f"{prefix}-{i}", at=T0 + timedelta(seconds=i)) for i in range(n)]
+    reads = [
+        plate_read(serial, "陕A12345", uid=f"{prefix}-{i}", at=T0 + timedelta(seconds=i)) for i in range(n)
+    ]
     with unit_of_work(session_factory) as writer:
         service.ingest(writer, reads, source="http", received_at=T0)
         return outbox.written(writer)
 
 
-def test_the_deliverer_publishes_what_waits_together_in_order(session, session_factory, gate, monkeypatch) -> None:
+def test_the_deliverer_publishes_what_waits_together_in_order(
+    session, session_factory, gate, monkeypatch
+) -> None:
     serial = gate[0].serial
     bus = InProcessBus()
     received: list[str] = []

@@ -241,9 +241,7 @@ class Deliverer:
                     break
             stopping = None in taken
             written = [w for w in taken if w is not None]
-            merged = Written(
-                [batch for w in written for batch in w.batches], any(w.others for w in written)
-            )
+            merged = Written([batch for w in written for batch in w.batches], any(w.others for w in written))
             try:
                 if written:
                     deliver_outbox(self._factory, self._bus, written=merged)
