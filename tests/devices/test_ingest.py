@@ -381,7 +381,7 @@ def test_the_stores_time_text_is_the_one_sqlalchemy_would_bind_on_sqlite() -> No
         T0,
     ]
     for at in samples:
-        assert store.sqlite_datetime(at) == bind(at), at
+        assert store.sqlite_times(at) == (bind(at), at.isoformat()), at
 
 
 def test_an_events_message_says_its_time_as_the_envelope_model_would(session, gate) -> None:

@@ -473,13 +473,17 @@ def _committed(session_factory, serial: str, prefix: str, n: int) -> outbox.Writ
         return outbox.written(writer)
 
 
+def _uids(recorder: Recorder) -> list[str]:
+    """The event ids of what the recorded bus published, in order."""
+    return [m["event_uid"] for m in recorder.data]
+
+
 def test_the_deliverer_publishes_what_waits_together_in_order(
     session, session_factory, gate, monkeypatch
 ) -> None:
     serial = gate[0].serial
-    bus = InProcessBus()
-    received: list[str] = []
-    bus.subscribe("linli.events.>", lambda m: received.append(m.json()["event_uid"]))
+    recorder = Recorder(InProcessBus())
+    bus = recorder.bus
     real, deliveries = outbox._deliver_written, []
 
     def counted(factory, bus, batches):  # type: ignore[no-untyped-def]
@@ -493,11 +497,11 @@ def test_the_deliverer_publishes_what_waits_together_in_order(
         with outbox._delivering:  # the deliverer is busy: what is handed in meanwhile waits
             for written in committed:
                 assert deliverer.submit(written, block=False)
-            assert received == []
+            assert recorder.messages == []
         assert deliverer.wait(10)
     finally:
         deliverer.close()
-    plates = [uid for uid in received if uid[0] in "abc"]
+    plates = [uid for uid in _uids(recorder) if uid[0] in "abc"]
     assert plates == ["a-0", "a-1", "a-2", "b-0", "b-1", "b-2", "c-0", "c-1", "c-2"]
     assert sum(deliveries) == 3 and len(deliveries) <= 2  # the three waited, and went out together
     assert outbox.pending(session) == 0
@@ -507,9 +511,8 @@ def test_the_deliverer_pushes_back_when_full_and_survives_a_failed_delivery(
     session, session_factory, gate, monkeypatch
 ) -> None:
     serial = gate[0].serial
-    bus = InProcessBus()
-    received: list[str] = []
-    bus.subscribe("linli.events.>", lambda m: received.append(m.json()["event_uid"]))
+    recorder = Recorder(InProcessBus())
+    bus = recorder.bus
     first, second, third = (_committed(session_factory, serial, p, 2) for p in ("f", "s", "t"))
     real, calls = outbox._deliver_written, []
 
@@ -534,21 +537,20 @@ def test_the_deliverer_pushes_back_when_full_and_survives_a_failed_delivery(
         assert deliverer.wait(10)
     finally:
         deliverer.close()
-    assert [u for u in received if u[0] in "fst"] == ["s-0", "s-1", "t-0", "t-1"]
+    assert [u for u in _uids(recorder) if u[0] in "fst"] == ["s-0", "s-1", "t-0", "t-1"]
     # the failed delivery's rows wait for the outbox catch-up: 2 reads and the gate's device.online
     assert outbox.pending(session) == 3
     assert outbox.deliver_outbox(session_factory, bus) == 3
-    assert [u for u in received if u[0] == "f"] == ["f-0", "f-1"]
+    assert [u for u in _uids(recorder) if u[0] == "f"] == ["f-0", "f-1"]
 
 
 def test_closing_the_deliverer_delivers_what_waits(session, session_factory, gate) -> None:
-    bus = InProcessBus()
-    received: list[str] = []
-    bus.subscribe("linli.events.>", lambda m: received.append(m.json()["event_uid"]))
+    recorder = Recorder(InProcessBus())
+    bus = recorder.bus
     written = _committed(session_factory, gate[0].serial, "z", 4)
     deliverer = outbox.Deliverer(session_factory, bus)
     with outbox._delivering:
         deliverer.submit(written)
     deliverer.close()
-    assert [u for u in received if u.startswith("z-")] == ["z-0", "z-1", "z-2", "z-3"]
+    assert [u for u in _uids(recorder) if u.startswith("z-")] == ["z-0", "z-1", "z-2", "z-3"]
     assert outbox.pending(session) == 0
