@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import httpx
 import pytest
 from playwright.sync_api import expect
@@ -57,16 +55,20 @@ def test_an_ack_reaches_the_open_page_over_the_stream_without_polling(page, site
     sign_in(page, "shequ")
     page.goto(f"/devices/{door_id}")
     page.wait_for_function("window.linliCommandsLive === true")
-    _send_open_door(page, "7号楼1单元")
+    panel = f"/devices/{door_id}/commands"
+    # The new command's first state (queued) is announced too, after the POST's commit: its reload comes
+    # first, so that the count below starts from a panel that has nothing more to hear.
+    with page.expect_response(lambda r: r.url.endswith(panel) and r.request.method == "GET"):
+        _send_open_door(page, "7号楼1单元")
     status = page.get_by_test_id("commands").get_by_test_id("command-status").first
     expect(status).to_have_text("待设备取走")
     expect(page.get_by_test_id("commands")).to_have_attribute("data-polling", "1")  # a command is open
 
     reloads: list[str] = []
-    page.on(
-        "request", lambda r: reloads.append(r.url) if r.url.endswith(f"/devices/{door_id}/commands") else None
-    )
-    time.sleep(2.5)  # longer than the 2 s polling: with the stream up, nothing polls
+    page.on("request", lambda r: reloads.append(r.url) if r.url.endswith(panel) else None)
+    # Longer than the 2 s polling: with the stream up, nothing polls. wait_for_timeout, not time.sleep:
+    # the page's events reach the listener only while Playwright runs.
+    page.wait_for_timeout(2500)
     assert reloads == []
     _answer(site, serial, secret, "门已打开")
     # Well inside the 30 s safety check that runs while the stream is up: only the stream can do this.
