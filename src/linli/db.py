@@ -434,7 +434,7 @@ def allocate_ids(session: Session, table: Table, count: int) -> list[int]:
             "SELECT nextval(s.seq) FROM s, generate_series(1, %(n)s)",
             {"t": table.name, "n": count},
         )
-        return [int(v) for (v,) in result]
+        return [int(v) for v in result.scalars().all()]  # one fetch: iterating a result fetches row by row
     top = connection.exec_driver_sql(f'SELECT max(id) FROM "{table.name}"').scalar()
     start = int(top or 0) + 1
     return list(range(start, start + count))

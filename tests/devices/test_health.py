@@ -182,13 +182,16 @@ def test_a_batch_writes_its_devices_in_device_order(session, world, clock) -> No
     written: list[int] = []
 
     def record(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
-        if not statement.lstrip().upper().startswith("UPDATE DEVICES"):
+        if "UPDATE DEVICES" not in statement.upper():
             return
-        # the parameter that says which row: by its name (PostgreSQL) or its position (SQLite's ?)
+        # the parameter that says which row: by its name (PostgreSQL) or its position (SQLite's ?), or
+        # the array of ids of PostgreSQL's one statement for last_seen moves (it locks them in order)
         named = re.search(r"\bid = %\((\w+)\)s", statement)
         positional = re.search(r"\bid = \?", statement)
         for row in parameters if executemany else [parameters]:
-            if named:
+            if isinstance(row, dict) and "ids" in row:
+                written.extend(int(i) for i in row["ids"])
+            elif named:
                 written.append(int(row[named.group(1)]))
             else:
                 assert positional is not None, statement

@@ -67,3 +67,66 @@ def test_stored_event_keys_are_probed_on_the_unique_index_whatever_the_statistic
             trans.rollback()
     assert "Nested Loop" in plan and "Index Scan" in plan, plan
     assert "Seq Scan" not in plan and "Hash" not in plan, plan
+
+
+@needs_pg
+def test_a_batch_locks_its_devices_last_seen_rows_in_device_order(engine: Engine, world) -> None:  # type: ignore[no-untyped-def]
+    """Two ingest workers moving last_seen of the same devices must not deadlock: the one statement that
+    moves a batch's devices takes their row locks in id order. Proof: while another transaction holds the
+    highest id, the statement waits for it already holding the lowest."""
+    import threading
+    import time
+    from datetime import UTC, datetime
+
+    from sqlalchemy import delete, select
+    from sqlalchemy.exc import OperationalError
+    from sqlalchemy.orm import Session
+
+    from linli.devices import health
+    from linli.devices.models import Device
+    from tests.devices.helpers import device
+
+    with Session(engine) as setup:
+        made = [device(setup, world.tianfu, serial=f"DS-2CD-LOCK-{i}")[0] for i in range(5)]
+        setup.commit()
+        ids = sorted(d.id for d in made)
+    seen = datetime(2026, 12, 5, 8, 0, tzinfo=UTC)
+    failed: list[BaseException] = []
+
+    def move() -> None:
+        try:
+            with Session(engine) as worker:
+                health._move_last_seen(worker, [(i, seen) for i in ids])
+                worker.commit()
+        except BaseException as exc:  # reported by the test
+            failed.append(exc)
+
+    try:
+        with engine.connect() as other, engine.connect() as watch:
+            other.begin()
+            other.exec_driver_sql("SELECT id FROM devices WHERE id = %(id)s FOR UPDATE", {"id": ids[-1]})
+            mover = threading.Thread(target=move)
+            mover.start()
+            waiting_sql = (
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE %(q)s"
+            )
+            deadline = time.monotonic() + 10
+            while True:  # each look in its own transaction: pg_stat_activity is read once per transaction
+                waiting = watch.exec_driver_sql(waiting_sql, {"q": "%locked AS%"}).scalar()
+                watch.rollback()
+                if waiting == 1:
+                    break
+                assert time.monotonic() < deadline, "the last_seen statement never waited for the lock"
+                time.sleep(0.02)
+            lowest = "SELECT id FROM devices WHERE id = %(id)s FOR UPDATE NOWAIT"
+            with pytest.raises(OperationalError, match="could not obtain lock"), other.begin_nested():
+                other.exec_driver_sql(lowest, {"id": ids[0]})
+            other.rollback()
+            mover.join(10)
+        assert not failed, failed
+        with Session(engine) as check:
+            moved = check.scalars(select(Device.last_seen_at).where(Device.id.in_(ids))).all()
+        assert moved == [seen] * len(ids)
+    finally:
+        with engine.begin() as conn:
+            conn.execute(delete(Device).where(Device.id.in_(ids)))

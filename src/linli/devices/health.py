@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, or_, select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -128,6 +128,12 @@ def touch(session: Session, events: list[Accepted], *, received_at: datetime) ->
 _LAST_SEEN_SQLITE = (
     "UPDATE devices SET last_seen_at = ? WHERE id = ? AND (last_seen_at IS NULL OR last_seen_at < ?)"
 )
+_LAST_SEEN_POSTGRES = (
+    "WITH v AS (SELECT * FROM unnest(%(ids)s::integer[], %(seen)s::timestamptz[]) AS v(id, seen)), "
+    "locked AS (SELECT d.id FROM devices d JOIN v ON v.id = d.id ORDER BY d.id FOR UPDATE OF d) "
+    "UPDATE devices SET last_seen_at = v.seen FROM v JOIN locked ON locked.id = v.id "
+    "WHERE devices.id = v.id AND (devices.last_seen_at IS NULL OR devices.last_seen_at < v.seen)"
+)
 _OFFLINE_AMONG = {
     "sqlite": "SELECT id FROM devices WHERE online = 0 AND id IN (SELECT value FROM json_each(?))",
     "postgresql": "SELECT id FROM devices WHERE NOT online AND id = ANY(%(ids)s)",
@@ -146,16 +152,10 @@ def _move_last_seen(session: Session, moved: list[tuple[int, datetime]]) -> None
         rows = [(text(seen) if text else seen, device_id) for device_id, seen in moved]
         connection.exec_driver_sql(_LAST_SEEN_SQLITE, [(at, device_id, at) for at, device_id in rows])
         return
-    seen_param = bindparam("seen", type_=devices.c.last_seen_at.type)
-    stmt = (
-        update(devices)
-        .where(
-            devices.c.id == bindparam("device"),
-            or_(devices.c.last_seen_at.is_(None), devices.c.last_seen_at < seen_param),
-        )
-        .values(last_seen_at=seen_param)
-    )
-    session.execute(stmt, [{"device": device_id, "seen": seen} for device_id, seen in moved])
+    # PostgreSQL: one statement for the batch (an executemany sent a statement per device), whose rows are
+    # locked in device order first, as the statements of a run would take them one by one.
+    ids, times = zip(*moved, strict=True)
+    connection.exec_driver_sql(_LAST_SEEN_POSTGRES, {"ids": list(ids), "seen": list(times)})
 
 
 def _offline_among(
