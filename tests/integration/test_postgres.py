@@ -130,3 +130,48 @@ def test_a_batch_locks_its_devices_last_seen_rows_in_device_order(engine: Engine
     finally:
         with engine.begin() as conn:
             conn.execute(delete(Device).where(Device.id.in_(ids)))
+
+
+@needs_pg
+def test_moving_last_seen_does_not_wait_for_another_batchs_event_inserts(engine: Engine, world) -> None:  # type: ignore[no-untyped-def]
+    """A batch's event rows reference their devices: their foreign-key checks hold FOR KEY SHARE locks on
+    the devices' rows until the batch commits. Moving last_seen must not wait for those (a plain UPDATE's
+    FOR NO KEY UPDATE does not; FOR UPDATE did, and two MQTT workers deadlocked on it in the benchmark)."""
+    import threading
+    from datetime import UTC, datetime
+
+    from sqlalchemy import delete
+    from sqlalchemy.orm import Session
+
+    from linli.devices import health
+    from linli.devices.models import Device
+    from tests.devices.helpers import device
+
+    with Session(engine) as setup:
+        made = [device(setup, world.tianfu, serial=f"DS-2CD-KEYSHARE-{i}")[0] for i in range(2)]
+        setup.commit()
+        ids = sorted(d.id for d in made)
+    seen = datetime(2026, 12, 5, 9, 0, tzinfo=UTC)
+    done = threading.Event()
+
+    def move() -> None:
+        with Session(engine) as worker:
+            health._move_last_seen(worker, [(i, seen) for i in ids])
+            worker.commit()
+        done.set()
+
+    try:
+        with engine.connect() as other:
+            other.begin()
+            other.exec_driver_sql(
+                "SELECT id FROM devices WHERE id = ANY(%(ids)s) FOR KEY SHARE", {"ids": ids}
+            )
+            mover = threading.Thread(target=move, daemon=True)
+            mover.start()
+            moved_meanwhile = done.wait(10)
+            other.rollback()
+            mover.join(10)
+        assert moved_meanwhile, "moving last_seen waited for another transaction's FOR KEY SHARE locks"
+    finally:
+        with engine.begin() as conn:
+            conn.execute(delete(Device).where(Device.id.in_(ids)))

@@ -130,7 +130,7 @@ _LAST_SEEN_SQLITE = (
 )
 _LAST_SEEN_POSTGRES = (
     "WITH v AS (SELECT * FROM unnest(%(ids)s::integer[], %(seen)s::timestamptz[]) AS v(id, seen)), "
-    "locked AS (SELECT d.id FROM devices d JOIN v ON v.id = d.id ORDER BY d.id FOR UPDATE OF d) "
+    "locked AS (SELECT d.id FROM devices d JOIN v ON v.id = d.id ORDER BY d.id FOR NO KEY UPDATE OF d) "
     "UPDATE devices SET last_seen_at = v.seen FROM v JOIN locked ON locked.id = v.id "
     "WHERE devices.id = v.id AND (devices.last_seen_at IS NULL OR devices.last_seen_at < v.seen)"
 )
