@@ -855,7 +855,7 @@ class Ingest:
         self.runner.stop()
 
 
-COUNTS = ("stored", "messages", "duplicates", "rejected", "batches")
+COUNTS = ("stored", "messages", "duplicates", "rejected", "batches", "failed")
 
 
 def ingest_worker(
@@ -1037,6 +1037,7 @@ def run_ingest(
         "duplicates": drained["duplicates"] - before["duplicates"],
         "rejected": drained["rejected"] - before["rejected"],
         "batches": drained["batches"] - before["batches"],
+        "failed": drained["failed"] - before["failed"],
     }
 
 
@@ -1074,7 +1075,8 @@ def bench_mqtt_into(
             f"   ingest:   {full['stored']:>9,} events in {full['elapsed']:5.1f} s = "
             f"{rate:10,.0f} events/s   "
             f"({full['batches']} batches; published {full['published']:,}, not handled {lost}, "
-            f"duplicates {full['duplicates']}, rejected {full['rejected']})"
+            f"duplicates {full['duplicates']}, rejected {full['rejected']}, "
+            f"batches failed and tried again {full['failed']})"
         )
         half = max(1.0, rate / 2)
         latency_s = max(5.0, seconds / 2)
@@ -1084,7 +1086,8 @@ def bench_mqtt_into(
         p99 = _percentile(samples, 99) * 1000 if samples else float("nan")
         print(
             f"   latency publish → bus at {half:,.0f} events/s (half the max) for {latency_s:g} s: "
-            f"p50 {p50:6.1f} ms   p99 {p99:6.1f} ms   (n={len(samples):,}, stored {timed['stored']:,})"
+            f"p50 {p50:6.1f} ms   p99 {p99:6.1f} ms   (n={len(samples):,}, stored {timed['stored']:,}, "
+            f"batches failed and tried again {timed['failed']})"
         )
     finally:
         ingest.stop()

@@ -13,7 +13,7 @@ from sqlalchemy.orm import sessionmaker
 from linli.core.bus import Message as BusMessage
 from linli.devices.models import DeadLetter, RawPayload, StoredEvent
 from linli.devices.mqtt import Message, events_topic
-from linli.devices.mqtt_ingest import Stats, handle_batch
+from linli.devices.mqtt_ingest import Runner, Stats, handle_batch
 from tests.devices.helpers import T0, device, envelope, plate_read
 from tests.devices.mqtt_helpers import needs_broker, publish_all, unique
 
@@ -182,6 +182,19 @@ def test_a_database_failure_raises_so_the_batch_is_retried(bus, gate) -> None:
     message = _message(gate[0].community_code, gate[0].serial, envelope(gate[0].serial))
     with pytest.raises(Exception, match="no such table"):
         handle_batch([message], session_factory=empty, bus=bus, now=T0)
+
+
+def test_the_runner_counts_a_batch_that_failed(bus, gate) -> None:
+    """A failed batch (tried again by the Subscriber) shows in the worker's counts, not only in its log."""
+    runner = Runner(
+        "mqtt://127.0.0.1:1", session_factory=sessionmaker(bind=create_engine("sqlite://")), bus=bus
+    )
+    message = _message(gate[0].community_code, gate[0].serial, envelope(gate[0].serial))
+    for _ in range(2):
+        with pytest.raises(Exception, match="no such table"):
+            runner.handle_batch([message])
+    assert runner.snapshot()["failed"] == 2
+    assert runner.snapshot()["batches"] == 0
 
 
 # --- end to end through the real Mosquitto -------------------------------------------------------------

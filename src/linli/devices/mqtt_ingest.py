@@ -55,6 +55,7 @@ class Stats:
     rejected: int = 0
     acks: int = 0
     ignored: int = 0  # acks for unknown commands, malformed acks, messages on other topics
+    failed: int = 0  # batches that raised (the database failed: a lost connection, a deadlock): tried again
 
     def add(self, other: Stats) -> None:
         """Add other's counts to these."""
@@ -369,13 +370,19 @@ class Runner:
         self._changed = threading.Condition()
 
     def handle_batch(self, messages: list[Message]) -> None:
-        """Handle one batch (the Subscriber acknowledges it when this returns)."""
-        done = handle_batch(
-            messages,
-            session_factory=self.session_factory,
-            bus=self.bus,
-            max_payload_bytes=self.max_payload_bytes,
-        )
+        """Handle one batch (the Subscriber acknowledges it when this returns; if it raises, the Subscriber
+        tries it again, and the failure is counted)."""
+        try:
+            done = handle_batch(
+                messages,
+                session_factory=self.session_factory,
+                bus=self.bus,
+                max_payload_bytes=self.max_payload_bytes,
+            )
+        except Exception:
+            with self._changed:
+                self.stats.failed += 1
+            raise
         with self._changed:
             self.stats.add(done)
             self._changed.notify_all()
