@@ -246,6 +246,7 @@ def test_stats_add_up() -> None:
         "rejected": 1,
         "acks": 1,
         "ignored": 0,
+        "failed": 0,
     }
 
 
