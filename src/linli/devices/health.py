@@ -153,7 +153,9 @@ def _move_last_seen(session: Session, moved: list[tuple[int, datetime]]) -> None
         connection.exec_driver_sql(_LAST_SEEN_SQLITE, [(at, device_id, at) for at, device_id in rows])
         return
     # PostgreSQL: one statement for the batch (an executemany sent a statement per device), whose rows are
-    # locked in device order first, as the statements of a run would take them one by one.
+    # locked in device order first, as the statements of a run would take them one by one. The lock is an
+    # UPDATE's own, FOR NO KEY UPDATE: FOR UPDATE would also wait for other batches' foreign-key checks of
+    # their event rows (FOR KEY SHARE on the same devices), and two MQTT workers deadlocked on it.
     ids, times = zip(*moved, strict=True)
     connection.exec_driver_sql(_LAST_SEEN_POSTGRES, {"ids": list(ids), "seen": list(times)})
 
