@@ -38,14 +38,16 @@ from bench import ingest as B  # noqa: E402
 from linli.core import outbox  # noqa: E402
 from linli.core.bus import InProcessBus  # noqa: E402
 from linli.db import make_engine, make_session_factory  # noqa: E402
+from linli.demo.simulator_send import signed_headers  # noqa: E402
 from linli.devices import mqtt_ingest, receive, signing  # noqa: E402
 from linli.devices.mqtt import Message, events_topic  # noqa: E402
 
 BATCH = B.BATCH
+Way = tuple[Callable[[int], None], Callable[[int], None]]  # (build batch n, ingest batch n)
 WARM = 5  # batches run before the measured ones (caches, statement cache, the store's first pages)
 
 
-def _http(fleet: B.Fleet, items: list[B.Template], factory: Any, bus: InProcessBus) -> Callable[[int], Any]:
+def _http(fleet: B.Fleet, items: list[B.Template], factory: Any, bus: InProcessBus) -> Way:
     serial, secret = fleet.gateway
 
     def body(n: int) -> bytes:
@@ -59,24 +61,17 @@ def _http(fleet: B.Fleet, items: list[B.Template], factory: Any, bus: InProcessB
 
     def run(n: int) -> None:
         data = bodies.pop(n)
-        now = int(time.time())
-        headers = {
-            signing.DEVICE_HEADER: serial,
-            signing.TIMESTAMP_HEADER: str(now),
-            signing.SIGNATURE_HEADER: signing.sign(secret, now, data),
-        }
-        request = signing.Signed.of(headers, data, skew_seconds=300)
+        request = signing.Signed.of(signed_headers(serial, secret, data), data, skew_seconds=300)
         handled = receive.handle(factory, request, content_type="application/json")
         if handled.error is not None:
             raise RuntimeError(handled.error)
         if handled.written is not None:
             outbox.deliver_outbox(factory, bus, written=handled.written)
 
-    run.prepare = prepare  # type: ignore[attr-defined]
-    return run
+    return prepare, run
 
 
-def _mqtt(fleet: B.Fleet, items: list[B.Template], factory: Any, bus: InProcessBus) -> Callable[[int], Any]:
+def _mqtt(fleet: B.Fleet, items: list[B.Template], factory: Any, bus: InProcessBus) -> Way:
     gateway = fleet.gateway[0]
     topic = events_topic(B.COMMUNITY, gateway)
     batches: dict[int, list[Message]] = {}
@@ -92,8 +87,7 @@ def _mqtt(fleet: B.Fleet, items: list[B.Template], factory: Any, bus: InProcessB
         if stats.stored != BATCH:
             raise RuntimeError(f"batch {n}: {stats}")
 
-    run.prepare = prepare  # type: ignore[attr-defined]
-    return run
+    return prepare, run
 
 
 WAYS = {"http": _http, "mqtt": _mqtt}
@@ -104,9 +98,9 @@ def measure(engine: Engine, way: str, batches: int, profile: bool) -> dict[str, 
     fleet = B.seed(engine)
     items = B.templates(fleet)
     factory = make_session_factory(engine)
-    run = WAYS[way](fleet, items, factory, InProcessBus())
+    prepare, run = WAYS[way](fleet, items, factory, InProcessBus())
     for n in range(WARM + batches):
-        run.prepare(n)  # type: ignore[attr-defined]
+        prepare(n)
     for n in range(WARM):
         run(n)
     statements = [0]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from sqlalchemy import Engine, text
@@ -69,6 +71,26 @@ def test_stored_event_keys_are_probed_on_the_unique_index_whatever_the_statistic
     assert "Seq Scan" not in plan and "Hash" not in plan, plan
 
 
+@contextmanager
+def _committed_devices(engine: Engine, community: str, prefix: str, n: int) -> Iterator[list[int]]:
+    """n cameras committed for tests that need several connections to see them; deleted after."""
+    from sqlalchemy import delete
+    from sqlalchemy.orm import Session
+
+    from linli.devices.models import Device
+    from tests.devices.helpers import device
+
+    with Session(engine) as setup:
+        made = [device(setup, community, serial=f"{prefix}-{i}")[0] for i in range(n)]
+        setup.commit()
+        ids = sorted(d.id for d in made)
+    try:
+        yield ids
+    finally:
+        with engine.begin() as conn:
+            conn.execute(delete(Device).where(Device.id.in_(ids)))
+
+
 @needs_pg
 def test_a_batch_locks_its_devices_last_seen_rows_in_device_order(engine: Engine, world) -> None:  # type: ignore[no-untyped-def]
     """Two ingest workers moving last_seen of the same devices must not deadlock: the one statement that
@@ -78,22 +100,17 @@ def test_a_batch_locks_its_devices_last_seen_rows_in_device_order(engine: Engine
     import time
     from datetime import UTC, datetime
 
-    from sqlalchemy import delete, select
+    from sqlalchemy import select
     from sqlalchemy.exc import OperationalError
     from sqlalchemy.orm import Session
 
     from linli.devices import health
     from linli.devices.models import Device
-    from tests.devices.helpers import device
 
-    with Session(engine) as setup:
-        made = [device(setup, world.tianfu, serial=f"DS-2CD-LOCK-{i}")[0] for i in range(5)]
-        setup.commit()
-        ids = sorted(d.id for d in made)
     seen = datetime(2026, 12, 5, 8, 0, tzinfo=UTC)
     failed: list[BaseException] = []
 
-    def move() -> None:
+    def move(ids: list[int]) -> None:
         try:
             with Session(engine) as worker:
                 health._move_last_seen(worker, [(i, seen) for i in ids])
@@ -101,35 +118,33 @@ def test_a_batch_locks_its_devices_last_seen_rows_in_device_order(engine: Engine
         except BaseException as exc:  # reported by the test
             failed.append(exc)
 
-    try:
-        with engine.connect() as other, engine.connect() as watch:
-            other.begin()
-            other.exec_driver_sql("SELECT id FROM devices WHERE id = %(id)s FOR UPDATE", {"id": ids[-1]})
-            mover = threading.Thread(target=move)
-            mover.start()
-            waiting_sql = (
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE %(q)s"
-            )
-            deadline = time.monotonic() + 10
-            while True:  # each look in its own transaction: pg_stat_activity is read once per transaction
-                waiting = watch.exec_driver_sql(waiting_sql, {"q": "%locked AS%"}).scalar()
-                watch.rollback()
-                if waiting == 1:
-                    break
-                assert time.monotonic() < deadline, "the last_seen statement never waited for the lock"
-                time.sleep(0.02)
-            lowest = "SELECT id FROM devices WHERE id = %(id)s FOR UPDATE NOWAIT"
-            with pytest.raises(OperationalError, match="could not obtain lock"), other.begin_nested():
-                other.exec_driver_sql(lowest, {"id": ids[0]})
-            other.rollback()
-            mover.join(10)
+    waiting_sql = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE %(q)s"
+    lowest = "SELECT id FROM devices WHERE id = %(id)s FOR UPDATE NOWAIT"
+    with (
+        _committed_devices(engine, world.tianfu, "DS-2CD-LOCK", 5) as ids,
+        engine.connect() as other,
+        engine.connect() as watch,
+    ):
+        other.begin()
+        other.exec_driver_sql("SELECT id FROM devices WHERE id = %(id)s FOR UPDATE", {"id": ids[-1]})
+        mover = threading.Thread(target=move, args=(ids,))
+        mover.start()
+        deadline = time.monotonic() + 10
+        while True:  # each look in its own transaction: pg_stat_activity is read once per transaction
+            waiting = watch.exec_driver_sql(waiting_sql, {"q": "%locked AS%"}).scalar()
+            watch.rollback()
+            if waiting == 1:
+                break
+            assert time.monotonic() < deadline, "the last_seen statement never waited for the lock"
+            time.sleep(0.02)
+        with pytest.raises(OperationalError, match="could not obtain lock"), other.begin_nested():
+            other.exec_driver_sql(lowest, {"id": ids[0]})
+        other.rollback()
+        mover.join(10)
         assert not failed, failed
         with Session(engine) as check:
             moved = check.scalars(select(Device.last_seen_at).where(Device.id.in_(ids))).all()
         assert moved == [seen] * len(ids)
-    finally:
-        with engine.begin() as conn:
-            conn.execute(delete(Device).where(Device.id.in_(ids)))
 
 
 @needs_pg
@@ -140,38 +155,28 @@ def test_moving_last_seen_does_not_wait_for_another_batchs_event_inserts(engine:
     import threading
     from datetime import UTC, datetime
 
-    from sqlalchemy import delete
     from sqlalchemy.orm import Session
 
     from linli.devices import health
-    from linli.devices.models import Device
-    from tests.devices.helpers import device
 
-    with Session(engine) as setup:
-        made = [device(setup, world.tianfu, serial=f"DS-2CD-KEYSHARE-{i}")[0] for i in range(2)]
-        setup.commit()
-        ids = sorted(d.id for d in made)
     seen = datetime(2026, 12, 5, 9, 0, tzinfo=UTC)
     done = threading.Event()
 
-    def move() -> None:
+    def move(ids: list[int]) -> None:
         with Session(engine) as worker:
             health._move_last_seen(worker, [(i, seen) for i in ids])
             worker.commit()
         done.set()
 
-    try:
-        with engine.connect() as other:
-            other.begin()
-            other.exec_driver_sql(
-                "SELECT id FROM devices WHERE id = ANY(%(ids)s) FOR KEY SHARE", {"ids": ids}
-            )
-            mover = threading.Thread(target=move, daemon=True)
-            mover.start()
-            moved_meanwhile = done.wait(10)
-            other.rollback()
-            mover.join(10)
-        assert moved_meanwhile, "moving last_seen waited for another transaction's FOR KEY SHARE locks"
-    finally:
-        with engine.begin() as conn:
-            conn.execute(delete(Device).where(Device.id.in_(ids)))
+    with (
+        _committed_devices(engine, world.tianfu, "DS-2CD-KEYSHARE", 2) as ids,
+        engine.connect() as other,
+    ):
+        other.begin()
+        other.exec_driver_sql("SELECT id FROM devices WHERE id = ANY(%(ids)s) FOR KEY SHARE", {"ids": ids})
+        mover = threading.Thread(target=move, args=(ids,), daemon=True)
+        mover.start()
+        moved_meanwhile = done.wait(10)
+        other.rollback()
+        mover.join(10)
+    assert moved_meanwhile, "moving last_seen waited for another transaction's FOR KEY SHARE locks"
