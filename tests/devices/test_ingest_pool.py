@@ -21,7 +21,7 @@ from linli.app import create_app
 from linli.areas import service as areas
 from linli.core import pii
 from linli.core.errors import Relayed, Unauthorized
-from linli.db import make_engine
+from linli.db import make_engine, make_session_factory, unit_of_work
 from linli.devices.ingest_pool import IngestPool
 from linli.devices.models import DeadLetter, Device, StoredEvent
 from linli.migrate import upgrade
@@ -152,10 +152,11 @@ def test_a_process_that_dies_is_replaced(client, hub) -> None:
 
 def test_a_device_retired_is_refused_by_the_process(client, hub) -> None:
     _settings, engine, (serial, secret) = hub
-    with Session(engine) as session:
+    # A writer of the app's own kind (the writers' queue, db.writing): the pool's processes and the app's
+    # checkpointer write to this file too, and a plain session, outside the queue, could time out on them.
+    with unit_of_work(make_session_factory(engine)) as session:
         gate = session.scalars(select(Device).where(Device.serial == "DS-TF-S01")).one()
         gate.state = "retired"
-        session.commit()
     body = body_of([envelope("DS-TF-S01", at=_now(), uid="pool-retired")])
     r = client.post(URL, content=body, headers=signed(serial, secret, body))
     assert r.status_code == 200
