@@ -8,7 +8,10 @@ import uuid
 
 import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt import _packet
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from linli.devices.mqtt import (
     RECV_CHUNK,
@@ -17,6 +20,7 @@ from linli.devices.mqtt import (
     broker_address,
     events_topic,
     parse_topic,
+    read_publish,
 )
 from tests.devices.mqtt_helpers import URL, broker_up
 from tests.waiting import wait_until
@@ -31,6 +35,73 @@ def test_topics_and_urls() -> None:
     assert broker_address("mqtt://u:p@broker:1884") == ("broker", 1884, "u", "p")
     with pytest.raises(ValueError):
         broker_address("http://broker")
+
+
+def _publish_packet(topic: str, payload: bytes, *, mid: int, qos: int, properties: bytes | None) -> bytes:
+    """A PUBLISH packet's variable header and payload as the MQTT spec lays them out (what follows the
+    fixed header): topic, packet id at QoS 1 and 2, then (v5) its properties, packed by paho."""
+    encoded = topic.encode()
+    out = len(encoded).to_bytes(2, "big") + encoded
+    if qos:
+        out += mid.to_bytes(2, "big")
+    if properties is not None:
+        out += properties
+    return out + payload
+
+
+def _properties(**values: object) -> bytes:
+    props = Properties(PacketTypes.PUBLISH)
+    for name, value in values.items():
+        setattr(props, name, value)
+    return bytes(props.pack())
+
+
+@pytest.mark.parametrize(
+    ("topic", "payload", "mid", "qos", "properties"),
+    [
+        ("linli/611102001001/GATE-01/events", b'{"id":"e1"}', 7, 1, {}),
+        ("linli/611102001001/GATE-01/events", b"", 65535, 1, {}),
+        ("linli/611102001001/门禁-03/events", '{"门":1}'.encode(), 1, 0, {}),
+        (
+            "linli/611102001001/GATE-01/events",
+            b"x" * 300,
+            2,
+            1,
+            {
+                "PayloadFormatIndicator": 1,
+                "ContentType": "application/json",
+                "UserProperty": [("k", "v" * 200)],
+            },
+        ),
+        ("linli/611102001001/GATE-01/events", b"abc", 3, 1, None),  # MQTT 3.1.1: no properties
+    ],
+)
+def test_a_publish_is_read_as_paho_reads_it(
+    topic: str, payload: bytes, mid: int, qos: int, properties: dict[str, object] | None
+) -> None:
+    # The subscriber's own reading of PUBLISH packets gives what paho's decoder gives: properties
+    # (here up to a length of two varint bytes) are skipped, the payload is whole.
+    packed = None if properties is None else _properties(**properties)
+    packet = _publish_packet(topic, payload, mid=mid, qos=qos, properties=packed)
+    protocol = MQTTProtocolVersion.MQTTv311 if properties is None else MQTTProtocolVersion.MQTTv5
+    paho = _packet.decode_publish(0x30 | qos << 1, packet, protocol)
+    assert read_publish(packet, qos, v5=properties is not None) == (
+        paho.topic.decode(),
+        paho.mid,
+        paho.payload,
+    )
+    expected = (topic, mid if qos else 0, payload)  # a QoS 0 message has no packet id
+    assert read_publish(bytearray(packet), qos, v5=properties is not None) == expected
+
+
+def test_a_publish_it_cannot_read_is_left_to_paho() -> None:
+    whole = _publish_packet("linli/c/d/events", b"{}", mid=1, qos=1, properties=_properties(ContentType="x"))
+    assert read_publish(whole, 1, v5=True) == ("linli/c/d/events", 1, b"{}")
+    for cut in range(len("linli/c/d/events") + 5):  # cut inside the topic, packet id or properties
+        assert read_publish(whole[:cut], 1, v5=True) is None
+    assert read_publish(_publish_packet("", b"{}", mid=1, qos=1, properties=b"\x00"), 1, v5=True) is None
+    assert read_publish(b"\x00\x02\xff\xfe\x00\x01\x00{}", 1, v5=True) is None  # topic not UTF-8
+    assert read_publish(b"\x00\x01t\x00\x01\xff\xff\xff\xff\x01", 1, v5=True) is None  # varint > 4 bytes
 
 
 def _publish_all(topic_prefix: str, n: int) -> None:
@@ -109,6 +180,47 @@ def test_messages_larger_and_smaller_than_a_read_arrive_whole_and_acknowledged_i
     finally:
         second.stop()
     assert again == []
+
+
+@needs_broker
+def test_messages_with_properties_and_at_qos_0_are_read_by_the_subscriber_itself(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # MQTT v5 devices may send properties (content type, user properties): they are skipped, the
+    # payload arrives whole. paho's own message path (Subscriber._on_message) is not taken.
+    community = f"t{uuid.uuid4().hex[:10]}"
+    through_paho: list[object] = []
+    monkeypatch.setattr(Subscriber, "_on_message", lambda *args: through_paho.append(args))
+    got: list[Message] = []
+    sub = Subscriber(
+        URL, got.extend, client_id=f"linli-test-{community}", subscription=f"linli/{community}/+/events"
+    )
+    sub.start()
+    try:
+        assert sub.connected.wait(5) and sub.subscribed.wait(5)
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        host, port, _, _ = broker_address(URL)
+        client.connect(host, port)
+        client.loop_start()
+        props = Properties(PacketTypes.PUBLISH)
+        props.ContentType = "application/json"
+        props.UserProperty = [("vendor", "海康" * 100)]
+        infos = [
+            client.publish(
+                f"linli/{community}/门禁-{i % 3}/events", f'{{"n":{i}}}'.encode(), qos=i % 2, properties=props
+            )
+            for i in range(50)
+        ]
+        for info in infos:
+            info.wait_for_publish(5)
+        client.disconnect()
+        client.loop_stop()
+        assert wait_until(lambda: len(got) >= 50)
+    finally:
+        sub.stop()
+    assert sorted(int(m.payload[5:-1]) for m in got) == list(range(50))
+    assert {(m.community, m.device) for m in got} == {(community, f"门禁-{i}") for i in range(3)}
+    assert {m.qos for m in got} == {0, 1} and through_paho == []
 
 
 @needs_broker
