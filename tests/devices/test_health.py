@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -185,12 +186,13 @@ def test_a_batch_writes_its_devices_in_device_order(session, world, clock) -> No
         if "UPDATE DEVICES" not in statement.upper():
             return
         # the parameter that says which row: by its name (PostgreSQL) or its position (SQLite's ?), or
-        # the array of ids of PostgreSQL's one statement for last_seen moves (it locks them in order)
+        # the JSON [[id, time], ...] of PostgreSQL's one statement for last_seen moves (it locks them
+        # in order)
         named = re.search(r"\bid = %\((\w+)\)s", statement)
         positional = re.search(r"\bid = \?", statement)
         for row in parameters if executemany else [parameters]:
-            if isinstance(row, dict) and "ids" in row:
-                written.extend(int(i) for i in row["ids"])
+            if isinstance(row, dict) and "moved" in row:
+                written.extend(int(i) for i, _seen in json.loads(row["moved"]))
             elif named:
                 written.append(int(row[named.group(1)]))
             else:

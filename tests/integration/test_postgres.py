@@ -48,7 +48,7 @@ def test_stored_event_keys_are_probed_on_the_unique_index_whatever_the_statistic
     A copy of device_events is analysed while empty and then filled (statistics that say "tiny"), and
     the look-up's plan is read: a nested loop of probes on the unique index, no scan of the table.
     """
-    from linli.devices.store import EXISTING_KEYS_PG
+    from linli.devices.store import EXISTING_KEYS_PG, existing_keys_params
 
     with engine.connect() as conn:
         trans = conn.begin()
@@ -61,7 +61,7 @@ def test_stored_event_keys_are_probed_on_the_unique_index_whatever_the_statistic
                 " SELECT n, 'uid-' || n, mod(n, 150), 'S', 'c', 'c', 'device.heartbeat', now(), now(),"
                 " 'linli', '{}', '[]' FROM generate_series(1, 50000) AS n"
             )
-            keys = {"d": [n % 150 for n in range(1, 501)], "u": [f"uid-{n}" for n in range(1, 501)]}
+            keys = existing_keys_params([(n % 150, f"uid-{n}") for n in range(1, 501)])
             probe = EXISTING_KEYS_PG.replace("device_events", "ev_probe")
             assert len(conn.exec_driver_sql(probe, keys).all()) == 500
             plan = "\n".join(row[0] for row in conn.exec_driver_sql("EXPLAIN " + probe, keys))

@@ -129,14 +129,18 @@ _LAST_SEEN_SQLITE = (
     "UPDATE devices SET last_seen_at = ? WHERE id = ? AND (last_seen_at IS NULL OR last_seen_at < ?)"
 )
 _LAST_SEEN_POSTGRES = (
-    "WITH v AS (SELECT * FROM unnest(%(ids)s::integer[], %(seen)s::timestamptz[]) AS v(id, seen)), "
+    "WITH v AS (SELECT (p->>0)::integer AS id, (p->>1)::timestamptz AS seen "
+    "FROM json_array_elements(%(moved)s::json) AS p), "
     "locked AS (SELECT d.id FROM devices d JOIN v ON v.id = d.id ORDER BY d.id FOR NO KEY UPDATE OF d) "
     "UPDATE devices SET last_seen_at = v.seen FROM v JOIN locked ON locked.id = v.id "
     "WHERE devices.id = v.id AND (devices.last_seen_at IS NULL OR devices.last_seen_at < v.seen)"
 )
 _OFFLINE_AMONG = {
     "sqlite": "SELECT id FROM devices WHERE online = 0 AND id IN (SELECT value FROM json_each(?))",
-    "postgresql": "SELECT id FROM devices WHERE NOT online AND id = ANY(%(ids)s)",
+    "postgresql": (
+        "SELECT id FROM devices WHERE NOT online "
+        "AND id IN (SELECT json_array_elements_text(%(ids)s::json)::integer)"
+    ),
 }
 
 
@@ -156,8 +160,9 @@ def _move_last_seen(session: Session, moved: list[tuple[int, datetime]]) -> None
     # locked in device order first, as the statements of a run would take them one by one. The lock is an
     # UPDATE's own, FOR NO KEY UPDATE: FOR UPDATE would also wait for other batches' foreign-key checks of
     # their event rows (FOR KEY SHARE on the same devices), and two MQTT workers deadlocked on it.
-    ids, times = zip(*moved, strict=True)
-    connection.exec_driver_sql(_LAST_SEEN_POSTGRES, {"ids": list(ids), "seen": list(times)})
+    # The pairs go as one JSON text: psycopg writes list parameters element by element in Python.
+    pairs = [(device_id, seen.isoformat()) for device_id, seen in moved]
+    connection.exec_driver_sql(_LAST_SEEN_POSTGRES, {"moved": jsonio.dumps_text(pairs)})
 
 
 def _offline_among(
@@ -175,7 +180,7 @@ def _offline_among(
     dialect = connection.dialect.name
     ids = sorted(latest)
     # One parameter for the batch's devices, not one per device (SQLite and PostgreSQL, as the store).
-    param: Any = (jsonio.dumps_text(ids),) if dialect == "sqlite" else {"ids": ids}
+    param: Any = (jsonio.dumps_text(ids),) if dialect == "sqlite" else {"ids": jsonio.dumps_text(ids)}
     offline = set(connection.exec_driver_sql(_OFFLINE_AMONG[dialect], param).scalars())
     return {d for d in offline if _fresh(latest[d][0].kind, latest[d][1], received_at)}
 

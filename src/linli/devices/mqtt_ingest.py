@@ -86,9 +86,11 @@ def handle_batch(
     stats = Stats(batches=1, messages=len(messages))
     with unit_of_work(session_factory, write=False) as session:
         devices = register.by_serials(session, {m.device for m in messages if m.device})
-        kinds = [(parse_topic(m.topic) or ("", "", ""))[2] for m in messages]
+        topics: dict[str, str] = {}  # topic -> its kind; a batch's messages share a few topics
+        kinds = [topics.get(m.topic) or topics.setdefault(m.topic, _kind(m.topic)) for m in messages]
         taking = [m for m, kind in zip(messages, kinds, strict=True) if kind == "events"]
-        read = {id(m): _read(m, devices.get(m.device), max_payload_bytes) for m in taking}
+        refusals: dict[tuple[str, str], str] = {}  # (device, community) -> topic_refusal, once each
+        read = {id(m): _read(m, devices.get(m.device), max_payload_bytes, refusals) for m in taking}
         events: list[Any] = []
         senders: list[Device | None] = []
         for message in taking:
@@ -179,8 +181,16 @@ class _Taken:
     malformed: ValueError | None = None  # not JSON: where parsing stopped
 
 
-def _read(message: Message, device: Device | None, max_payload_bytes: int) -> _Taken:
-    """Parse an events message (no database): its events, or why it is refused."""
+def _kind(topic: str) -> str:
+    """The kind of a linli/{community}/{device}/{kind} topic ("" for another topic)."""
+    return (parse_topic(topic) or ("", "", ""))[2]
+
+
+def _read(
+    message: Message, device: Device | None, max_payload_bytes: int, refusals: dict[tuple[str, str], str]
+) -> _Taken:
+    """Parse an events message (no database): its events, or why it is refused (refusals: the topic
+    refusals found so far in the batch, by device and community)."""
     size = len(message.payload)
     if size > max_payload_bytes:
         reason = (
@@ -192,7 +202,10 @@ def _read(message: Message, device: Device | None, max_payload_bytes: int) -> _T
         taken = parse_events(message.payload)
     except ValueError as exc:
         return _Taken([], malformed=exc)
-    refusal = topic_refusal(message, device)
+    where = (message.device, message.community)
+    refusal = refusals.get(where)
+    if refusal is None:
+        refusal = refusals[where] = topic_refusal(message, device)
     return _Taken(taken, refusal or None)
 
 

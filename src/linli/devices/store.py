@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from linli.core import jsonio, outbox
 from linli.core.timeutil import as_utc
-from linli.db import allocate_ids, bulk_insert, insert_rows
+from linli.db import allocate_ids, insert_rows
 from linli.devices.events import Envelope, subject_for
 from linli.devices.models import Device, EventRollup, RawPayload, StoredEvent
 
@@ -60,11 +60,19 @@ def table(model: type[Any]) -> Table:
     return cast(Table, model.__table__)
 
 
+# The keys go as one JSON parameter, [[device id, event uid], ...]: psycopg writes a Python list for an
+# array parameter element by element in Python (about 0.8 ms of the client's CPU for 500 keys), a JSON
+# text in one piece (0.14 ms), and the server reads it as fast.
 EXISTING_KEYS_PG = (
-    "SELECT e.id, e.device_id, e.event_uid FROM unnest(%(d)s::integer[], %(u)s::text[]) AS k(d, u) "
+    "SELECT e.id, e.device_id, e.event_uid FROM json_array_elements(%(k)s::json) AS k(pair) "
     "CROSS JOIN LATERAL (SELECT x.id, x.device_id, x.event_uid FROM device_events x "
-    "WHERE x.device_id = k.d AND x.event_uid = k.u OFFSET 0) e"
+    "WHERE x.device_id = (k.pair->>0)::integer AND x.event_uid = k.pair->>1 OFFSET 0) e"
 )
+
+
+def existing_keys_params(pairs: list[tuple[int, str]]) -> dict[str, str]:
+    """EXISTING_KEYS_PG's parameter for these keys."""
+    return {"k": jsonio.dumps_text(pairs)}
 
 
 def existing_keys(session: Session, keys: set[tuple[int, str]]) -> dict[tuple[int, str], int]:
@@ -79,9 +87,7 @@ def existing_keys(session: Session, keys: set[tuple[int, str]]) -> dict[tuple[in
         # from being flattened into a join: as a join the planner, whenever its statistics saw the store
         # small, hashed the whole table for every batch (12-20 ms per 500 keys at 50,000 events, growing
         # with the store); probing is ~2 ms whatever the store's size.
-        result = connection.exec_driver_sql(
-            EXISTING_KEYS_PG, {"d": [d for d, _ in pairs], "u": [u for _, u in pairs]}
-        )
+        result = connection.exec_driver_sql(EXISTING_KEYS_PG, existing_keys_params(pairs))
         return {(device_id, uid): event_id for event_id, device_id, uid in result}
     # One query per chunk of (device, uid) row values, answered from the unique index: a batch spans
     # many devices, and a query per device cost half of the ingest time.
@@ -380,19 +386,20 @@ def save_raws(
     content_type: str = "application/json",
 ) -> None:
     """Keep many bodies in one insert: (id from allocate_raw_ids, body, device serial, (event ids, dead
-    letter id or None)), linked already to what each became."""
+    letter id or None)), linked already to what each became.
+
+    Rows are written as the driver takes them (insert_rows): bytes for the body, JSON text for the ids,
+    as the columns' own processors would make them (an MQTT batch keeps a body per message)."""
+    dumps = jsonio.dumps_text
     rows = [
-        {
-            "id": raw_id,
-            "body": body,
-            "device_serial": serial[:64],
-            "event_ids": event_ids,
-            "dead_letter_id": dead,
-        }
+        (raw_id, body, serial[:64], dumps(event_ids) if event_ids else "[]", dead)
         for raw_id, body, serial, (event_ids, dead) in raws
     ]
     constants = {"received_at": received_at, "source": source[:64], "content_type": content_type[:128]}
-    bulk_insert(session, table(RawPayload), rows, constants=constants)
+    insert_rows(session, table(RawPayload), _RAW_COLUMNS, rows, constants=constants)
+
+
+_RAW_COLUMNS = ("id", "body", "device_serial", "event_ids", "dead_letter_id")
 
 
 def allocate_raw_ids(session: Session, count: int) -> list[int]:
