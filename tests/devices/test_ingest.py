@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import orjson
@@ -189,6 +190,51 @@ def test_card_and_device_person_ids_link_to_people(session, world) -> None:
         )
         == zhao.id
     )
+
+
+def test_the_outbox_holds_a_batch_by_reference_and_makes_its_messages_again_as_they_were_sent(
+    session, world, gate
+) -> None:
+    """The store queues a batch's bus messages by reference (the events' ids); the catch-up makes them
+    again from the stored rows: the same subjects and JSON as those published from memory, links, media,
+    microseconds and the hub's own device.online included."""
+    system = Principal.system()
+    owner = resident(session, system, house(session, system, world.tianfu), person(name="王建国"))
+    car, _ = vehicles.upsert(
+        session, system, {"plate": "陕A·12345"}, community_code=world.tianfu, owner=owner
+    )
+    door, _ = device(session, world.tianfu, serial="FT-TF-6-1", kind="face_terminal", vendor="宇视")
+    linking.add_credential(
+        session, community=world.tianfu, kind="card", value="0012345678", person_id=owner.id
+    )
+    batch = [
+        plate_read(gate[0].serial, "陕a12345", at=T0 + timedelta(microseconds=250)),
+        plate_read(gate[0].serial, "京N 99999", entered=False),
+        envelope(
+            door.serial,
+            "access.granted",
+            payload={"credential": "card", "card_no": "0012345678", "door": "6号楼单元门"},
+            at=T0 - timedelta(minutes=3),
+        ),
+        envelope(door.serial, "device.heartbeat", payload={}, uid="hb-1"),
+    ]
+    batch[2]["media"] = [{"kind": "image", "ref": "https://cam.example/snap/1.jpg"}]
+    result = service.ingest(session, batch, source="http", received_at=T0 + timedelta(seconds=5))
+    queued = outbox.written(session)
+    assert result.stored == 4 and len(queued.batches) == 1
+    row_id, sent = queued.batches[0]
+    held = session.get(outbox.OutboxMessage, row_id)
+    assert held is not None and held.data["ref"] == "linli.devices.store"
+    assert "messages" not in held.data and len(held.data["ids"]) == len(sent) == 6  # and two device.online
+    again = store.outbox_messages(session, held.data["ids"])
+    assert [s for s, _ in again] == [s for s, _ in sent]
+    assert [json.loads(m) for _, m in again] == [json.loads(m) for _, m in sent]
+    linked = {m["type"]: m for m in (json.loads(m) for _, m in sent)}
+    assert linked["access.granted"]["person_id"] == owner.id and linked["access.granted"]["media"]
+    assert any(json.loads(m).get("vehicle_id") == car.id for _, m in sent)
+    assert json.loads(sent[0][1])["occurred_at"].endswith(".000250+00:00")
+    first, second = held.data["ids"][:2]
+    assert store.outbox_messages(session, [second, 10**9, first]) == [again[1], again[0]]  # as asked
 
 
 def test_rollups_count_per_hour_community_kind_and_type(session, gate, camera) -> None:

@@ -554,3 +554,20 @@ def test_closing_the_deliverer_delivers_what_waits(session, session_factory, gat
     deliverer.close()
     assert [u for u in _uids(recorder) if u.startswith("z-")] == ["z-0", "z-1", "z-2", "z-3"]
     assert outbox.pending(session) == 0
+
+
+def test_a_process_that_never_imported_the_store_finds_its_outbox_loader() -> None:
+    # The catch-up may run where the event store was never imported (a jobs worker): the loader's name
+    # is its module, imported on first use, which registers it.
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from linli.core import outbox\n"
+        "assert 'linli.devices.store' not in sys.modules\n"
+        "loader = outbox._loader('linli.devices.store')\n"
+        "assert loader is sys.modules['linli.devices.store'].outbox_messages\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr

@@ -10,14 +10,21 @@ Its owner may take what the transaction queued with `written(session)` before th
 deliver_outbox after: those messages are then published from memory (no read-back of the row). A batch
 row is deleted once delivered (its messages are the writer's own rows, kept by the writer); a single
 message is marked delivered and purged a day later.
+
+A writer whose messages can be made again from its own rows (the event store) queues a batch by
+reference: the row holds the loader's name and the rows' ids, not the messages (a store's batch of 500
+events is some 200 KB of JSON, written again inside the write transaction that stores them). Its messages
+are still published from memory after the commit; only the catch-up (a crash, a bus that was down) reads
+them back, through the loader the writer registered (register_loader).
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import queue
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -56,6 +63,23 @@ _delivering = threading.RLock()  # re-entrant: an in-process handler may deliver
 _BATCHES = "outbox.batches"  # session.info: the batch rows this session queued, with their messages
 _OTHERS = "outbox.others"  # session.info: whether it queued single messages too
 
+# The messages of a batch row queued by reference: (session, ids) -> (subject, message bytes) of each id
+# in the order given, leaving out ids whose row is gone. Registered by name: the module that writes them.
+Loader = Callable[[Session, list[int]], list[tuple[str, bytes]]]
+_LOADERS: dict[str, Loader] = {}
+
+
+def register_loader(name: str, loader: Loader) -> None:
+    """Make the messages of batch rows queued with ref=(name, ids) readable by the catch-up; name is the
+    registering module's (the catch-up imports it if no loader of that name is registered yet)."""
+    _LOADERS[name] = loader
+
+
+def _loader(name: str) -> Loader:
+    if name not in _LOADERS:
+        importlib.import_module(name)  # the writing module registers its loader when imported
+    return _LOADERS[name]
+
 
 class OutboxMessage(Base):
     """One message waiting for (or done with) publication."""
@@ -88,21 +112,31 @@ def add_batch(
     messages: Sequence[tuple[str, dict[str, Any] | str | bytes]],
     *,
     now: datetime | None = None,
+    ref: tuple[str, list[int]] | None = None,
 ) -> None:
     """Queue many (subject, data) messages as one row in the caller's transaction (published in order).
 
     data may be given encoded already, as JSON text or UTF-8 JSON bytes (it must be valid JSON): it is then
     published as it is, never parsed here. Every message goes into the row as JSON itself, not escaped
     into a string, and out on the bus as bytes.
+
+    ref=(loader name, ids): the row holds the ids instead, one per message in the same order, and the
+    catch-up makes the messages again with the loader registered under that name (register_loader).
     """
     if len(messages) <= 1:
         add(session, [(s, d if isinstance(d, dict) else jsonio.loads(d)) for s, d in messages], now=now)
         return
     (row_id,) = allocate_ids(session, _table(), 1)
-    # Every message as bytes, held in the row as JSON itself (a Fragment, never escaped into a string).
     sendable = [(s, _as_bytes(d)) for s, d in messages]
-    kept = [[s, orjson.Fragment(d)] for s, d in sendable]
-    rows = [{"id": row_id, "subject": BATCH_SUBJECT, "data": {"messages": kept}}]
+    data: dict[str, Any]
+    if ref is not None:
+        name, ids = ref
+        if len(ids) != len(messages):
+            raise ValueError(f"ref has {len(ids)} ids for {len(messages)} messages")
+        data = {"ref": name, "ids": ids}
+    else:  # every message held in the row as JSON itself (a Fragment, never escaped into a string)
+        data = {"messages": [[s, orjson.Fragment(d)] for s, d in sendable]}
+    rows = [{"id": row_id, "subject": BATCH_SUBJECT, "data": data}]
     bulk_insert(
         session,
         OutboxMessage.__table__,  # type: ignore[arg-type]
@@ -138,12 +172,25 @@ def _table() -> Table:
     return cast_table(Table, OutboxMessage.__table__)
 
 
-def _messages(subject: str, data: Any) -> list[tuple[str, Any]]:
+def _messages(session: Session, subject: str, data: Any) -> list[tuple[str, Any]]:
     """The messages a row holds: itself, or the list of a batch row, each as the bytes to send (a message
-    given encoded went into the row as JSON text or, from bytes, as JSON itself; both go out as bytes)."""
-    if subject == BATCH_SUBJECT and isinstance(data, dict) and isinstance(data.get("messages"), list):
-        return [(str(s), _as_bytes(d)) for s, d in data["messages"]]
+    given encoded went into the row as JSON text or, from bytes, as JSON itself; both go out as bytes), or
+    those of the ids of a batch row queued by reference, made again by its loader."""
+    if subject == BATCH_SUBJECT and isinstance(data, dict):
+        if isinstance(data.get("messages"), list):
+            return [(str(s), _as_bytes(d)) for s, d in data["messages"]]
+        if isinstance(data.get("ref"), str) and isinstance(data.get("ids"), list):
+            return _loader(data["ref"])(session, [int(i) for i in data["ids"]])
     return [(subject, data)]
+
+
+def _count(subject: str, data: Any) -> int:
+    """How many messages a row holds (without reading a by-reference row's records)."""
+    if subject == BATCH_SUBJECT and isinstance(data, dict):
+        for key in ("messages", "ids"):
+            if isinstance(data.get(key), list):
+                return len(data[key])
+    return 1
 
 
 def _as_bytes(data: Any) -> bytes:
@@ -301,7 +348,8 @@ def _deliver(
             if not rows:
                 return delivered
             parsed = [
-                (row_id, subject, _messages(subject, jsonio.loads(text))) for row_id, subject, text in rows
+                (row_id, subject, _messages(session, subject, jsonio.loads(text)))
+                for row_id, subject, text in rows
             ]
             sent, failed = _publish_rows(session, bus, publish_many, parsed)
             delivered += sent
@@ -359,12 +407,19 @@ def _publish(bus: Bus, publish_many: Any, messages: list[tuple[str, Any]]) -> in
 
 
 def _keep_unsent(session: Session, row_id: int, subject: str, unsent: list[tuple[str, Any]]) -> None:
-    """Count a failed attempt; a batch row keeps only what is still to publish (no repeats next time)."""
+    """Count a failed attempt; a batch row keeps only what is still to publish (no repeats next time): the
+    messages, or for a row queued by reference the ids of the messages (the last ones, in order)."""
     table = _table()
     values: dict[str, Any] = {"attempts": table.c.attempts + 1}
     if subject == BATCH_SUBJECT:
-        kept = [[s, d.decode("utf-8") if isinstance(d, bytes) else d] for s, d in unsent]
-        values["data"] = {"messages": kept}
+        text = session.scalar(select(cast(table.c.data, Text)).where(table.c.id == row_id))
+        held = jsonio.loads(text) if text else {}
+        if isinstance(held, dict) and isinstance(held.get("ids"), list) and "ref" in held:
+            ids = held["ids"]
+            values["data"] = {"ref": held["ref"], "ids": ids[max(len(ids) - len(unsent), 0) :]}
+        else:
+            kept = [[s, d.decode("utf-8") if isinstance(d, bytes) else d] for s, d in unsent]
+            values["data"] = {"messages": kept}
     session.execute(update(table).where(table.c.id == row_id).values(**values))
 
 
@@ -374,7 +429,7 @@ def pending(session: Session) -> int:
     single = select(func.count()).select_from(OutboxMessage).where(waiting)
     single = single.where(OutboxMessage.subject != BATCH_SUBJECT)
     batches = select(OutboxMessage.data).where(waiting, OutboxMessage.subject == BATCH_SUBJECT)
-    in_batches = sum(len(_messages(BATCH_SUBJECT, data)) for data in session.scalars(batches))
+    in_batches = sum(_count(BATCH_SUBJECT, data) for data in session.scalars(batches))
     return int(session.scalar(single) or 0) + in_batches
 
 

@@ -148,7 +148,10 @@ def append(session: Session, events: list[Accepted], *, received_at: datetime) -
             hours = [h for h, keep in zip(hours, kept, strict=True) if keep]
             events = [e for e, keep in zip(events, kept, strict=True) if keep]
     _bump_rollups(session, Counter(hours))
-    outbox.add_batch(session, messages, now=received_at)
+    # By reference: the row holds the events' ids, the messages are made again from the store's rows
+    # only if the catch-up needs them (outbox_messages).
+    ids = [cast(int, e.stored_id) for e in events]
+    outbox.add_batch(session, messages, now=received_at, ref=(__name__, ids))
     return stored
 
 
@@ -305,6 +308,47 @@ def _encoded_message(
     data["payload"] = orjson.Fragment(payload)
     data["media"] = orjson.Fragment(media)
     return orjson.dumps(data)
+
+
+def outbox_messages(session: Session, ids: list[int]) -> list[tuple[str, bytes]]:
+    """The bus messages of stored events, in the order of ids, made again from their rows as append made
+    them (the outbox's catch-up: append queues its batches by reference). An id not stored is left out."""
+    events = table(StoredEvent)
+    devices = table(Device)
+    columns = [events.c[name] for name in _COLUMNS if name != "plate"]
+    stmt = (
+        select(*columns, events.c.received_at, devices.c.kind)
+        .join(devices, devices.c.id == events.c.device_id)
+        .execution_options(skip_scope=True)
+    )
+    found: dict[int, tuple[str, bytes]] = {}
+    for start in range(0, len(ids), CHUNK):
+        chunk = ids[start : start + CHUNK]
+        for row in session.execute(stmt.where(events.c.id.in_(chunk))):
+            (event_id, uid, device_id, serial, community, area, kind, occurred, source, payload, media,
+             person_id, vehicle_id, received, device_kind) = row  # fmt: skip
+            data = {
+                "id": event_id,
+                "event_uid": uid,
+                "device": serial,
+                "device_id": device_id,
+                "device_kind": device_kind,
+                "community": community,
+                "area_code": area,
+                "type": kind,
+                "occurred_at": as_utc(occurred).isoformat(),
+                "received_at": as_utc(received).isoformat(),
+                "source": source,
+                "payload": payload,
+                "media": media,
+                "person_id": person_id,
+                "vehicle_id": vehicle_id,
+            }
+            found[event_id] = (subject_for(community, kind), orjson.dumps(data))
+    return [found[i] for i in ids if i in found]
+
+
+outbox.register_loader(__name__, outbox_messages)
 
 
 _ROLLUP_UPSERT = {
