@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from linli.devices import signing
+from linli.devices import signing, store
 from linli.devices.models import DeadLetter, RawPayload, StoredEvent
 from tests.devices.helpers import Recorder, body_of, device, envelope, plate_read, signed
 
@@ -52,11 +52,31 @@ def test_a_signed_batch_is_stored_and_published_after_commit(
     stored = session.scalars(select(StoredEvent).where(StoredEvent.source == "linli")).all()
     assert {e.payload["plate"] for e in stored} == {"陕A12345", "陕D67890"}
     raw = session.scalar(select(RawPayload).order_by(RawPayload.id.desc()))
-    assert raw is not None and raw.body == body and raw.device_serial == serial
+    assert raw is not None and raw.content == body and raw.device_serial == serial
     assert sorted(raw.event_ids) == sorted(e.id for e in stored)
 
     again = client.post(URL, content=body, headers=signed(serial, secret, body))
     assert again.json() == {"stored": 0, "duplicates": 2, "rejected": []}
+
+
+def test_a_large_body_is_kept_compressed_and_read_back_as_it_came(client, session, registered) -> None:
+    # A gateway's batch is kept zlib-compressed (about eight times smaller); a small body as it came.
+    serial, secret = registered[0].serial, registered[1]
+    now = _now()
+    big = body_of(
+        [plate_read(serial, "陕A12345", at=now - timedelta(seconds=i), uid=f"z-{i}") for i in range(60)]
+    )
+    small = body_of([plate_read(serial, "陕D67890", at=now, uid="z-small")])
+    assert len(big) >= store.RAW_COMPRESS_AT > len(small)
+    for body in (big, small):
+        r = client.post(URL, content=body, headers=signed(serial, secret, body))
+        assert r.status_code == 200 and r.json()["stored"] == (60 if body is big else 1), r.text
+    kept_big, kept_small = session.scalars(select(RawPayload).order_by(RawPayload.id.desc()).limit(2)).all()[
+        ::-1
+    ]
+    assert kept_big.body_encoding == "zlib" and len(kept_big.body) * 4 < len(big) and kept_big.content == big
+    assert kept_small.body_encoding == "" and kept_small.body == kept_small.content == small
+    assert len(kept_big.event_ids) == 60
 
 
 @pytest.mark.parametrize("shape", ["single", "wrapped"])
@@ -77,7 +97,7 @@ def test_rejected_events_are_listed_with_a_200(client, session, registered) -> N
     assert r.json()["rejected"][0]["index"] == 1 and r.json()["rejected"][0]["reason"].startswith("future: ")
     # The raw body is kept once, linked to the event it became and to the dead letter of the refused one.
     raw = session.scalar(select(RawPayload).order_by(RawPayload.id.desc()))
-    assert raw is not None and raw.body == body and raw.content_type == "application/json"
+    assert raw is not None and raw.content == body and raw.content_type == "application/json"
     letter = session.scalar(select(DeadLetter).where(DeadLetter.raw_id == raw.id))
     assert letter is not None and letter.reason.startswith("future: ") and raw.dead_letter_id == letter.id
     sent = session.scalars(select(StoredEvent.id).where(StoredEvent.source == "linli")).all()

@@ -327,7 +327,7 @@ def test_raw_payloads_are_linked_and_purged_after_retention(session, gate) -> No
 
     kept = session.get(RawPayload, new)
     assert session.get(RawPayload, old) is None
-    assert kept is not None and kept.event_ids == result.event_ids and kept.body == body
+    assert kept is not None and kept.event_ids == result.event_ids and kept.content == body
 
 
 def test_device_last_seen_is_updated_once_per_batch(session, gate) -> None:

@@ -84,7 +84,7 @@ def test_bad_messages_in_a_micro_batch_are_dead_letters_and_the_good_ones_are_st
     assert [len(r.event_ids) for r in raws] == [1, 0, 0, 0, 1, 1, 0]
     assert raws[0].event_ids == [ids["ok-1"]] and raws[5].event_ids == [ids["ok-2"]]
     assert [r.dead_letter_id is not None for r in raws] == [False, True, True, True, False, False, True]
-    assert raws[2].body == oversized[:4096] and raws[3].body == messages[3].payload
+    assert raws[2].content == oversized[:4096] and raws[3].content == messages[3].payload
     assert {d.raw_id for d in letters} == {raws[i].id for i in (1, 2, 3, 6)}
     # What was stored reached the bus; what was refused did not.
     assert sorted(m["event_uid"] for m in recorder.data if m["source"] != "linli.health") == sorted(

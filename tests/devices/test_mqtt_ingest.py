@@ -62,7 +62,7 @@ def test_a_batch_is_stored_with_its_raw_payloads_and_published_after_commit(
         session.scalars(select(RawPayload).where(RawPayload.source == "mqtt").order_by(RawPayload.id))
     )
     assert [len(r.event_ids) for r in raws] == [2, 1] and raws[0].device_serial == serial
-    assert json.loads(raws[0].body) == two
+    assert json.loads(raws[0].content) == two
     types = [m["type"] for m in recorder.data]
     assert types == ["vehicle.entered", "vehicle.exited", "device.heartbeat", "device.online"]
     assert seen_committed == [True] * 4

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
@@ -189,9 +190,18 @@ class RawPayload(Base):
     source: Mapped[str] = mapped_column(String(64))
     content_type: Mapped[str] = mapped_column(String(128), default="")
     device_serial: Mapped[str] = mapped_column(String(64), default="")
-    body: Mapped[bytes] = mapped_column(LargeBinary)
+    body: Mapped[bytes] = mapped_column(LargeBinary)  # as stored: see body_encoding, and content
     event_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
     dead_letter_id: Mapped[int | None] = mapped_column(default=None)
+    # "" : body is the bytes received; "zlib": compressed (store.kept_body: bodies of RAW_COMPRESS_AT
+    # bytes and more, a gateway's batch of JSON events shrinks about eight times)
+    body_encoding: Mapped[str] = mapped_column(String(8), default="", server_default="")
+
+    @property
+    def content(self) -> bytes:
+        """The body as it was received."""
+        body = bytes(self.body)
+        return zlib.decompress(body) if self.body_encoding == "zlib" else body
 
 
 class DeadLetter(Base):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -407,13 +408,16 @@ def save_raw(
     content_type: str = "",
     device_serial: str = "",
 ) -> int:
-    """Keep a received body as it came; returns its id (linked to its events or dead letter later)."""
+    """Keep a received body (compressed if large, kept_body); returns its id (linked to its events or dead
+    letter later)."""
+    stored, encoding = kept_body(body)
     raw = RawPayload(
         received_at=received_at,
         source=source[:64],
         content_type=content_type[:128],
         device_serial=device_serial[:64],
-        body=body,
+        body=stored,
+        body_encoding=encoding,
         event_ids=[],
     )
     session.add(raw)
@@ -433,17 +437,31 @@ def save_raws(
     letter id or None)), linked already to what each became.
 
     Rows are written as the driver takes them (insert_rows): bytes for the body, JSON text for the ids,
-    as the columns' own processors would make them (an MQTT batch keeps a body per message)."""
+    as the columns' own processors would make them (an MQTT batch keeps a body per message). Large bodies
+    are compressed (kept_body)."""
     dumps = jsonio.dumps_text
     rows = [
-        (raw_id, body, serial[:64], dumps(event_ids) if event_ids else "[]", dead)
+        (raw_id, *kept_body(body), serial[:64], dumps(event_ids) if event_ids else "[]", dead)
         for raw_id, body, serial, (event_ids, dead) in raws
     ]
     constants = {"received_at": received_at, "source": source[:64], "content_type": content_type[:128]}
     insert_rows(session, table(RawPayload), _RAW_COLUMNS, rows, constants=constants)
 
 
-_RAW_COLUMNS = ("id", "body", "device_serial", "event_ids", "dead_letter_id")
+_RAW_COLUMNS = ("id", "body", "body_encoding", "device_serial", "event_ids", "dead_letter_id")
+
+# Bodies from this size on are kept compressed: a gateway's 500 JSON events (~110 KB) become ~13 KB for
+# 0.4 ms of zlib's fastest level, and the write transaction that stores them writes that much less. A
+# single MQTT message (a few hundred bytes) would gain little for the time.
+RAW_COMPRESS_AT = 4096
+
+
+def kept_body(body: bytes) -> tuple[bytes, str]:
+    """(bytes to store, body_encoding) of a received body: zlib for a large one that shrinks, else as is."""
+    if len(body) < RAW_COMPRESS_AT:
+        return body, ""
+    packed = zlib.compress(body, 1)
+    return (packed, "zlib") if len(packed) < len(body) else (body, "")
 
 
 def allocate_raw_ids(session: Session, count: int) -> list[int]:

@@ -116,7 +116,7 @@ def _body(
     now: Any,
 ) -> list[Envelope]:
     if raw is not None:
-        body = bytes(raw.body)
+        body = raw.content
     elif via.get("exact"):
         body = letter.body.encode("utf-8")
     else:
