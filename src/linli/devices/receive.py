@@ -138,6 +138,7 @@ class Prepared:
     device_id: int
     read: Read
     staged: Staged | None  # None: the body is not JSON
+    kept: store.Kept  # the body as the raw payloads keep it (compressed here, not in the write)
 
 
 def prepare(session: Session, signed: signing.Signed, *, now: datetime) -> Prepared:
@@ -150,7 +151,7 @@ def prepare(session: Session, signed: signing.Signed, *, now: datetime) -> Prepa
     device = signed.authenticate(session, now=now)
     read = read_json(signed.body)
     staged = None if read.error is not None else stage(session, read.events, received_at=now, sender=device)
-    return Prepared(device.id, read, staged)
+    return Prepared(device.id, read, staged, store.kept_body(signed.body))
 
 
 def parse_events(body: bytes) -> list[Any]:
@@ -241,7 +242,7 @@ def receive(
         links = result.raw_links.get(raw_id, ([], None))
     store.save_raws(
         session,
-        [(raw_id, body, device.serial, links)],
+        [(raw_id, prepared.kept if prepared is not None else body, device.serial, links)],
         received_at=now,
         source=SOURCE,
         content_type=content_type,

@@ -427,7 +427,7 @@ def save_raw(
 
 def save_raws(
     session: Session,
-    raws: list[tuple[int, bytes, str, tuple[list[int], int | None]]],
+    raws: list[tuple[int, bytes | Kept, str, tuple[list[int], int | None]]],
     *,
     received_at: datetime,
     source: str,
@@ -456,12 +456,22 @@ _RAW_COLUMNS = ("id", "body", "body_encoding", "device_serial", "event_ids", "de
 RAW_COMPRESS_AT = 4096
 
 
-def kept_body(body: bytes) -> tuple[bytes, str]:
-    """(bytes to store, body_encoding) of a received body: zlib for a large one that shrinks, else as is."""
+class Kept(NamedTuple):
+    """A received body as the raw payloads keep it (see kept_body)."""
+
+    body: bytes
+    encoding: str  # RawPayload.body_encoding
+
+
+def kept_body(body: bytes | Kept) -> Kept:
+    """A received body as stored: zlib-compressed if large and it shrinks, else as is (a Kept already made,
+    e.g. before the write transaction, as it is)."""
+    if isinstance(body, Kept):
+        return body
     if len(body) < RAW_COMPRESS_AT:
-        return body, ""
+        return Kept(body, "")
     packed = zlib.compress(body, 1)
-    return (packed, "zlib") if len(packed) < len(body) else (body, "")
+    return Kept(packed, "zlib") if len(packed) < len(body) else Kept(body, "")
 
 
 def allocate_raw_ids(session: Session, count: int) -> list[int]:
