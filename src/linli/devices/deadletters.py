@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from linli.core import media
 from linli.core.errors import NotFound
 from linli.db import Scope
+from linli.devices import store
 from linli.devices.events import Envelope
 from linli.devices.models import DeadLetter, DeadLetterStatus, Device, StoredEvent
 
@@ -102,6 +103,48 @@ def record(
     )
     session.add(letter)
     session.flush()
+    return letter
+
+
+def record_unread_body(
+    session: Session,
+    *,
+    reason: str,
+    body: bytes,
+    source: str,
+    received_at: datetime,
+    device: Device,
+    raw_id: int,
+    origin: str,
+    adapter: str,
+    bound: bool,
+    content_type: str,
+    replayable: bool = True,
+) -> DeadLetter:
+    """Keep a device's body that its adapter or mapping could not read as one dead letter, linked from its
+    raw payload (raw_id, kept already); replayable: read again through the same way in (BODY)."""
+    via = None
+    if replayable:
+        via = replay_via(
+            BODY,
+            origin=origin,
+            adapter=adapter,
+            bound=bound,
+            community=device.community_code,
+            content_type=content_type,
+        )
+    letter = record(
+        session,
+        reason=reason,
+        item=body,
+        source=source,
+        received_at=received_at,
+        device=device,
+        sender=device,
+        raw_id=raw_id,
+        via=via,
+    )
+    store.link_raw(session, raw_id, event_ids=[], dead_letter_id=letter.id)
     return letter
 
 

@@ -101,27 +101,20 @@ def translate(
     try:
         envelopes = parse(body, headers, device=device.serial, received_at=now)
     except adapters.AdapterParseError as exc:
-        letter = deadletters.record(
+        deadletters.record_unread_body(
             session,
             reason=f"adapter: {exc}",
-            item=body,
+            body=body,
             source=source,
             received_at=now,
             device=device,
-            sender=device,
             raw_id=raw_id,
-            via=deadletters.replay_via(
-                deadletters.BODY,
-                origin="push",
-                adapter=name,
-                bound=bound,
-                community=device.community_code,
-                content_type=headers.get("content-type", ""),
-            )
-            if replayable
-            else None,
+            origin="push",
+            adapter=name,
+            bound=bound,
+            content_type=headers.get("content-type", ""),
+            replayable=replayable,
         )
-        store.link_raw(session, raw_id, event_ids=[], dead_letter_id=letter.id)
         return Received(None, Invalid(f"{name} could not read the body: {exc}", field="body"))
     items: list[Any] = list(envelopes)  # Envelopes; a parse may leave items it could not read to ingest
     pictured = iter(

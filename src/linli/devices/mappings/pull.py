@@ -486,22 +486,16 @@ def _failed(session: Session, source_id: int, failure: PollFailed, *, now: datet
             content_type=failure.content_type,
             device_serial=device.serial,
         )
-        letter = deadletters.record(
+        deadletters.record_unread_body(
             session,
             reason=failure.reason,
-            item=failure.body,
+            body=failure.body,
             source=ingest_source,
             received_at=now,
             device=device,
-            sender=device,
             raw_id=raw_id,
-            via=deadletters.replay_via(
-                deadletters.BODY,
-                origin="pull",
-                adapter=adapter,
-                bound=False,
-                community=device.community_code,
-                content_type=failure.content_type,
-            ),
+            origin="pull",
+            adapter=adapter,
+            bound=False,
+            content_type=failure.content_type,
         )
-        store.link_raw(session, raw_id, event_ids=[], dead_letter_id=letter.id)
