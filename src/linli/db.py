@@ -391,11 +391,23 @@ def _insert(
 
 def _processor(table: Table, key: str, dialect: Any) -> Any:
     """How a value of column key goes to the driver: the type's bind processor; for COPY into PostgreSQL
-    JSON as its text (COPY parses it), cheaper than the driver's JSON wrapper objects."""
+    JSON as its text (COPY parses it), cheaper than the driver's JSON wrapper objects, and a time with
+    its zone as ISO text (copy_time)."""
     column_type = table.c[key].type.dialect_impl(dialect)
     if dialect.name == "postgresql" and isinstance(column_type, JSON):
         return jsonio.dumps_text
+    if dialect.name == "postgresql" and isinstance(column_type, DateTime):
+        return copy_time
     return column_type.bind_processor(dialect)
+
+
+def copy_time(value: Any) -> Any:
+    """A datetime with its zone as ISO 8601 text for COPY into PostgreSQL: psycopg writes a datetime object
+    field by field in Python (1.1 ms of CPU per 500 rows, against nothing for text); the offset makes the
+    text as exact. A naive datetime is left to psycopg, which sends it as such."""
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.isoformat()
+    return value
 
 
 def _copy(connection: Any, sql: str, values: list[tuple[Any, ...]]) -> None:
