@@ -86,8 +86,8 @@ def handle_batch(
     stats = Stats(batches=1, messages=len(messages))
     with unit_of_work(session_factory, write=False) as session:
         devices = register.by_serials(session, {m.device for m in messages if m.device})
-        topics: dict[str, str] = {}  # topic -> its kind; a batch's messages share a few topics
-        kinds = [topics.get(m.topic) or topics.setdefault(m.topic, _kind(m.topic)) for m in messages]
+        topics = {topic: _kind(topic) for topic in {m.topic for m in messages}}  # a batch shares a few
+        kinds = [topics[m.topic] for m in messages]
         taking = [m for m, kind in zip(messages, kinds, strict=True) if kind == "events"]
         refusals: dict[tuple[str, str], str] = {}  # (device, community) -> topic_refusal, once each
         read = {id(m): _read(m, devices.get(m.device), max_payload_bytes, refusals) for m in taking}

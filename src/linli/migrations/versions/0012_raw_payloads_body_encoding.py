@@ -7,6 +7,8 @@ Create Date: 2026-12-05 12:50:00.000000
 
 from __future__ import annotations
 
+import zlib
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -33,8 +35,6 @@ def downgrade() -> None:
         sa.column("body", sa.LargeBinary),
         sa.column("body_encoding", sa.String),
     )
-    import zlib
-
     rows = bind.execute(sa.select(raws.c.id, raws.c.body).where(raws.c.body_encoding == "zlib")).all()
     for raw_id, body in rows:
         bind.execute(sa.update(raws).where(raws.c.id == raw_id).values(body=zlib.decompress(body)))
