@@ -121,6 +121,8 @@ def measure(engine: Engine, way: str, batches: int, profile: bool) -> dict[str, 
     if profiler:
         profiler.disable()
         pstats.Stats(profiler).sort_stats("cumulative").print_stats("linli/", 40)
+        if os.environ.get("PROFILE_TOTTIME"):
+            pstats.Stats(profiler).sort_stats("tottime").print_stats(60)
     event.remove(engine, "before_cursor_execute", count)
     gc.unfreeze()
     rows, seconds = (B.baseline_postgres if engine.dialect.name == "postgresql" else B.baseline_sqlite)(

@@ -102,6 +102,32 @@ def test_malformed_json_is_a_dead_letter_and_the_rest_of_the_batch_is_stored(
     assert raw is not None and raw.body == broken and raw.dead_letter_id == letter.id
 
 
+def test_an_event_holding_a_nul_is_a_dead_letter_and_the_others_of_its_batch_are_stored(
+    session, session_factory, bus, gate
+) -> None:
+    # JSON writes a NUL as \\u0000; the batch's other messages hold none, and a message's raw JSON text
+    # "\\\\u0000" (a backslash, then u0000) is not one.
+    serial, community = gate[0].serial, gate[0].community_code
+    tampered = envelope(
+        serial, "alarm.raised", payload={"alarm": "tamper", "detail": "lid\x00open"}, uid="nul"
+    )
+    text = envelope(serial, "alarm.raised", payload={"alarm": "tamper", "detail": "C:\\u0000"}, uid="text")
+    stats = handle_batch(
+        [
+            _message(community, serial, plate_read(serial, "陕A12345", uid="ok-1"), mid=1),
+            _message(community, serial, tampered, mid=2),
+            _message(community, serial, text, mid=3),
+        ],
+        session_factory=session_factory,
+        bus=bus,
+        now=T0,
+    )
+    assert (stats.stored, stats.rejected) == (2, 1)
+    assert _uids(session, serial) == ["ok-1", "text"]
+    [letter] = _letters(session)
+    assert "NUL" in letter.reason and letter.raw_id is not None
+
+
 def test_the_topic_must_name_a_registered_device_of_its_community(
     session, session_factory, bus, world, gate, camera
 ) -> None:

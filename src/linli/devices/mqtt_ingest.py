@@ -35,7 +35,7 @@ from linli.devices.mqtt import (
     parse_topic,
 )
 from linli.devices.receive import parse_events, reject_malformed
-from linli.devices.service import Origin, ingest, stage
+from linli.devices.service import Origin, check_all, ingest, stage
 
 log = logging.getLogger(__name__)
 
@@ -93,13 +93,16 @@ def handle_batch(
         read = {id(m): _read(m, devices.get(m.device), max_payload_bytes, refusals) for m in taking}
         events: list[Any] = []
         senders: list[Device | None] = []
+        nul_free = True  # as receive.read_json: JSON writes a NUL as \u0000, a message without it has none
         for message in taking:
             taken = read[id(message)]
             if taken.reason is None and taken.malformed is None:
                 events += taken.items
                 senders += [devices.get(message.device)] * len(taken.items)
+                nul_free = nul_free and b"\\u0000" not in message.payload
         staged = None
         if events:  # one ingest for the whole batch: each event keeps its sender and raw body
+            events = check_all(events, nul_free=nul_free)  # validated together
             staged = stage(
                 session, events, received_at=received_at, origins=[Origin(sender) for sender in senders]
             )

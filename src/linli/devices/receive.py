@@ -27,7 +27,7 @@ from linli.devices.adapters.errors import AdapterParseError
 from linli.devices.adapters.multipart import Part, split_multipart
 from linli.devices.events import Envelope
 from linli.devices.models import Device
-from linli.devices.service import Checked, IngestResult, Staged, check, ingest, stage
+from linli.devices.service import Checked, IngestResult, Staged, check_all, ingest, stage
 
 log = logging.getLogger(__name__)
 SOURCE = "http"
@@ -128,7 +128,7 @@ def read_json(body: bytes) -> Read:
     # JSON can only write a NUL as \u0000 (a raw one is not JSON): a body without it needs no search per
     # event. With it (or the text "\\u0000"), each event is searched.
     nul_free = b"\\u0000" not in body
-    return Read([check(item, nul_free=nul_free) for item in events])
+    return Read(check_all(events, nul_free=nul_free))
 
 
 @dataclass
