@@ -7,6 +7,7 @@ The clock is always passed in, so a test can move it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -82,15 +83,18 @@ def status_event(
     return Accepted(index=-1, envelope=envelope, device=device, occurred_at=at, payload=payload)
 
 
-def touch(session: Session, events: list[Accepted], *, received_at: datetime) -> list[Accepted]:
-    """Move each device's last_seen forward once per batch; device.online events for devices coming back.
+@dataclass(frozen=True)
+class Sightings:
+    """When a batch saw each of its devices, worked out before its write transaction (sightings): the write
+    (touch) then only sends the statements."""
 
-    A device is seen at its event's time (never later than received_at): a backlog of old events that a
-    device uploads after an outage does not make it look online at the time they happened.
-    last_seen only moves forward, in the database's own comparison: two batches of one device written
-    one after the other in either order leave the later time. One statement for the batch, not an ORM
-    update per device (a batch of a gateway's 500 events names a hundred devices).
-    """
+    latest: dict[int, tuple[Device, datetime]]  # each device's latest sign of life in the batch
+    moved: dict[int, tuple[datetime, Any]]  # the devices whose last_seen moves forward: the time, as bound
+
+
+def sightings(session: Session, events: list[Accepted], *, received_at: datetime) -> Sightings:
+    """When the batch saw its devices (see touch); reads nothing, so a batch staged before its write
+    transaction (service.stage) works this out there. The devices as loaded take their new last_seen."""
     latest: dict[int, tuple[Device, datetime]] = {}
     for event in events:
         if event.event_type in LINK_TYPE_NAMES:
@@ -100,27 +104,48 @@ def touch(session: Session, events: list[Accepted], *, received_at: datetime) ->
         known = latest.get(device_id)
         if known is None or seen > known[1]:
             latest[device_id] = (event.device, seen)
-    moved: list[tuple[int, datetime]] = []
+    dialect = session.get_bind().dialect
+    # SQLite takes the time as the column type's text, PostgreSQL as ISO text inside one JSON parameter.
+    bind = store.table(Device).c.last_seen_at.type.dialect_impl(dialect).bind_processor(dialect)
+    sqlite = dialect.name == "sqlite"
+    moved: dict[int, tuple[datetime, Any]] = {}
     for device_id, (device, seen) in latest.items():
         last = as_utc(device.last_seen_at) if device.last_seen_at else None
         if last is None or seen > last:
-            moved.append((device_id, seen))
-            set_committed_value(device, "last_seen_at", seen)  # written below, not by the flush
+            moved[device_id] = (seen, (bind(seen) if bind else seen) if sqlite else seen.isoformat())
+            set_committed_value(device, "last_seen_at", seen)  # written by touch, not by a flush
+    return Sightings(latest, moved)
+
+
+def touch(
+    session: Session, events: list[Accepted], *, received_at: datetime, seen: Sightings | None = None
+) -> list[Accepted]:
+    """Move each device's last_seen forward once per batch; device.online events for devices coming back.
+
+    A device is seen at its event's time (never later than received_at): a backlog of old events that a
+    device uploads after an outage does not make it look online at the time they happened.
+    last_seen only moves forward, in the database's own comparison: two batches of one device written
+    one after the other in either order leave the later time. One statement for the batch, not an ORM
+    update per device (a batch of a gateway's 500 events names a hundred devices).
+    seen: sightings() of these events at received_at, worked out already.
+    """
+    if seen is None:
+        seen = sightings(session, events, received_at=received_at)
+    latest, moved_to = seen.latest, seen.moved
     # Rows are written in device order, whichever statement writes them: two batches writing at once
     # (PostgreSQL) take their devices' row locks in one order, and cannot deadlock on them.
     back = _offline_among(session, latest, received_at)
-    moved_to = dict(moved)
     came_back: list[Accepted] = []
-    run: list[tuple[int, datetime]] = []  # last_seen moves, written together up to a device coming back
-    for device_id in sorted(moved_to.keys() | back):
+    run: list[tuple[int, Any]] = []  # last_seen moves, written together up to a device coming back
+    for device_id in sorted(moved_to.keys() | back) if back else moved_to:
         if device_id in back:
             _move_last_seen(session, run)
             run = []
-            device, seen = latest[device_id]
-            if _mark_online(session, device, seen):
-                came_back.append(status_event(device, EventType.DEVICE_ONLINE, at=seen, last_seen=seen))
+            device, at = latest[device_id]
+            if _mark_online(session, device, at):
+                came_back.append(status_event(device, EventType.DEVICE_ONLINE, at=at, last_seen=at))
         if device_id in moved_to:
-            run.append((device_id, moved_to[device_id]))
+            run.append((device_id, moved_to[device_id][1]))
     _move_last_seen(session, run)
     return came_back
 
@@ -144,25 +169,21 @@ _OFFLINE_AMONG = {
 }
 
 
-def _move_last_seen(session: Session, moved: list[tuple[int, datetime]]) -> None:
-    """Set last_seen_at of (device id, time) where it is older (or unset): one statement for the batch."""
+def _move_last_seen(session: Session, moved: list[tuple[int, Any]]) -> None:
+    """Set last_seen_at of (device id, time as Sightings binds it) where it is older (or unset): one
+    statement for the batch."""
     if not moved:
         return
     connection = session.connection()
-    dialect = connection.dialect
-    devices = store.table(Device)
-    if dialect.name == "sqlite":  # the driver's own executemany: SQLAlchemy's per-row work cost more here
-        text = devices.c.last_seen_at.type.dialect_impl(dialect).bind_processor(dialect)
-        rows = [(text(seen) if text else seen, device_id) for device_id, seen in moved]
-        connection.exec_driver_sql(_LAST_SEEN_SQLITE, [(at, device_id, at) for at, device_id in rows])
+    if connection.dialect.name == "sqlite":  # the driver's executemany: SQLAlchemy's per-row work cost more
+        connection.exec_driver_sql(_LAST_SEEN_SQLITE, [(at, device_id, at) for device_id, at in moved])
         return
     # PostgreSQL: one statement for the batch (an executemany sent a statement per device), whose rows are
     # locked in device order first, as the statements of a run would take them one by one. The lock is an
     # UPDATE's own, FOR NO KEY UPDATE: FOR UPDATE would also wait for other batches' foreign-key checks of
     # their event rows (FOR KEY SHARE on the same devices), and two MQTT workers deadlocked on it.
     # The pairs go as one JSON text: psycopg writes list parameters element by element in Python.
-    pairs = [(device_id, seen.isoformat()) for device_id, seen in moved]
-    connection.exec_driver_sql(_LAST_SEEN_POSTGRES, {"moved": jsonio.dumps_text(pairs)})
+    connection.exec_driver_sql(_LAST_SEEN_POSTGRES, {"moved": jsonio.dumps_text(moved)})
 
 
 def _offline_among(

@@ -15,18 +15,19 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from linli.core import jsonio, media, outbox
 from linli.core.errors import LinliError
 from linli.core.timeutil import utcnow
 from linli.db import unit_of_work, writing
-from linli.devices import deadletters, register, signing, store
+from linli.devices import deadletters, signing, store
 from linli.devices.adapters.common import media_type
 from linli.devices.adapters.errors import AdapterParseError
 from linli.devices.adapters.multipart import Part, split_multipart
 from linli.devices.events import Envelope
-from linli.devices.models import Device
+from linli.devices.models import Device, DeviceState
 from linli.devices.service import Checked, IngestResult, Staged, check_all, ingest, stage
 
 log = logging.getLogger(__name__)
@@ -198,9 +199,8 @@ def receive(
     prepared: the request authenticated and read already (prepare), for a JSON body.
     """
     body = signed.body
-    # Read again in the write transaction: a device retired since prepare is refused.
-    device = session.get(Device, prepared.device_id, populate_existing=True) if prepared is not None else None
-    if device is None or register.is_retired(device):  # retired or removed since prepare: say so
+    device = _still_live(session, prepared.device_id) if prepared is not None else None
+    if device is None:  # not prepared, or retired or removed since: authenticate says why
         device = signed.authenticate(session, now=now)
     if is_multipart(content_type):
         from linli.devices import push  # push builds on this module: imported when needed
@@ -248,6 +248,17 @@ def receive(
         content_type=content_type,
     )
     return Received(result, error)
+
+
+def _still_live(session: Session, device_id: int) -> Device | None:
+    """The device prepare authenticated, if it is still registered and not retired: read again in the write
+    transaction (its state only; the device as prepare loaded it stays), else None, the device reloaded."""
+    devices = store.table(Device)
+    state = session.scalar(select(devices.c.state).where(devices.c.id == device_id))
+    if state is not None and state != DeviceState.RETIRED:
+        return session.get(Device, device_id)
+    session.get(Device, device_id, populate_existing=True)  # authenticate then finds it as it is now
+    return None
 
 
 def is_multipart(content_type: str) -> bool:

@@ -157,7 +157,7 @@ def _ingest(
         pictures.resolve_refs(
             session, staged.accepted, origins=origins, source=source, received_at=received_at
         )
-        came_back = health.touch(session, fresh, received_at=received_at)
+        came_back = health.touch(session, fresh, received_at=received_at, seen=staged.seen)
         session.flush()
         fresh = _append(session, fresh, came_back, repeats, received_at, result)
         result.stored = len(fresh)
@@ -197,6 +197,7 @@ class Staged:
     fresh: list[Accepted]  # the first event of each key, linked
     repeats: list[Accepted]  # later events of a key the batch holds already
     failures: list[_Failure]
+    seen: health.Sightings  # when the fresh events saw their devices (health.touch writes it)
 
 
 def stage(
@@ -217,7 +218,8 @@ def stage(
         fresh, repeats = _deduplicate(accepted)
         linking.link(session, fresh)
         store.encode(session, fresh, received_at=received_at)
-    return Staged(received_at, len(items), accepted, fresh, repeats, failures)
+        seen = health.sightings(session, fresh, received_at=received_at)
+    return Staged(received_at, len(items), accepted, fresh, repeats, failures, seen)
 
 
 @contextmanager

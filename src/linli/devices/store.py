@@ -52,7 +52,7 @@ class Encoded(NamedTuple):
 
     row: tuple[Any, ...]  # the row's columns after id, in _COLUMNS order
     subject: str
-    message: bytes  # the message's JSON object without its first member, "id"
+    message: bytes  # the message's JSON object after its first member, "id" (no opening brace)
     hour: tuple[datetime, str, str, str]  # its rollup's key: hour, community, device kind, type
 
 
@@ -130,16 +130,9 @@ def append(session: Session, events: list[Accepted], *, received_at: datetime) -
         event.stored_id = new_id
         encoded = cast(Encoded, event.encoded)
         rows.append((new_id, *encoded.row))
-        messages.append((encoded.subject, b'{"id":%d,' % new_id + encoded.message[1:]))
+        messages.append((encoded.subject, b'{"id":%d,%b' % (new_id, encoded.message)))
         hours.append(encoded.hour)
-    inserted = insert_rows(
-        session,
-        events_table,
-        _COLUMNS,
-        rows,
-        constants={"received_at": received_at},
-        or_ignore=dialect.name == "sqlite",
-    )
+    inserted = insert_rows(session, events_table, _COLUMNS, rows, or_ignore=dialect.name == "sqlite")
     # SQLite: if the insert counts every row, none was stored before; otherwise read which went in.
     if dialect.name == "sqlite" and inserted != len(rows):
         stored = _skipped(session, events)
@@ -156,7 +149,7 @@ def append(session: Session, events: list[Accepted], *, received_at: datetime) -
     return stored
 
 
-# The columns of a stored event's row as append writes them (received_at is the batch's constant).
+# The columns of a stored event's row as append writes them.
 _COLUMNS = (
     "id",
     "event_uid",
@@ -172,6 +165,7 @@ _COLUMNS = (
     "person_id",
     "vehicle_id",
     "plate",
+    "received_at",
 )
 
 
@@ -179,14 +173,17 @@ def encode(session: Session, events: list[Accepted], *, received_at: datetime) -
     """Write each event's row and bus message but for its id (Accepted.encoded), unless written already.
 
     Each event is encoded once: its payload's JSON goes into its row and, as it is, into its bus message
-    (an orjson Fragment); the row is a tuple in the insert's column order. The ingest encodes a batch
-    when it stages it (service.stage), so that the write transaction only puts the ids in front.
+    (an orjson Fragment); the row is a tuple in the insert's column order, each value as the driver
+    takes it. The ingest encodes a batch when it stages it (service.stage), so that the write transaction
+    only puts the ids in front.
     """
     dialect = session.get_bind().dialect
     sqlite = dialect.name == "sqlite"
     facts: dict[int, _DeviceFacts] = {}
     subjects: dict[tuple[str, str], str] = {}
     received = as_utc(received_at).isoformat()
+    # The batch's received_at in its row as the column type writes it (SQLite) or as COPY takes it.
+    received_column = sqlite_times(as_utc(received_at))[0] if sqlite else received
     for event in events:
         if event.encoded is not None:
             continue
@@ -217,6 +214,7 @@ def encode(session: Session, events: list[Accepted], *, received_at: datetime) -
             event.person_id,
             event.vehicle_id,
             event.plate,
+            received_column,
         )
         subject = subjects.get((device.community, kind))
         if subject is None:
@@ -302,12 +300,13 @@ def _message(event: Accepted, device: _DeviceFacts, received_at: str, occurred_a
 def _encoded_message(
     event: Accepted, device: _DeviceFacts, received_at: str, occurred_at: str, payload: bytes, media: bytes
 ) -> bytes:
-    """The bus message of a stored event as UTF-8 JSON but for its id (see _message); its payload and
-    media go in as the row's own JSON (orjson Fragments), not encoded a second time."""
+    """The bus message of a stored event as UTF-8 JSON after its id (see _message), without the opening
+    brace: append writes `{"id":N,` in front. Its payload and media go in as the row's own JSON (orjson
+    Fragments), not encoded a second time."""
     data = _message(event, device, received_at, occurred_at)
     data["payload"] = orjson.Fragment(payload)
     data["media"] = orjson.Fragment(media)
-    return orjson.dumps(data)
+    return orjson.dumps(data)[1:]
 
 
 def outbox_messages(session: Session, ids: list[int]) -> list[tuple[str, bytes]]:
@@ -317,7 +316,7 @@ def outbox_messages(session: Session, ids: list[int]) -> list[tuple[str, bytes]]
     devices = table(Device)
     columns = [events.c[name] for name in _COLUMNS if name != "plate"]
     stmt = (
-        select(*columns, events.c.received_at, devices.c.kind)
+        select(*columns, devices.c.kind)
         .join(devices, devices.c.id == events.c.device_id)
         .execution_options(skip_scope=True)
     )
