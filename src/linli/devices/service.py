@@ -293,6 +293,8 @@ def check_all(items: Sequence[Any], *, nul_free: bool = False) -> list[Checked]:
     """
     items = list(items)
     if any(type(item) is not dict for item in items):
+        if all(type(item) is Checked for item in items):  # checked already (the HTTP way in reads first)
+            return items
         return [check(item, nul_free=nul_free) for item in items]
     try:
         envelopes: list[Envelope] = _ENVELOPES.validate_python(items)
@@ -354,23 +356,31 @@ def _judge(
         parsed.append((index, checked.item, checked.envelope, checked.payload))
     serials = {envelope.device for _, _, envelope, _ in parsed if "\x00" not in envelope.device}
     # The senders are loaded already (the topics' devices of an MQTT batch): look up only the others.
-    known = {o.sender.serial: o.sender for o in origins if o.sender is not None}
+    senders = {id(o.sender): o.sender for o in origins if o.sender is not None}  # a batch has one or a few
+    known = {sender.serial: sender for sender in senders.values()}
     devices = register.by_serials(session, serials - known.keys())
     devices.update({serial: known[serial] for serial in serials & known.keys()})
     accepted: list[Accepted] = []
     # Whether a sender may send a device's events, once per pair (ORM attributes cost per access).
     verdicts: dict[tuple[int, str], str] = {}
+    newest, oldest = received_at + MAX_FUTURE, received_at - max_age  # the times an event may have
     for index, item, envelope, payload in parsed:
-        device = devices.get(envelope.device)
+        serial = envelope.device
+        device = devices.get(serial)
         sender = origins[index].sender
         occurred = as_utc(envelope.occurred_at)
-        pair = (id(sender), envelope.device)
+        pair = (id(sender), serial)
         verdict = verdicts.get(pair)
         if verdict is None:
             verdict = verdicts[pair] = _device_refusal(envelope, device, sender)
-        reason = (
-            payload if isinstance(payload, str) else verdict or _time_refusal(occurred, received_at, max_age)
-        )
+        if type(payload) is str:
+            reason = payload
+        elif verdict:
+            reason = verdict
+        elif occurred > newest or occurred < oldest:
+            reason = _time_refusal(occurred, received_at, max_age)
+        else:
+            reason = ""
         if reason or device is None or isinstance(payload, str):
             failures.append(_Failure(index, reason or "unknown device", item, device))
             continue

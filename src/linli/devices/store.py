@@ -21,7 +21,7 @@ from linli.devices.models import Device, EventRollup, RawPayload, StoredEvent
 CHUNK = 500
 
 
-@dataclass
+@dataclass(slots=True)
 class Accepted:
     """An event that passed every check, on its way into the store."""
 
