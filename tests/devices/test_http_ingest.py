@@ -157,6 +157,7 @@ def test_the_body_is_read_judged_and_linked_before_the_write_transaction(
     steps: list[str] = []
     real_writing, real_read = receive.writing, receive.read_json
     real_by_serials, real_link = register.by_serials, linking.link
+    real_live = register.live_by_serials
 
     def writing(session):  # type: ignore[no-untyped-def]
         steps.append("write transaction")
@@ -170,6 +171,10 @@ def test_the_body_is_read_judged_and_linked_before_the_write_transaction(
         steps.append("devices")
         return real_by_serials(session, serials, **kw)
 
+    def live_by_serials(session, serials):  # type: ignore[no-untyped-def]
+        steps.append("devices")
+        return real_live(session, serials)
+
     def link(session, events):  # type: ignore[no-untyped-def]
         steps.append("link")
         return real_link(session, events)
@@ -177,6 +182,7 @@ def test_the_body_is_read_judged_and_linked_before_the_write_transaction(
     monkeypatch.setattr(receive, "writing", writing)
     monkeypatch.setattr(receive, "read_json", read_json)
     monkeypatch.setattr(register, "by_serials", by_serials)
+    monkeypatch.setattr(register, "live_by_serials", live_by_serials)
     monkeypatch.setattr(service.linking, "link", link)
     serial, secret = registered[0].serial, registered[1]
     body = body_of([envelope(serial, at=_now()), {"id": "x", "device": serial, "type": "no.such"}])

@@ -113,7 +113,8 @@ def sightings(session: Session, events: list[Accepted], *, received_at: datetime
         last = as_utc(device.last_seen_at) if device.last_seen_at else None
         if last is None or seen > last:
             moved[device_id] = (seen, (bind(seen) if bind else seen) if sqlite else seen.isoformat())
-            set_committed_value(device, "last_seen_at", seen)  # written by touch, not by a flush
+            if device in session:  # not a device kept between batches: its last_seen stays as loaded
+                set_committed_value(device, "last_seen_at", seen)  # written by touch, not by a flush
     return Sightings(latest, moved)
 
 

@@ -110,6 +110,18 @@ class Device(AreaScoped, Timestamped, Base):
     online_changed_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
+class DevicesVersion(Base):
+    """One row: a token set anew by the database whenever the register of devices changes (a device added,
+    removed, or any column but its last-seen time, link state and update time changed; triggers of
+    migration 0013). register.live_by_serials keeps the devices it loaded while the token stays the same.
+    A column the hub comes to read from a kept device must be one the triggers watch."""
+
+    __tablename__ = "devices_version"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token: Mapped[str] = mapped_column(String(32))
+
+
 class DeviceCredential(AreaScoped, Base):
     """A card number or a device's own person id that means a registered person (area_code: the community).
 

@@ -358,7 +358,7 @@ def _judge(
     # The senders are loaded already (the topics' devices of an MQTT batch): look up only the others.
     senders = {id(o.sender): o.sender for o in origins if o.sender is not None}  # a batch has one or a few
     known = {sender.serial: sender for sender in senders.values()}
-    devices = register.by_serials(session, serials - known.keys())
+    devices = register.live_by_serials(session, serials - known.keys())
     devices.update({serial: known[serial] for serial in serials & known.keys()})
     accepted: list[Accepted] = []
     # Whether a sender may send a device's events, once per pair (ORM attributes cost per access).
