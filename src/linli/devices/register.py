@@ -218,8 +218,9 @@ def live_by_serials(session: Session, serials: set[str]) -> dict[str, Device]:
     last-seen time and link state (models.DevicesVersion). One read of the token per batch instead.
 
     The kept devices belong to no session (they are loaded apart and detached): read them, never change
-    them or add them to a session. A device the caller's session holds is returned as that object. Their last_seen_at and online are as loaded (nothing on the hot path
-    may rely on them), and their secret is not loaded.
+    them or add them to a session. A device the caller's session holds is returned as that object.
+    Their last_seen_at and online are as loaded (nothing on the hot path may rely on them), and their
+    secret is not loaded.
     """
     if session.autoflush:  # as a query of the session would: what the caller changed counts (check_offline)
         session.flush()
