@@ -134,7 +134,9 @@ def _start_background(app: FastAPI) -> list[Callable[[], None]]:
     if settings.ingest_processes:  # last: it publishes on the bus as the MQTT ingest left it, stops first
         from linli.core.outbox import Deliverer
 
-        deliverer = Deliverer(app.state.session_factory, app.state.bus)
+        deliverer = Deliverer(
+            app.state.session_factory, app.state.bus, gather=settings.ingest_gather_ms / 1000
+        )
         app.state.deliverer = deliverer
         stops.append(deliverer.close)
     return stops

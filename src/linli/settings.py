@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     # server's threads do it). Each is one more CPU core for ingest; the server keeps the bus, the SSE
     # streams, the MQTT ingest and the jobs. Needs a database other processes can open (not :memory:).
     ingest_processes: int = Field(default=0, ge=0, le=64)
+    # With ingest processes, the server publishes their committed events on the bus: what they commit
+    # within this window goes out in one delivery (one write transaction instead of one per request).
+    ingest_gather_ms: int = Field(default=20, ge=0, le=1000)
     raw_retention_days: int = 7
     # Media store (core/media): pictures and clips, content-addressed files; the size limit of one object.
     media_dir: Path = DEFAULT_DATA_DIR / "media"

@@ -544,6 +544,56 @@ def test_the_deliverer_pushes_back_when_full_and_survives_a_failed_delivery(
     assert [u for u in _uids(recorder) if u[0] == "f"] == ["f-0", "f-1"]
 
 
+def test_the_deliverers_gather_window_sends_hand_overs_that_come_apart_together(
+    session, session_factory, gate, monkeypatch
+) -> None:
+    serial = gate[0].serial
+    recorder = Recorder(InProcessBus())
+    real, deliveries = outbox._deliver_written, []
+
+    def counted(factory, bus, batches):  # type: ignore[no-untyped-def]
+        deliveries.append(len(batches))
+        return real(factory, bus, batches)
+
+    monkeypatch.setattr(outbox, "_deliver_written", counted)
+    committed = [_committed(session_factory, serial, p, 2) for p in ("g", "h", "i", "j")]
+    gathering = outbox.Deliverer(session_factory, recorder.bus, gather=2.0)
+    try:
+        for written in committed[:2]:  # the deliverer is idle: each hand-over alone would go out at once
+            assert gathering.submit(written)
+            time.sleep(0.05)
+        assert recorder.messages == []  # held for the window
+        assert gathering.wait(10)
+    finally:
+        gathering.close()
+    assert deliveries == [2]
+    assert [u for u in _uids(recorder) if u[0] in "gh"] == ["g-0", "g-1", "h-0", "h-1"]
+
+    deliveries.clear()
+    immediate = outbox.Deliverer(session_factory, recorder.bus)  # no window: nothing is held
+    try:
+        for written in committed[2:]:
+            assert immediate.submit(written)
+            assert immediate.wait(10)
+    finally:
+        immediate.close()
+    assert deliveries == [1, 1]
+    assert [u for u in _uids(recorder) if u[0] in "ij"] == ["i-0", "i-1", "j-0", "j-1"]
+    assert outbox.pending(session) == 0
+
+
+def test_closing_a_gathering_deliverer_does_not_wait_out_its_window(session, session_factory, gate) -> None:
+    recorder = Recorder(InProcessBus())
+    written = _committed(session_factory, gate[0].serial, "k", 2)
+    deliverer = outbox.Deliverer(session_factory, recorder.bus, gather=30.0)
+    started = time.monotonic()
+    deliverer.submit(written)
+    deliverer.close(timeout=10)
+    assert time.monotonic() - started < 5
+    assert not deliverer._thread.is_alive()
+    assert [u for u in _uids(recorder) if u[0] == "k"] == ["k-0", "k-1"]
+
+
 def test_closing_the_deliverer_delivers_what_waits(session, session_factory, gate) -> None:
     recorder = Recorder(InProcessBus())
     bus = recorder.bus
