@@ -7,12 +7,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
 
-import httpx
 import pytest
+from starlette import testclient
 
 from linli.devices import signing
 from tests.devices.helpers import plate_read
 
+# The example uses the client it is given: here starlette's TestClient, on httpx2 (httpx when it is missing).
+HTTPStatusError = testclient.httpx.HTTPStatusError
 EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "send_events.py"
 
 
@@ -37,7 +39,7 @@ def test_example_client_end_to_end(client, session, gate) -> None:
         "rejected": [],
     }
     assert example.send("", serial, secret, batch, client=client)["duplicates"] == 2
-    with pytest.raises(httpx.HTTPStatusError) as refused:
+    with pytest.raises(HTTPStatusError) as refused:
         example.send("", serial, "wrong", batch, client=client)
     assert refused.value.response.status_code == 401
 
@@ -65,7 +67,7 @@ def test_example_client_uploads_a_picture_and_refers_to_it(
         assert example.send("", serial, secret, [event], client=client)["stored"] == 1
         row = session.scalar(select(StoredEvent).where(StoredEvent.event_uid == event["id"]))
         assert [m["ref"] for m in row.media] == [stored["ref"]]
-        with pytest.raises(httpx.HTTPStatusError) as refused:
+        with pytest.raises(HTTPStatusError) as refused:
             example.upload_media("", serial, secret, b"GIF? no", content_type="image/gif", client=client)
         assert refused.value.response.status_code == 422
     finally:

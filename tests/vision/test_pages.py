@@ -56,7 +56,7 @@ def test_a_worker_sees_the_camera_its_detections_and_their_evidence(console: Con
     assert picture.status_code == 200 and picture.headers["content-type"] == "image/jpeg"
     clip = console.get(f"/media/{row.clip_ref}")
     assert clip.status_code == 200 and clip.headers["content-type"] == "video/webm"
-    english = console.get(f"/devices/vision/{camera.id}", cookies={"linli_lang": "en"})
+    english = console.get("/lang/en", params={"next": f"/devices/vision/{camera.id}"})
     assert "Recent detections" in english.text and "Column 4" in english.text
 
 
