@@ -557,7 +557,7 @@ def test_the_deliverers_gather_window_sends_hand_overs_that_come_apart_together(
 
     monkeypatch.setattr(outbox, "_deliver_written", counted)
     committed = [_committed(session_factory, serial, p, 2) for p in ("g", "h", "i", "j")]
-    gathering = outbox.Deliverer(session_factory, recorder.bus, gather=2.0)
+    gathering = outbox.Deliverer(session_factory, recorder.bus, gather=1.0)
     try:
         for written in committed[:2]:  # the deliverer is idle: each hand-over alone would go out at once
             assert gathering.submit(written)

@@ -250,7 +250,6 @@ class Deliverer:
         self._factory = session_factory
         self._bus = bus
         self._gather = gather
-        self._max_waiting = max_waiting
         self._waiting: queue.Queue[Written | None] = queue.Queue(maxsize=max_waiting)
         self._done = threading.Condition()
         self._submitted = 0
@@ -289,7 +288,9 @@ class Deliverer:
         while not stopping:
             taken = [self._waiting.get()]
             until = time.monotonic() + self._gather
-            while taken[-1] is not None and len(taken) < self._max_waiting:  # what waits goes out together
+            while (
+                taken[-1] is not None and len(taken) < self._waiting.maxsize
+            ):  # what waits goes out together
                 left = until - time.monotonic()
                 try:
                     taken.append(self._waiting.get(timeout=left) if left > 0 else self._waiting.get_nowait())
