@@ -428,6 +428,8 @@ def test_the_stores_time_text_is_the_one_sqlalchemy_would_bind_on_sqlite() -> No
     ]
     for at in samples:
         assert store.sqlite_times(at) == (bind(at), at.isoformat()), at
+        # A rollup's hour, keyed by the text's first 13 characters and made once per batch from the key.
+        assert store.hour_of(store.sqlite_times(at)[1][:13]) == at.replace(minute=0, second=0, microsecond=0)
 
 
 def test_an_events_message_says_its_time_as_the_envelope_model_would(session, gate) -> None:

@@ -53,7 +53,7 @@ class Encoded(NamedTuple):
     row: tuple[Any, ...]  # the row's columns after id, in _COLUMNS order
     subject: str
     message: bytes  # the message's JSON object after its first member, "id" (no opening brace)
-    hour: tuple[datetime, str, str, str]  # its rollup's key: hour, community, device kind, type
+    hour: tuple[str, str, str, str]  # its rollup's key: hour (hour_key), community, device kind, type
 
 
 def table(model: type[Any]) -> Table:
@@ -125,7 +125,7 @@ def append(session: Session, events: list[Accepted], *, received_at: datetime) -
     encode(session, events, received_at=received_at)
     rows: list[tuple[Any, ...]] = []
     messages: list[tuple[str, bytes]] = []
-    hours: list[tuple[datetime, str, str, str]] = []
+    hours: list[tuple[str, str, str, str]] = []
     for event, new_id in zip(events, ids, strict=True):
         event.stored_id = new_id
         encoded = cast(Encoded, event.encoded)
@@ -223,7 +223,7 @@ def encode(session: Session, events: list[Accepted], *, received_at: datetime) -
             row,
             subject,
             _encoded_message(event, device, received, iso, payload, media),
-            (hour_of(occurred), device.community, device.kind, kind),
+            (iso[:13], device.community, device.kind, kind),
         )
 
 
@@ -235,9 +235,11 @@ def sqlite_times(at: datetime) -> tuple[str, str]:
     return full[:26], f"{full[:10]}T{full[11:] if at.microsecond else full[11:19] + '+00:00'}"
 
 
-def hour_of(at: datetime) -> datetime:
-    """The start of the hour at falls in (a rollup's hour)."""
-    return at.replace(minute=0, second=0, microsecond=0)
+def hour_of(key: str) -> datetime:
+    """The start of the hour (a rollup's) from its key, the first 13 characters of a UTC time's isoformat()
+    ("2026-12-04T08"): encode keys each event's rollup by text, which hashes and compares in a fraction of
+    a datetime's time and needs no datetime of its own; a batch's few distinct hours are made here."""
+    return datetime.fromisoformat(f"{key}:00:00+00:00")
 
 
 def _skipped(session: Session, events: list[Accepted]) -> dict[tuple[int, str], int]:
@@ -366,9 +368,11 @@ _ROLLUP_UPSERT = {
 }
 
 
-def _bump_rollups(session: Session, counts: Counter[tuple[datetime, str, str, str]]) -> None:
-    """Add the batch's counts per (hour, community, device kind, type), counted by append: one upsert."""
-    keyed = sorted(counts.items())  # one order for every writer: concurrent upserts cannot deadlock
+def _bump_rollups(session: Session, counts: Counter[tuple[str, str, str, str]]) -> None:
+    """Add the batch's counts per (hour key, community, device kind, type), counted by append: one upsert."""
+    # One order for every writer: concurrent upserts cannot deadlock (the keys' text sorts as their hours).
+    hours = {key[0]: hour_of(key[0]) for key in counts}
+    keyed = [((hours[h], a, k, t), n) for (h, a, k, t), n in sorted(counts.items())]
     if not keyed:
         return
     connection = session.connection()
