@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ except ImportError:  # Windows has no flock: between processes SQLite's own wait
     fcntl = None  # type: ignore[assignment]
 
 from sqlalchemy import JSON, DateTime, Engine, String, Table, create_engine, event, insert, or_
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import (
     DeclarativeBase,
@@ -36,10 +37,32 @@ from linli.core import jsonio
 from linli.core.timeutil import utcnow
 
 
+class _SqliteUtcDateTime(sqlite.DATETIME):
+    """SQLite's DATETIME, which writes a time's wall-clock digits and drops its zone: an aware time in
+    another zone is turned into UTC first, the zone every stored time is in, so that a filter such as a
+    local day's start (Asia/Shanghai) or an API caller's +08:00 compares as the instant it is, as on
+    PostgreSQL. Naive times are taken as UTC already, as before."""
+
+    def bind_processor(self, dialect: Any) -> Any:
+        process = super().bind_processor(dialect)
+        assert process is not None  # SQLite's DATETIME always formats
+
+        def bind(value: Any) -> Any:
+            offset = getattr(value, "utcoffset", None)
+            if offset is not None and offset():  # aware and not UTC (a naive time's offset is None)
+                value = value.astimezone(UTC)
+            return process(value)
+
+        return bind
+
+
+UTC_DATETIME = DateTime(timezone=True).with_variant(_SqliteUtcDateTime(timezone=True), "sqlite")
+
+
 class Base(DeclarativeBase):
     """Declarative base of every table."""
 
-    type_annotation_map = {datetime: DateTime(timezone=True)}
+    type_annotation_map = {datetime: UTC_DATETIME}
 
 
 def prefix_range(prefix: str) -> tuple[str, str]:

@@ -158,3 +158,23 @@ def test_plate_pictures_stand_next_to_the_plate(page, site: LiveSite) -> None:  
     pictures = page.get_by_test_id("pictures").locator("img.photo")
     expect(pictures).to_have_count(2)
     screenshot(page, "event-pictures", must_show=["图片与视频", "车牌", "全景"])
+
+    # From the gate's page to its own events, then narrowed to a time range typed in local time.
+    page.goto("/events?type=vehicle.entered")
+    page.get_by_test_id("events").get_by_role("link", name="DS-TCG2A5-TF-E01").first.click()
+    page.get_by_test_id("all-events").click()
+    expect(page.get_by_test_id("device-filter")).to_contain_text("DS-TCG2A5-TF-E01")
+    expect(page.get_by_test_id("events")).to_contain_text("陕A7M2Q9")
+    now = utcnow().astimezone(LOCAL_TZ)
+    page.get_by_test_id("since").fill((now + timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M"))
+    page.get_by_role("button", name="筛选").click()
+    expect(page.get_by_test_id("events")).to_contain_text("暂无事件")
+    expect(page.get_by_test_id("device-filter")).to_contain_text("DS-TCG2A5-TF-E01")  # kept by the form
+    page.get_by_test_id("since").fill((now - timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M"))
+    page.get_by_test_id("until").fill((now + timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M"))
+    page.get_by_role("button", name="筛选").click()
+    expect(page.get_by_test_id("events")).to_contain_text("陕A7M2Q9")
+    screenshot(page, "events-by-device-and-time", must_show=["陕A7M2Q9", "DS-TCG2A5-TF-E01"])
+    page.get_by_test_id("until").fill((now - timedelta(minutes=20)).strftime("%Y-%m-%dT%H:%M"))
+    page.get_by_role("button", name="筛选").click()
+    expect(page.get_by_text("结束时间须晚于开始时间")).to_be_visible()

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from linli.core.auth.service import Principal
+from linli.core.timeutil import LOCAL_TZ
 from linli.devices import service
 from linli.registry import places
 from tests.devices.helpers import T0, body_of, device, envelope, plate_read, signed
@@ -172,6 +173,11 @@ def test_event_filters_and_cursor_paging(client, login, session, world, gate) ->
     }
     timed = client.get("/api/v1/events", headers=headers, params={**window, "type": "vehicle.entered"}).json()
     assert [e["id"] for e in timed["items"]] == result.event_ids[2:4][::-1]
+    # The same window written in Asia/Shanghai (+08:00) is the same instants, on SQLite as on PostgreSQL.
+    local = {name: datetime.fromisoformat(at).astimezone(LOCAL_TZ).isoformat() for name, at in window.items()}
+    assert "+08:00" in local["since"]
+    again = client.get("/api/v1/events", headers=headers, params={**local, "type": "vehicle.entered"}).json()
+    assert [e["id"] for e in again["items"]] == result.event_ids[2:4][::-1]
     area = client.get("/api/v1/events", headers=headers, params={"community": world.yuyu}).json()
     assert area["items"] == []
     hourly = client.get(

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qsl
 
 from sqlalchemy.orm import Session
 
+from linli.core.timeutil import LOCAL_TZ
 from linli.devices import service
 from tests.builders import World
 from tests.devices.helpers import device, envelope, plate_read
@@ -128,3 +130,63 @@ def test_the_english_switch(console: Console, session: Session, world: World) ->
     assert "南门道闸" in page  # data stays as entered
     letters = console.get("/dead-letters").text
     assert "Dead letters" in letters and "Replay" in letters and "Discard" in letters
+
+
+def _rows(page: str) -> str:
+    return page.split('data-testid="events"')[1].split("</table>")[0]
+
+
+def test_the_event_log_by_device_and_local_time_range(
+    console: Console, session: Session, world: World
+) -> None:
+    ids = _hub(session, world)
+    console.login("admin")
+    # The device page's "all events" leads to the log of that device alone.
+    page = console.get(f"/devices/{ids['gate']}").text
+    assert f'href="/events?device={ids["gate"]}" data-testid="all-events"' in page
+    by_gate = console.get("/events", params={"device": ids["gate"]}).text
+    assert "南门道闸" in by_gate.split('data-testid="device-filter"')[1].split("</span>")[0]
+    assert "DS-TCG227-TF-S01" in _rows(by_gate) and "DH-IPC-YY-07" not in _rows(by_gate)
+    assert "暂无事件" in console.get("/events", params={"device": 10**6}).text
+
+    # The range is typed in Asia/Shanghai: the gate's heartbeat 2 minutes ago is before it, its plate read
+    # 1 minute ago inside it (since inclusive, until exclusive).
+    local = (_now() - timedelta(seconds=90)).astimezone(LOCAL_TZ)
+    since = local.strftime("%Y-%m-%dT%H:%M:%S")
+    ranged = console.get("/events", params={"device": ids["gate"], "since": since}).text
+    assert "车辆入场" in _rows(ranged) and "心跳" not in _rows(ranged)
+    assert f'value="{since}" aria-label="开始时间"' in ranged  # the form keeps what was typed
+    until = (local - timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%S")
+    earlier = console.get("/events", params={"device": ids["gate"], "until": until}).text
+    assert "心跳" in _rows(earlier) and "车辆入场" not in _rows(earlier)
+
+    # Bad input: refused with the field named, never an empty page that looks like "no events".
+    bad = console.get("/events", params={"since": "yesterday"})
+    assert bad.status_code == 422 and "yesterday" in bad.text
+    backwards = console.get("/events", params={"since": since, "until": until})
+    assert backwards.status_code == 422 and "结束时间须晚于开始时间" in backwards.text
+
+
+def test_the_event_logs_pager_keeps_every_filter(console: Console, session: Session, world: World) -> None:
+    gate, _ = device(session, world.tianfu, serial="DS-TCG227-TF-P01", kind="plate_gate", name="北门道闸")
+    now = _now()
+    beats = [envelope(gate.serial, at=now - timedelta(seconds=i), uid=f"p-{i}") for i in range(60)]
+    service.ingest(session, beats, source="http", received_at=now)
+    session.commit()
+    console.login("admin")
+    since = (now - timedelta(hours=1)).astimezone(LOCAL_TZ).strftime("%Y-%m-%dT%H:%M")
+    params = {"type": "device.heartbeat", "device": str(gate.id), "since": since}
+    first = console.get("/events", params=params).text
+    older = re.search(r'href="/events\?([^"]+)" data-testid="older"', first)
+    assert older is not None
+    link = dict(parse_qsl(older.group(1).replace("&amp;", "&")))
+    assert {k: link[k] for k in params} == params and "before" in link
+    second = console.get("/events", params=link).text
+    assert _rows(second).count("心跳") == 60 - 50  # the page size is 50
+    # Clearing the device keeps the other filters.
+    clear = re.search(r'data-testid="device-filter">.*?<a href="/events\?([^"]*)" title', second, re.S)
+    assert clear is not None
+    assert dict(parse_qsl(clear.group(1).replace("&amp;", "&"))) == {
+        "type": "device.heartbeat",
+        "since": since,
+    }

@@ -35,3 +35,14 @@ def format_local(value: datetime | date | None, *, with_seconds: bool = False) -
 def local_today() -> date:
     """Today's date in Asia/Shanghai (ages, move-in defaults)."""
     return datetime.now(LOCAL_TZ).date()
+
+
+def parse_local(text: str) -> datetime | None:
+    """A time typed in Asia/Shanghai, as a form sends it: "2026-12-06T08:30" (a datetime-local input),
+    "2026-12-06 08:30:15", or a day alone ("2026-12-06", its first instant); '' is None. An offset given
+    with the time is kept. ValueError for anything else (the caller names its field)."""
+    text = text.strip()
+    if not text:
+        return None
+    value = datetime.fromisoformat(text)  # ValueError names the text
+    return value if value.tzinfo is not None else value.replace(tzinfo=LOCAL_TZ)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, BackgroundTasks, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -10,9 +12,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from linli.areas import service as areas
 from linli.areas.models import Level
 from linli.core.auth.roles import Perm
+from linli.core.errors import Invalid
 from linli.core.outbox import deliver_outbox
 from linli.core.pagination import PageWindow
-from linli.core.timeutil import utcnow
+from linli.core.timeutil import parse_local, utcnow
 from linli.devices import deadletters, health, queries, register, service
 from linli.devices.pages_common import community_names, labels, person_names
 from linli.devices.pages_manage import command_context
@@ -114,11 +117,19 @@ def event_list(
     person: Annotated[int | None, Query(ge=1)] = None,
     vehicle: Annotated[int | None, Query(ge=1)] = None,
     plate: Annotated[str, Query(max_length=32)] = "",
+    device: Annotated[int | None, Query(ge=1)] = None,
+    since: Annotated[str, Query(max_length=32)] = "",
+    until: Annotated[str, Query(max_length=32)] = "",
     before: Annotated[int | None, Query(ge=1)] = None,
 ) -> Response:
     """Latest events in the caller's areas, newest first; filter by type, community, person (with the
-    person's vehicles), vehicle and plate (registered or not), page by id."""
+    person's vehicles), vehicle, plate (registered or not), device and a time range typed in local time
+    (since inclusive, until exclusive), page by id. A malformed time or an empty range is refused (422,
+    naming the field)."""
     principal.require(Perm.EVENTS_READ)
+    start, end = _local_time(since, "since"), _local_time(until, "until")
+    if start is not None and end is not None and end <= start:
+        raise Invalid("结束时间须晚于开始时间", field="until")
     rows = queries.get_events(
         session,
         area=community or None,
@@ -126,27 +137,56 @@ def event_list(
         person_id=person,
         vehicle_id=vehicle,
         plate=plate.strip() or None,
+        device_id=device,
+        since=start,
+        until=end,
         before=before,
         limit=PAGE_SIZE + 1,
     )
     shown = rows[:PAGE_SIZE]
+    filters = {
+        "type": type,
+        "community": community,
+        "person": person,
+        "vehicle": vehicle,
+        "plate": plate.strip(),
+        "device": device,
+        "since": since.strip(),
+        "until": until.strip(),
+    }
+    kept = {name: value for name, value in filters.items() if value}
     return render(
         request,
         "devices/events.html",
         events=shown,
         person_names=person_names(session, principal, shown, also=person),
         older=shown[-1].id if len(rows) > PAGE_SIZE else None,
+        # The page's filters as a query string, for the pager; and without one of them, for its × link.
+        query=urlencode(kept),
+        without={name: urlencode({k: v for k, v in kept.items() if k != name}) for name in filters},
         type=type,
         community=community,
         person=person,
         vehicle=vehicle,
         vehicle_plate=_plate(session, principal, vehicle),
         plate=plate.strip(),
+        device=device,
+        device_found=register.get(session, device_id=device) if device else None,
+        since=since.strip(),
+        until=until.strip(),
         before=before,
         communities=areas.get_all(session, level=Level.COMMUNITY.value),
         community_names=community_names(session),
         **labels(),
     )
+
+
+def _local_time(text: str, field: str) -> datetime | None:
+    """A time filter typed in Asia/Shanghai (timeutil.parse_local); Invalid naming the field if malformed."""
+    try:
+        return parse_local(text)
+    except ValueError:
+        raise Invalid(f"时间格式不正确：{text}（应为 2026-12-06T08:30）", field=field) from None
 
 
 def _plate(session: DB, principal: PagePrincipal, vehicle_id: int | None) -> str:

@@ -167,9 +167,14 @@ def _serial_taken(session: Session, serial: str) -> bool:
     return session.scalar(stmt) is not None
 
 
+def get(session: Session, *, device_id: int) -> Device | None:
+    """A device in the caller's scope, else None."""
+    return session.scalar(select(Device).where(Device.id == device_id))
+
+
 def get_or_raise(session: Session, *, device_id: int) -> Device:
     """A device in the caller's scope, else NotFound."""
-    device = session.scalar(select(Device).where(Device.id == device_id))
+    device = get(session, device_id=device_id)
     if device is None:
         raise NotFound("设备不存在或不在权限范围内", field="device")
     return device
