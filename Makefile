@@ -18,7 +18,7 @@ install: $(STAMP)
 run: install
 	$(BIN)/linli db upgrade
 	$(BIN)/linli demo --if-empty
-	$(BIN)/linli serve
+	LINLI_DEMO_LIVE=$${LINLI_DEMO_LIVE:-true} $(BIN)/linli serve
 
 # Debian's Chromium and CJK fonts for the browser tests; installed when missing and apt is usable.
 browser-deps:

@@ -1,4 +1,4 @@
-"""Scheduled jobs (APScheduler 3): offline checks, command expiry, outbox catch-up and purges.
+"""Scheduled jobs (APScheduler 3): offline checks, command expiry, outbox catch-up, purges, the live demo.
 
 Each job runs in its own unit of work, logs what it did, and survives its own failures (the next run
 tries again). They run inside `linli serve` (setting jobs_enabled) or in one `linli jobs run` worker:
@@ -19,6 +19,8 @@ from linli.core import media, outbox
 from linli.core.bus import Bus
 from linli.core.timeutil import LOCAL_TZ, utcnow
 from linli.db import unit_of_work
+from linli.demo import live
+from linli.demo.live import LiveDemo
 from linli.devices import commands, health, store
 from linli.devices.mappings import pull
 from linli.settings import Settings
@@ -37,6 +39,7 @@ class Jobs:
     bus: Bus
     settings: Settings
     clock: Callable[[], datetime] = field(default=utcnow)
+    _demo: LiveDemo | None = field(default=None, init=False, repr=False)
 
     def check_offline(self) -> int:
         """Mark silent devices offline; their device.offline events then go to the bus."""
@@ -79,6 +82,15 @@ class Jobs:
             outbox.deliver_outbox(self.session_factory, self.bus)
         return polled
 
+    def play_demo(self) -> int:
+        """Play the demo communities' devices up to now (settings.demo_live); their events go to the bus."""
+        if self._demo is None:
+            self._demo = LiveDemo(self.session_factory)
+        stored = self._demo.tick(self.clock())
+        if stored:
+            outbox.deliver_outbox(self.session_factory, self.bus)
+        return stored
+
     def purge_outbox(self) -> int:
         """Delete outbox messages delivered more than a day ago."""
         with unit_of_work(self.session_factory) as session:
@@ -108,6 +120,8 @@ def build_scheduler(jobs: Jobs) -> BackgroundScheduler:
         ("catch_up_outbox", jobs.catch_up_outbox, {"seconds": 30}),
         ("poll_sources", jobs.poll_sources, {"seconds": 10}),
     ]
+    if jobs.settings.demo_live:
+        every.append(("play_demo", jobs.play_demo, {"seconds": live.TICK_S}))
     for name, job, interval in every:
         scheduler.add_job(run_safely, "interval", args=(name, job), id=name, name=name, **interval)
     daily = [

@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     # Scheduled jobs (offline checks, command expiry, outbox catch-up, purges): on for `linli serve` unless
     # set false (run them in one process only, or as `linli jobs run`); off for apps built in code (tests).
     jobs_enabled: bool = False
+    # The demo district kept alive (demo/live.py): the jobs go on playing the pilot communities' simulated
+    # devices through the hub, so devices stay online and events keep coming. `make run` sets it.
+    demo_live: bool = False
 
     def pii_key_bytes(self) -> bytes:
         """The 32-byte AES key for personal data at rest."""
