@@ -269,3 +269,20 @@ def test_old_events_use_the_clock_given(session, gate) -> None:
         session, [envelope(gate[0].serial, at=T0)], source="http", received_at=T0 + timedelta(days=29)
     )
     assert result.stored == 1
+
+
+def test_a_kind_that_never_connects_is_not_monitored_and_never_offline(client, login, session, world) -> None:
+    cam, _ = device(session, world.tianfu, serial="DS-2CD-TF-MON-01")  # registered, not heard from yet
+    tag, _ = device(
+        session, world.tianfu, serial="XG-TF-MON-01", kind="patrol_tag", vendor="兰德华", model="L"
+    )
+    session.commit()
+    headers = login("shequ")
+    offline = client.get("/api/v1/devices", headers=headers, params={"online": False}).json()
+    serials = {d["serial"]: d for d in offline}
+    assert cam.serial in serials and tag.serial not in serials  # a tag is touched, never heard from
+    assert serials[cam.serial]["monitored"] is True
+    detail = client.get(f"/api/v1/devices/{tag.id}", headers=headers).json()
+    assert detail["monitored"] is False and detail["online"] is False and detail["uptime_7d"] is None
+    listed = client.get("/api/v1/devices", headers=headers, params={"kind": "patrol_tag"}).json()
+    assert [d["serial"] for d in listed if d["serial"] == tag.serial] == [tag.serial]

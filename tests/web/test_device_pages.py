@@ -190,3 +190,22 @@ def test_the_event_logs_pager_keeps_every_filter(console: Console, session: Sess
         "type": "device.heartbeat",
         "since": since,
     }
+
+
+def test_a_patrol_tag_says_not_monitored_instead_of_offline(
+    console: Console, session: Session, world: World
+) -> None:
+    tag, _ = device(
+        session, world.tianfu, serial="XG-TF-NM-01", kind="patrol_tag", vendor="兰德华", model="L"
+    )
+    device(session, world.tianfu, serial="DS-2CD-TF-NM-02")
+    session.commit()
+    console.login("shequ")
+    listed = console.get("/devices").text
+    row = listed.split("XG-TF-NM-01")[1].split("</tr>")[0]
+    assert ">不监测<" in row and "离线" not in row
+    assert ">离线<" in listed.split("DS-2CD-TF-NM-02")[1].split("</tr>")[0]  # silent, and it should not be
+    page = console.get(f"/devices/{tag.id}").text
+    assert ">不监测<" in page.split('data-testid="online"')[1][:120]
+    console.get("/lang/en", params={"next": "/devices"})
+    assert ">Not monitored<" in console.get("/devices").text

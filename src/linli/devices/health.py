@@ -54,6 +54,11 @@ OFFLINE_AFTER: dict[str, timedelta | None] = {
 }
 
 
+# Kinds whose online state the hub does not track (they never connect: a patrol tag is touched, not
+# heard from). Pages and the API say "not monitored" for them, and "offline" never lists them.
+UNMONITORED: frozenset[str] = frozenset(kind for kind, limit in OFFLINE_AFTER.items() if limit is None)
+
+
 def offline_after(kind: str) -> timedelta | None:
     """The silence after which a device of this kind is offline (None: never)."""
     return OFFLINE_AFTER.get(kind, 30 * _MIN)

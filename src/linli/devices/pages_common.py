@@ -13,6 +13,7 @@ from linli.areas.models import Level
 from linli.core.auth.roles import Perm
 from linli.core.auth.service import Principal
 from linli.devices.events import EventType
+from linli.devices.health import UNMONITORED
 from linli.devices.models import StoredEvent
 from linli.devices.vocab import KIND_LABELS, STATE_LABELS
 from linli.registry import people
@@ -66,4 +67,5 @@ def labels() -> dict[str, Any]:
         "event_labels": EVENT_LABELS,
         "letter_labels": LETTER_LABELS,
         "media_labels": MEDIA_LABELS,
+        "unmonitored": UNMONITORED,
     }

@@ -22,7 +22,7 @@ from linli.core.auth.roles import Perm
 from linli.core.auth.service import Principal
 from linli.core.errors import Conflict, Invalid, NotFound
 from linli.db import starts_with
-from linli.devices import vocab
+from linli.devices import health, vocab
 from linli.devices.models import Device, DeviceState, StoredEvent
 from linli.registry import places
 
@@ -271,7 +271,8 @@ def get_all(
     limit: int = 100,
     offset: int = 0,
 ) -> list[Device]:
-    """Devices in the caller's scope, by serial."""
+    """Devices in the caller's scope, by serial; online False: those offline (never a kind whose online
+    state is not tracked, health.UNMONITORED)."""
     stmt = select(Device).order_by(Device.serial).limit(limit).offset(offset)
     if area:
         stmt = stmt.where(starts_with(Device.area_code, area))
@@ -281,6 +282,8 @@ def get_all(
         stmt = stmt.where(Device.state == state)
     if online is not None:
         stmt = stmt.where(Device.online.is_(online))
+    if online is False:  # offline: silent past its kind's limit, which kinds never connecting have not
+        stmt = stmt.where(Device.kind.not_in(health.UNMONITORED))
     if serial_prefix:
         stmt = stmt.where(starts_with(Device.serial, serial_prefix))
     return list(session.scalars(stmt))

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from linli.core.timeutil import as_utc
+from linli.devices.health import UNMONITORED
 from linli.devices.models import DeadLetter, Device, DeviceCommand, StoredEvent
 from linli.devices.vocab import KIND_LABELS, STATE_LABELS
 
@@ -75,6 +76,7 @@ class DeviceOut(BaseModel):
     state: str
     state_label: str = ""
     online: bool
+    monitored: bool = True  # false: a kind that never connects (a patrol tag); its online says nothing
     last_seen_at: datetime | None
 
     @classmethod
@@ -83,6 +85,7 @@ class DeviceOut(BaseModel):
         out = cls.model_validate(device)
         out.kind_label = KIND_LABELS.get(device.kind, device.kind)
         out.state_label = STATE_LABELS.get(device.state, device.state)
+        out.monitored = device.kind not in UNMONITORED
         return out
 
 
