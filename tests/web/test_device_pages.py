@@ -209,3 +209,44 @@ def test_a_patrol_tag_says_not_monitored_instead_of_offline(
     assert ">不监测<" in page.split('data-testid="online"')[1][:120]
     console.get("/lang/en", params={"next": "/devices"})
     assert ">Not monitored<" in console.get("/devices").text
+
+
+def test_the_device_list_by_state_and_link_with_the_counts_in_use(
+    console: Console, session: Session, world: World
+) -> None:
+    now = _now()
+    beating, _ = device(session, world.tianfu, serial="DS-2CD-TF-LK-01")
+    silent, _ = device(session, world.tianfu, serial="DS-2CD-TF-LK-02")
+    fixing, _ = device(session, world.tianfu, serial="DS-2CD-TF-LK-03", state="maintenance")
+    device(session, world.tianfu, serial="XG-TF-LK-04", kind="patrol_tag", vendor="兰德华", model="L")
+    device(session, world.yuyu, serial="DS-2CD-YY-LK-05")  # another community: not in 天府和苑's counts
+    service.ingest(session, [envelope(beating.serial, at=now)], source="http", received_at=now)
+    session.commit()
+    console.login("admin")
+
+    def serials(**params: str) -> set[str]:
+        page = console.get("/devices", params={"community": world.tianfu, **params}).text
+        return set(re.findall(r"DS-2CD-TF-LK-\d+|XG-TF-LK-\d+", page.split('data-testid="devices"')[1]))
+
+    assert serials(link="online") == {"DS-2CD-TF-LK-01"}
+    assert serials(link="offline") == {"DS-2CD-TF-LK-02", "DS-2CD-TF-LK-03"}  # never the tag
+    assert serials(link="offline", state="active") == {"DS-2CD-TF-LK-02"}
+    assert serials(state="maintenance") == {"DS-2CD-TF-LK-03"}
+    page = console.get("/devices", params={"community": world.tianfu, "kind": "camera"}).text
+    summary = page.split('data-testid="link-summary"')[1].split("</p>")[0]
+    # In use (active) cameras of 天府和苑 in this test: one online, one offline (the one in maintenance
+    # and the other community's are not counted).
+    online = re.search(r"在线 <b>(\d+)</b>", summary)
+    offline = re.search(r"离线 <b>(\d+)</b>", summary)
+    assert online is not None and offline is not None
+    before = console.get(
+        "/devices", params={"community": world.tianfu, "kind": "camera", "link": "offline", "state": "active"}
+    ).text
+    listed_offline = set(re.findall(r"<a href=\"/devices/(\d+)\">", before.split('data-testid="devices"')[1]))
+    assert int(offline.group(1)) == len(listed_offline) and str(silent.id) in listed_offline
+    assert str(fixing.id) not in listed_offline
+    up = console.get("/devices", params={"community": world.tianfu, "kind": "camera", "link": "online"}).text
+    listed_online = set(re.findall(r"<a href=\"/devices/(\d+)\">", up.split('data-testid="devices"')[1]))
+    assert int(online.group(1)) == len(listed_online) and str(beating.id) in listed_online
+    assert f"community={world.tianfu}" in summary and "kind=camera" in summary and "state=active" in summary
+    assert console.get("/devices", params={"link": "sometimes"}).status_code == 422

@@ -46,20 +46,27 @@ def device_list(
     principal: PagePrincipal,
     kind: Annotated[str, Query(max_length=32)] = "",
     community: Community = "",
+    state: Annotated[str, Query(pattern=r"^(active|maintenance|retired)?$")] = "",
+    link: Annotated[str, Query(pattern=r"^(online|offline)?$")] = "",
     page: Annotated[int, Query(ge=1, le=10000)] = 1,
 ) -> Response:
-    """Devices in the caller's areas, by serial; filter by kind and community."""
+    """Devices in the caller's areas, by serial; filter by kind, community, state and online or offline
+    (offline: silent too long, never a kind that is not monitored), with the counts of those in use."""
     principal.require(Perm.DEVICES_READ)
     window = PageWindow(page, PAGE_SIZE)
     found = register.get_all(
         session,
         area=community or None,
         kind=kind or None,
+        state=state or None,
+        online={"online": True, "offline": False}.get(link),
         limit=window.limit,
         offset=window.offset,
     )
     names = community_names(session)
     shown, has_more = window.split(found)
+    filters = {"kind": kind, "community": community, "state": state, "link": link}
+    kept = {name: value for name, value in filters.items() if value}
     return render(
         request,
         "devices/devices.html",
@@ -68,6 +75,12 @@ def device_list(
         page=page,
         kind=kind,
         community=community,
+        state=state,
+        link=link,
+        query=urlencode(kept),
+        # The summary's links: the devices in use of this kind and community, online or offline.
+        in_use={k: v for k, v in kept.items() if k in ("kind", "community")} | {"state": "active"},
+        summary=register.link_summary(session, area=community or None, kind=kind or None),
         communities=areas.get_all(session, level=Level.COMMUNITY.value),
         community_names=names,
         can_write=principal.can(Perm.DEVICES_WRITE),

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Engine, exists, select
+from sqlalchemy import Engine, exists, func, select
 from sqlalchemy.orm import Session, defer
 
 from linli.areas import service as areas
@@ -287,6 +287,21 @@ def get_all(
     if serial_prefix:
         stmt = stmt.where(starts_with(Device.serial, serial_prefix))
     return list(session.scalars(stmt))
+
+
+def link_summary(session: Session, *, area: str | None = None, kind: str | None = None) -> dict[str, int]:
+    """How many devices in use (state active) in the caller's scope are online, offline and not monitored
+    (health.UNMONITORED), for the area and kind given."""
+    stmt = select(Device.kind, Device.online, func.count()).where(Device.state == DeviceState.ACTIVE)
+    if area:
+        stmt = stmt.where(starts_with(Device.area_code, area))
+    if kind:
+        stmt = stmt.where(Device.kind == kind)
+    counts = {"online": 0, "offline": 0, "unmonitored": 0}
+    for device_kind, online, count in session.execute(stmt.group_by(Device.kind, Device.online)):
+        key = "unmonitored" if device_kind in health.UNMONITORED else "online" if online else "offline"
+        counts[key] += count
+    return counts
 
 
 def update(session: Session, principal: Principal, *, device_id: int, data: dict[str, Any]) -> Device:
