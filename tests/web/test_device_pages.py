@@ -55,6 +55,9 @@ def test_a_community_worker_sees_their_devices_events_and_dead_letters(
     assert "南门道闸" in table and "DS-TCG227-TF-S01" in table and "车牌识别道闸" in table
     assert "海康威视" in table and "南门车行道" in table and "在线" in table
     assert "DH-IPC-YY-07" not in table
+    # The mapping editor (old devices' formats) is one click from the device list.
+    assert 'href="/mappings" data-testid="mappings-link"' in listed.text
+    assert console.get("/mappings").status_code == 200
     assert "DS-TCG227" not in console.get("/devices", params={"kind": "camera"}).text.split("<tbody>")[1]
     assert (
         "DS-TCG227" not in console.get("/devices", params={"community": world.yuyu}).text.split("<tbody>")[1]
@@ -250,3 +253,42 @@ def test_the_device_list_by_state_and_link_with_the_counts_in_use(
     assert int(online.group(1)) == len(listed_online) and str(beating.id) in listed_online
     assert f"community={world.tianfu}" in summary and "kind=camera" in summary and "state=active" in summary
     assert console.get("/devices", params={"link": "sometimes"}).status_code == 422
+
+
+def test_every_payload_field_and_choice_of_the_schema_has_a_label() -> None:
+    from typing import Literal, get_args, get_origin
+
+    from linli.devices.events import PAYLOADS
+    from linli.devices.pages_common import PAYLOAD_FIELD_LABELS, PAYLOAD_VALUE_LABELS
+
+    for model in set(PAYLOADS.values()):
+        for name, info in model.model_fields.items():
+            assert name in PAYLOAD_FIELD_LABELS, (model.__name__, name)
+            if get_origin(info.annotation) is Literal:
+                assert set(PAYLOAD_VALUE_LABELS[name]) == set(get_args(info.annotation)), (
+                    model.__name__,
+                    name,
+                )
+
+
+def test_an_events_page_names_its_payloads_fields_and_choices(
+    console: Console, session: Session, world: World
+) -> None:
+    door, _ = device(session, world.tianfu, serial="DS-K1T-TF-PL-01", kind="face_terminal")
+    now = _now()
+    access = envelope(
+        door.serial,
+        "access.denied",
+        at=now,
+        payload={"credential": "face", "door": "3号楼1单元门", "direction": "in", "reason": "未登记"},
+    )
+    stored = service.ingest(session, [access], source="http", received_at=now).event_ids[0]
+    session.commit()
+    console.login("shequ")
+    payload = console.get(f"/events/{stored}").text.split('data-testid="payload"')[1].split("</dl>")[0]
+    assert "凭证 <small><code>credential</code></small>" in payload
+    assert '人脸 <small class="muted"><code>face</code></small>' in payload
+    assert "方向" in payload and ">进 <small" in payload and "3号楼1单元门" in payload and "未登记" in payload
+    console.get("/lang/en", params={"next": "/"})
+    english = console.get(f"/events/{stored}").text.split('data-testid="payload"')[1].split("</dl>")[0]
+    assert "Credential <small>" in english and "Face <small" in english and "Direction" in english

@@ -72,9 +72,20 @@ def test_translate_falls_back_to_chinese() -> None:
 def test_labels_made_in_code_are_in_the_catalogue() -> None:
     from linli.accounts.pages import ACTIONS
     from linli.core.auth.roles import ROLE_LABELS
+    from linli.devices import pages_common
     from linli.registry.pages_import import ENTITY_LABELS
     from linli.web.pages import _STAT_LINKS
 
     catalogue = _catalogue()
     for text in [*ACTIONS.values(), *ROLE_LABELS.values(), *ENTITY_LABELS.values(), *_STAT_LINKS]:
         assert text in catalogue, text
+    device_labels = [
+        *pages_common.EVENT_LABELS.values(),
+        *pages_common.MEDIA_LABELS.values(),
+        *pages_common.LETTER_LABELS.values(),
+        *pages_common.KIND_LABELS.values(),
+        *pages_common.STATE_LABELS.values(),
+        *pages_common.PAYLOAD_FIELD_LABELS.values(),
+        *(label for values in pages_common.PAYLOAD_VALUE_LABELS.values() for label in values.values()),
+    ]
+    assert [text for text in device_labels if text not in catalogue] == []

@@ -42,6 +42,90 @@ MEDIA_LABELS: dict[str, str] = {
     "": "图片",
 }
 LETTER_LABELS: dict[str, str] = {"new": "待处理", "replayed": "已重放", "discarded": "已丢弃"}
+# An event's payload on its page: each field of the schema's payloads by name, the key shown beside it.
+PAYLOAD_FIELD_LABELS: dict[str, str] = {
+    "credential": "凭证",
+    "door": "门",
+    "direction": "方向",
+    "card_no": "卡号",
+    "person_ref": "设备人员编号",
+    "reason": "原因",
+    "similarity": "相似度",
+    "plate": "车牌",
+    "plate_colour": "车牌颜色",
+    "vehicle_colour": "车身颜色",
+    "lane": "车道",
+    "confidence": "置信度",
+    "checkpoint": "巡更点",
+    "guard": "巡更人",
+    "route": "巡更路线",
+    "quantity": "测量项",
+    "value": "数值",
+    "unit": "计量单位",
+    "alarm": "报警类型",
+    "level": "级别",
+    "detail": "详情",
+    "floor": "楼层",
+    "column": "所在列",
+    "floor_uncertainty": "楼层误差",
+    "trajectory": "轨迹",
+    "origin": "起点",
+    "size_px": "大小（像素）",
+    "image_size": "画面尺寸",
+    "kind": "类型",
+    "region": "侦测区域",
+    "target": "目标",
+    "status": "状态",
+    "firmware": "固件版本",
+    "last_seen": "最后在线",
+}
+# The fixed values of those fields (the schema's Literal choices), by field.
+PAYLOAD_VALUE_LABELS: dict[str, dict[str, str]] = {
+    "credential": {
+        "face": "人脸",
+        "card": "门禁卡",
+        "qr": "二维码",
+        "password": "密码",
+        "fingerprint": "指纹",
+        "remote": "远程开门",
+    },
+    "direction": {"in": "进", "out": "出", "unknown": "未知"},
+    "plate_colour": {
+        "blue": "蓝",
+        "yellow": "黄",
+        "green": "绿",
+        "white": "白",
+        "black": "黑",
+        "yellow_green": "黄绿",
+        "unknown": "未知",
+    },
+    "alarm": {
+        "smoke": "烟雾",
+        "gas": "燃气泄漏",
+        "water": "水浸",
+        "door_forced": "门被强行打开",
+        "door_open_too_long": "门长时间未关",
+        "tamper": "防拆",
+        "sos": "紧急求助",
+        "intrusion": "区域入侵",
+        "line_crossing": "越线",
+        "elevator": "电梯故障",
+        "hydrant_pressure": "消防水压异常",
+        "video_loss": "视频丢失",
+        "scene_change": "画面变更",
+        "other": "其他",
+    },
+    "level": {"info": "提示", "warning": "警告", "critical": "紧急"},
+    "kind": {
+        "motion": "移动",
+        "intrusion": "区域入侵",
+        "line_crossing": "越线",
+        "region_entrance": "进入区域",
+        "region_exit": "离开区域",
+    },
+    "target": {"human": "人", "vehicle": "车", "unknown": "未知"},
+}
+LONG_LIST = 6  # a payload list longer than this (a trajectory) shows as its length
 
 
 def community_names(session: Session) -> dict[str, str]:
@@ -68,4 +152,7 @@ def labels() -> dict[str, Any]:
         "letter_labels": LETTER_LABELS,
         "media_labels": MEDIA_LABELS,
         "unmonitored": UNMONITORED,
+        "field_labels": PAYLOAD_FIELD_LABELS,
+        "value_labels": PAYLOAD_VALUE_LABELS,
+        "long_list": LONG_LIST,
     }
