@@ -286,3 +286,52 @@ def test_a_kind_that_never_connects_is_not_monitored_and_never_offline(client, l
     assert detail["monitored"] is False and detail["online"] is False and detail["uptime_7d"] is None
     listed = client.get("/api/v1/devices", headers=headers, params={"kind": "patrol_tag"}).json()
     assert [d["serial"] for d in listed if d["serial"] == tag.serial] == [tag.serial]
+
+
+def test_bulk_replay_of_a_devices_dead_letters_after_registering_it(
+    client, login, session, world, gate
+) -> None:
+    from linli.devices import deadletters
+
+    now = _now()
+    smoke = [
+        envelope("NB-SMK-TF-0903", "alarm.raised", at=now, payload={"alarm": "smoke"}, uid=f"smk-{i}")
+        for i in range(3)
+    ]
+    other = envelope("NB-SMK-TF-0904", "alarm.raised", at=now, payload={"alarm": "smoke"}, uid="smk-x")
+    bad = envelope(gate[0].serial, "vehicle.entered", at=now, payload={}, uid="no-plate")  # stays bad
+    service.ingest(session, [*smoke, other, bad], source="mqtt", received_at=now)
+    broken = deadletters.record(session, reason="not JSON", item=b"{not json", source="http", received_at=now)
+    session.commit()
+    admin, shequ = login("admin"), login("shequ")
+
+    # A community worker replays only the letters of their areas: the gate's, refused again.
+    mine = client.post("/api/v1/dead-letters/replay", headers=shequ).json()
+    assert mine == {"replayed": 0, "refused": 1, "remaining": 1}
+    assert client.post("/api/v1/dead-letters/replay", headers=login("jingwu")).status_code == 403
+
+    registered = client.post(
+        "/api/v1/devices",
+        headers=shequ,
+        json={"serial": "NB-SMK-TF-0903", "kind": "烟感", "community": world.tianfu, "location": "9号楼"},
+    )
+    assert registered.status_code == 201
+    one = client.post(
+        "/api/v1/dead-letters/replay", headers=admin, params={"device": "NB-SMK-TF-0903", "limit": 1}
+    ).json()
+    assert one == {"replayed": 1, "refused": 0, "remaining": 2}  # oldest first, at most limit
+    rest = client.post(
+        "/api/v1/dead-letters/replay", headers=admin, params={"device": "NB-SMK-TF-0903"}
+    ).json()
+    assert rest == {"replayed": 2, "refused": 0, "remaining": 0}
+    stored = client.get("/api/v1/events", headers=shequ, params={"type": "alarm.raised"}).json()["items"]
+    assert sorted(e["event_uid"] for e in stored) == ["smk-0", "smk-1", "smk-2"]
+
+    # Everything left: the unknown device's, the gate's and the body that is not JSON are refused; the
+    # last cannot be replayed at all and stays exactly as it was, without stopping the others.
+    left = client.post("/api/v1/dead-letters/replay", headers=admin).json()
+    assert left == {"replayed": 0, "refused": 3, "remaining": 3}
+    session.expire_all()
+    assert broken.status == "new" and broken.attempts == 0 and broken.reason == "not JSON"
+    by_source = client.post("/api/v1/dead-letters/replay", headers=admin, params={"source": "http"}).json()
+    assert by_source == {"replayed": 0, "refused": 1, "remaining": 1}

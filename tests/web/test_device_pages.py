@@ -292,3 +292,36 @@ def test_an_events_page_names_its_payloads_fields_and_choices(
     console.get("/lang/en", params={"next": "/"})
     english = console.get(f"/events/{stored}").text.split('data-testid="payload"')[1].split("</dl>")[0]
     assert "Credential <small>" in english and "Face <small" in english and "Direction" in english
+
+
+def test_replay_all_of_a_devices_dead_letters_from_the_list(
+    console: Console, session: Session, world: World
+) -> None:
+    _hub(session, world)  # two letters: the unknown smoke sensor's, the gate's plate read without a plate
+    now = _now()
+    more = [envelope("NB-SMK-TF-0902", "alarm.raised", at=now, payload={"alarm": "smoke"}) for _ in range(2)]
+    service.ingest(session, more, source="http", received_at=now)
+    session.commit()
+    console.login("admin")
+    filtered = console.get("/dead-letters", params={"device": "NB-SMK-TF-0902", "status": "new"}).text
+    rows = filtered.split('data-testid="dead-letters"')[1].split("</table>")[0]
+    assert rows.count('data-testid="letter-') == 3 and "DS-TCG227-TF-S01" not in rows
+    form = filtered.split('data-testid="bulk-replay"')[1].split("</form>")[0]
+    assert "待处理 3 条" in form and 'name="device" value="NB-SMK-TF-0902"' in form
+
+    device(session, world.tianfu, serial="NB-SMK-TF-0902", kind="smoke_sensor", location="9号楼1单元")
+    session.commit()
+    csrf = console.csrf()
+    assert console.client.post("/dead-letters/replay", data={"device": "NB-SMK-TF-0902"}).status_code == 403
+    done = console.client.post("/dead-letters/replay", data={"csrf": csrf, "device": "NB-SMK-TF-0902"})
+    assert done.status_code == 200 and "outcome=bulk" in str(done.url)
+    said = done.text.split('data-testid="bulk-outcome"')[1].split("</p>")[0]
+    assert "已重放并入库 3 条，0 条仍未成功" in said and "仍有" not in said
+    assert "暂无异常数据" in done.text  # the list stays on that device's new letters: none left
+    assert 'data-testid="bulk-replay"' not in done.text
+    alarms = console.get("/events", params={"type": "alarm.raised"}).text.split('data-testid="events"')[1]
+    assert alarms.count("NB-SMK-TF-0902") == 3
+    # The gate's letter is still new, and replaying everything refuses it again and says so.
+    again = console.client.post("/dead-letters/replay", data={"csrf": csrf})
+    said = again.text.split('data-testid="bulk-outcome"')[1].split("</p>")[0]
+    assert "已重放并入库 0 条，1 条仍未成功" in said and "仍有 1 条待处理" in said

@@ -20,6 +20,7 @@ from linli.devices.api_events import router as events_router
 from linli.devices.mappings.api import router as mappings_router
 from linli.devices.mappings.pages import router as mappings_pages
 from linli.devices.schemas import (
+    BulkReplayOut,
     DeadLetterOut,
     DeviceCreated,
     DeviceDetail,
@@ -159,10 +160,30 @@ def list_dead_letters(
 ) -> list[DeadLetterOut]:
     """Rejected events in the caller's areas, newest first (those of unknown devices: district only)."""
     principal.require(Perm.DEVICES_READ)
-    rows = deadletters.get_all(
-        session, scope=principal.scope, status=status, device_serial=device, before_id=before, limit=limit
-    )
+    matching = deadletters.Matching(status=status, device_serial=device)
+    rows = deadletters.get_all(session, scope=principal.scope, match=matching, before_id=before, limit=limit)
     return [DeadLetterOut.of(r) for r in rows]
+
+
+@staff.post("/dead-letters/replay", response_model=BulkReplayOut)
+def replay_dead_letters(
+    request: Request,
+    session: DB,
+    principal: CurrentPrincipal,
+    background: BackgroundTasks,
+    device: Annotated[str | None, Query(max_length=64, description="device serial")] = None,
+    source: Annotated[
+        str | None, Query(max_length=64, description="way in: http, mqtt, an adapter …")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=service.BULK_REPLAY)] = service.BULK_REPLAY,
+) -> BulkReplayOut:
+    """Replay the new dead letters of a device or a way in (all, if neither), oldest first, at most limit;
+    `remaining` says how many matching letters are still new (refused again, or past the limit)."""
+    done = service.replay_many(
+        session, principal, now=utcnow(), device_serial=device, source=source, limit=limit
+    )
+    background.add_task(deliver_outbox, request.app.state.session_factory, request.app.state.bus)
+    return BulkReplayOut(replayed=done.replayed, refused=done.refused, remaining=done.remaining)
 
 
 @staff.post("/dead-letters/{dead_letter_id}/replay", response_model=ReplayOut)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Text, cast, select
+from sqlalchemy import Text, cast, func, select
 from sqlalchemy.orm import Session
 
 from linli.core import media
@@ -153,24 +154,55 @@ def _visible(stmt: Any, scope: Scope) -> Any:
     return stmt if scope.unrestricted else stmt.where(scope.clause(DeadLetter.area_code))
 
 
+@dataclass(frozen=True)
+class Matching:
+    """Which dead letters: by status, device serial and way in (source); empty or None: any."""
+
+    status: str | None = None
+    device_serial: str | None = None
+    source: str | None = None
+
+    def apply(self, stmt: Any) -> Any:
+        """stmt narrowed to the matching letters."""
+        if self.status:
+            stmt = stmt.where(DeadLetter.status == self.status)
+        if self.device_serial:
+            stmt = stmt.where(DeadLetter.device_serial == self.device_serial)
+        if self.source:
+            stmt = stmt.where(DeadLetter.source == self.source)
+        return stmt
+
+
+ANY = Matching()
+
+
 def get_all(
     session: Session,
     *,
     scope: Scope,
-    status: str | None = None,
-    device_serial: str | None = None,
+    match: Matching = ANY,
     before_id: int | None = None,
     limit: int = 100,
+    oldest_first: bool = False,
 ) -> list[DeadLetter]:
-    """Dead letters the scope may see, newest first."""
-    stmt = _visible(select(DeadLetter), scope).order_by(DeadLetter.id.desc()).limit(limit)
-    if status:
-        stmt = stmt.where(DeadLetter.status == status)
-    if device_serial:
-        stmt = stmt.where(DeadLetter.device_serial == device_serial)
+    """Dead letters the scope may see that match, newest first (or oldest first)."""
+    order = DeadLetter.id.asc() if oldest_first else DeadLetter.id.desc()
+    stmt = match.apply(_visible(select(DeadLetter), scope))
     if before_id:
         stmt = stmt.where(DeadLetter.id < before_id)
-    return list(session.scalars(stmt))
+    return list(session.scalars(stmt.order_by(order).limit(limit)))
+
+
+def count(session: Session, *, scope: Scope, match: Matching) -> int:
+    """How many dead letters the scope may see match."""
+    stmt = match.apply(_visible(select(func.count()).select_from(DeadLetter), scope))
+    return int(session.scalar(stmt) or 0)
+
+
+def sources(session: Session, *, scope: Scope) -> list[str]:
+    """The ways in (http, mqtt, an adapter, an upload ...) of the dead letters the scope may see."""
+    stmt = _visible(select(DeadLetter.source).distinct(), scope)
+    return sorted(session.scalars(stmt))
 
 
 def get_or_raise(session: Session, *, scope: Scope, dead_letter_id: int) -> DeadLetter:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, BackgroundTasks, Query, Request
+from fastapi import APIRouter, BackgroundTasks, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from linli.areas import service as areas
@@ -267,21 +268,41 @@ def dead_letter_list(
     session: DB,
     principal: PagePrincipal,
     status: Annotated[str, Query(max_length=16)] = "",
+    device: Annotated[str, Query(max_length=64)] = "",
+    source: Annotated[str, Query(max_length=64)] = "",
     before: Annotated[int | None, Query(ge=1)] = None,
     outcome: Annotated[str, Query(max_length=16)] = "",
+    replayed: Annotated[int, Query(ge=0)] = 0,
+    refused: Annotated[int, Query(ge=0)] = 0,
+    remaining: Annotated[int, Query(ge=0)] = 0,
 ) -> Response:
-    """Events the hub could not store, in the caller's areas; replay or discard with devices.write."""
+    """Events the hub could not store, in the caller's areas, by status, device and way in; replay or
+    discard one, or replay all the new ones shown (devices.write)."""
     principal.require(Perm.DEVICES_READ)
+    device, source = device.strip(), source.strip()
+    matching = deadletters.Matching(status=status, device_serial=device, source=source)
     rows = deadletters.get_all(
-        session, scope=principal.scope, status=status or None, before_id=before, limit=PAGE_SIZE + 1
+        session, scope=principal.scope, match=matching, before_id=before, limit=PAGE_SIZE + 1
     )
     shown = rows[:PAGE_SIZE]
+    kept = {
+        name: value for name, value in {"status": status, "device": device, "source": source}.items() if value
+    }
     return render(
         request,
         "devices/dead_letters.html",
         letters=shown,
         older=shown[-1].id if len(rows) > PAGE_SIZE else None,
         status=status,
+        device=device,
+        source=source,
+        sources=deadletters.sources(session, scope=principal.scope),
+        query=urlencode(kept),
+        new_count=deadletters.count(session, scope=principal.scope, match=replace(matching, status="new")),
+        bulk_limit=service.BULK_REPLAY,
+        bulk={"replayed": replayed, "refused": refused, "remaining": remaining}
+        if outcome == "bulk"
+        else None,
         outcome=OUTCOMES.get(outcome, ""),
         can_write=principal.can(Perm.DEVICES_WRITE),
         **labels(),
@@ -302,6 +323,26 @@ def replay_letter(
     background.add_task(deliver_outbox, request.app.state.session_factory, request.app.state.bus)
     outcome = "replayed" if letter.status == "replayed" else "refused"
     return RedirectResponse(f"/dead-letters?outcome={outcome}", status_code=303)
+
+
+@router.post("/dead-letters/replay")
+def replay_letters(
+    request: Request,
+    session: DB,
+    principal: PagePrincipal,
+    background: BackgroundTasks,
+    device: Annotated[str, Form(max_length=64)] = "",
+    source: Annotated[str, Form(max_length=64)] = "",
+) -> Response:
+    """Replay the new dead letters of the list's device and way in (all, if neither), oldest first, at most
+    service.BULK_REPLAY; back to the list with how many were stored, refused and left."""
+    device, source = device.strip(), source.strip()
+    done = service.replay_many(session, principal, now=utcnow(), device_serial=device, source=source)
+    background.add_task(deliver_outbox, request.app.state.session_factory, request.app.state.bus)
+    query = {"status": "new", "device": device, "source": source, "outcome": "bulk"}
+    counts = {"replayed": done.replayed, "refused": done.refused, "remaining": done.remaining}
+    kept = urlencode({k: v for k, v in {**query, **counts}.items() if v != ""})
+    return RedirectResponse(f"/dead-letters?{kept}", status_code=303)
 
 
 @router.post("/dead-letters/{dead_letter_id}/discard")

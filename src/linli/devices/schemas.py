@@ -188,6 +188,14 @@ class DeadLetterOut(BaseModel):
         return cls.model_validate(letter)
 
 
+class BulkReplayOut(BaseModel):
+    """What a bulk replay did: letters stored now, refused again, and matching letters left for another."""
+
+    replayed: int
+    refused: int
+    remaining: int
+
+
 class ReplayOut(BaseModel):
     """The dead letter after a replay, and what the replay did."""
 

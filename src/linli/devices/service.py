@@ -8,6 +8,7 @@ stored events reach the bus only once they are really stored.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from linli.core.auth.roles import Perm
 from linli.core.auth.service import Principal
-from linli.core.errors import Conflict, Invalid
+from linli.core.errors import Conflict, Invalid, LinliError
 from linli.core.outbox import deliver_outbox
 from linli.core.timeutil import as_utc
 from linli.db import get_scope, set_scope
@@ -30,6 +31,8 @@ from linli.devices import media as pictures
 from linli.devices.events import PAYLOADS, Envelope
 from linli.devices.models import DeadLetter, DeadLetterStatus, Device, DeviceKind
 from linli.devices.store import Accepted
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "MAX_AGE",
@@ -495,6 +498,57 @@ def _append(
 def max_age_of(source: str) -> timedelta:
     """How old an event from source may be: an upload's window for an export, MAX_AGE for live devices."""
     return UPLOAD_MAX_AGE if source.startswith(UPLOAD_SOURCE) else MAX_AGE
+
+
+BULK_REPLAY = 500  # dead letters one bulk replay takes at most (the rest wait for the next)
+
+
+@dataclass
+class BulkReplay:
+    """What a bulk replay did: letters stored now, letters refused again, matching letters left over."""
+
+    replayed: int = 0
+    refused: int = 0
+    remaining: int = 0
+
+
+def replay_many(
+    session: Session,
+    principal: Principal,
+    *,
+    now: datetime,
+    device_serial: str | None = None,
+    source: str | None = None,
+    limit: int = BULK_REPLAY,
+) -> BulkReplay:
+    """Replay the new dead letters in the caller's areas of a device or a way in (all, if neither is
+    given), oldest first and at most limit of them, each as replay() does: after a mapping is fixed or a
+    device registered, its letters go back in with one action. Each letter is replayed in a savepoint: one
+    that cannot be replayed at all (a body that is not JSON) stays as it was and the others go on.
+    """
+    principal.require(Perm.DEVICES_WRITE)
+    matching = deadletters.Matching(
+        status=DeadLetterStatus.NEW.value, device_serial=device_serial, source=source
+    )
+    letters = deadletters.get_all(
+        session, scope=principal.scope, match=matching, oldest_first=True, limit=limit
+    )
+    done = BulkReplay()
+    for letter in letters:
+        try:
+            with session.begin_nested():
+                replayed, _ = replay(session, principal, dead_letter_id=letter.id, now=now)
+        except LinliError as exc:
+            log.info("dead letter %d not replayed: %s", letter.id, exc.message)
+            done.refused += 1
+            continue
+        if replayed.status == DeadLetterStatus.REPLAYED:
+            done.replayed += 1
+        else:
+            done.refused += 1
+    session.flush()
+    done.remaining = deadletters.count(session, scope=principal.scope, match=matching)
+    return done
 
 
 def replay(
