@@ -102,7 +102,7 @@ def test_replay_after_registering_the_device_stores_the_event(
     console.login("admin")
     page = console.get("/dead-letters").text
     letter_id = int(
-        re.findall(r'data-testid="letter-(\d+)"><td>[^<]*</td><td>[^<]*</td>\s*<td>NB-SMK', page)[0]
+        re.findall(r'data-testid="letter-(\d+)">(?:(?!</tr>).)*?>NB-SMK-TF-0902</a>', page, re.S)[0]
     )
     csrf = console.csrf()
     refused = console.client.post(f"/dead-letters/{letter_id}/replay", data={"csrf": csrf})
@@ -308,6 +308,10 @@ def test_replay_all_of_a_devices_dead_letters_from_the_list(
     assert rows.count('data-testid="letter-') == 3 and "DS-TCG227-TF-S01" not in rows
     form = filtered.split('data-testid="bulk-replay"')[1].split("</form>")[0]
     assert "待处理 3 条" in form and 'name="device" value="NB-SMK-TF-0902"' in form
+    # An unknown device's letter leads to registering it, its serial filled in.
+    assert 'href="/devices/new?serial=NB-SMK-TF-0902" data-testid="register-unknown"' in rows
+    new_form = console.get("/devices/new", params={"serial": "NB-SMK-TF-0902"}).text
+    assert 'name="serial" value="NB-SMK-TF-0902"' in new_form
 
     device(session, world.tianfu, serial="NB-SMK-TF-0902", kind="smoke_sensor", location="9号楼1单元")
     session.commit()

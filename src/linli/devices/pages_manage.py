@@ -128,12 +128,14 @@ def new_device_form(
     session: DB,
     principal: PagePrincipal,
     community: Annotated[str, Query(max_length=32)] = "",
+    serial: Annotated[str, Query(max_length=64)] = "",
 ) -> Response:
-    """The registration form (kind, vendor, model, protocol, serial, where, when)."""
+    """The registration form (kind, vendor, model, protocol, serial, where, when); serial filled in when
+    given (from a dead letter of an unknown device)."""
     principal.require(Perm.DEVICES_WRITE)
     own = areas.get_all(session, level=Level.COMMUNITY.value)
     chosen = community or (own[0].code if len(own) == 1 else "")
-    values = {"community": chosen, "protocol": "http", "state": "active", "kind": "camera"}
+    values = {"community": chosen, "protocol": "http", "state": "active", "kind": "camera", "serial": serial}
     return _form_page(request, session, values=values)
 
 
