@@ -57,3 +57,34 @@ def test_a_refused_row_is_listed_and_replayed_after_the_fix(page, site: LiveSite
     expect(page.get_by_test_id("outcome")).to_have_text("已重放，事件已入库")
     expect(page.get_by_test_id(f"letter-{letter_id}").get_by_test_id("status")).to_contain_text("已重放")
     screenshot(page, "dead-letters-mapping-row-replayed", must_show=["已重放，事件已入库"])
+
+
+def test_an_unknown_devices_letters_register_it_then_replay_all(page, site: LiveSite) -> None:  # type: ignore[no-untyped-def]
+    from linli.devices import service
+    from tests.devices.helpers import envelope
+
+    now = utcnow()
+    alarms = [
+        envelope("NB-SMK-TF-BR-7", "alarm.raised", at=now - timedelta(minutes=i), payload={"alarm": "smoke"})
+        for i in range(3)
+    ]
+    with Session(site.engine) as session:
+        service.ingest(session, alarms, source="http", received_at=now)
+        session.commit()
+    sign_in(page, "admin")
+    page.goto("/dead-letters?status=new")
+    page.get_by_role("link", name="NB-SMK-TF-BR-7").first.click()  # only that device's open letters
+    expect(page.get_by_test_id("bulk-replay")).to_contain_text("待处理 3 条")
+    page.get_by_test_id("register-unknown").first.click()
+    expect(page.locator("input[name=serial]")).to_have_value("NB-SMK-TF-BR-7")
+    page.select_option("select[name=kind]", "smoke_sensor")
+    page.select_option("select[name=community]", site.world.tianfu)
+    page.fill("input[name=location]", "7号楼2单元")
+    page.get_by_test_id("save").click()
+    expect(page.get_by_test_id("secret")).to_be_visible()
+    page.goto("/dead-letters?status=new&device=NB-SMK-TF-BR-7")
+    page.get_by_test_id("bulk-replay").get_by_role("button", name="全部重放").click()
+    expect(page.get_by_test_id("bulk-outcome")).to_have_text("已重放并入库 3 条")
+    screenshot(page, "dead-letters-replay-all", must_show=["已重放并入库 3 条", "暂无异常数据"])
+    page.goto("/events?type=alarm.raised")
+    expect(page.get_by_test_id("events").get_by_role("link", name="NB-SMK-TF-BR-7")).to_have_count(3)
