@@ -329,3 +329,41 @@ def test_replay_all_of_a_devices_dead_letters_from_the_list(
     again = console.client.post("/dead-letters/replay", data={"csrf": csrf})
     said = again.text.split('data-testid="bulk-outcome"')[1].split("</p>")[0]
     assert "已重放并入库 0 条，1 条仍未成功" in said and "仍有 1 条待处理" in said
+
+
+def test_the_event_log_exports_what_its_filters_select(
+    console: Console, session: Session, world: World, register: Register
+) -> None:
+    import io
+
+    import openpyxl
+    from sqlalchemy import select
+
+    from linli.core.audit import AuditEntry
+
+    ids = _hub(session, world)
+    console.login("shequ")
+    page = console.get("/events", params={"device": ids["gate"], "type": "vehicle.entered"}).text
+    link = re.search(r'<a class="button" href="(/events\.xlsx[^"]*)" data-testid="export"', page)
+    assert link is not None
+    got = console.get(link.group(1).replace("&amp;", "&"))
+    assert got.status_code == 200 and "attachment" in got.headers["content-disposition"]
+    sheet = openpyxl.load_workbook(io.BytesIO(got.content)).active
+    rows = [[c.value for c in row] for row in sheet.iter_rows()]
+    header = rows[0]
+    assert header[:5] == ["发生时间", "接收时间", "事件类型", "类型代码", "设备序列号"]
+    assert [r[header.index("车牌")] for r in rows[1:]] == ["陕A12345"]  # the gate's plate read alone
+    row = dict(zip(header, rows[1], strict=True))
+    assert row["事件类型"] == "车辆入场" and row["所属社区"] == "天府和苑" and "陕A12345" in row["内容"]
+    occurred = datetime.fromisoformat(str(row["发生时间"])).replace(tzinfo=LOCAL_TZ)
+    assert abs((occurred - _now()).total_seconds()) < 120  # local time, not UTC
+    audited = session.scalars(
+        select(AuditEntry).where(AuditEntry.action == "export", AuditEntry.target_type == "events")
+    ).all()
+    assert audited and audited[-1].detail["rows"] == 1 and audited[-1].detail["type"] == "vehicle.entered"
+
+    # A grid worker reads events but may not export them; the page offers no export then.
+    console.login("wangge")
+    assert 'data-testid="export"' not in console.get("/events").text
+    assert console.get("/events.xlsx").status_code == 403
+    assert console.get("/events.xlsx", params={"since": "soon"}).status_code == 422

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, BackgroundTasks, Form, Query, Request
+from fastapi import APIRouter, BackgroundTasks, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from linli.areas import service as areas
@@ -16,14 +16,14 @@ from linli.core.auth.roles import Perm
 from linli.core.errors import Invalid
 from linli.core.outbox import deliver_outbox
 from linli.core.pagination import PageWindow
-from linli.core.timeutil import parse_local, utcnow
-from linli.devices import deadletters, health, queries, register, service
+from linli.core.timeutil import local_today, parse_local, utcnow
+from linli.devices import deadletters, exports, health, queries, register, service
 from linli.devices.pages_common import community_names, labels, person_names
 from linli.devices.pages_manage import command_context
 from linli.devices.pages_manage import router as manage_router
 from linli.registry import people, vehicles
 from linli.web.deps import DB, PagePrincipal
-from linli.web.render import render
+from linli.web.render import render, xlsx_download
 
 router = APIRouter(include_in_schema=False)
 router.include_router(manage_router)  # first: /devices/new is not a device id
@@ -121,78 +121,99 @@ def device_page(
     )
 
 
+class EventFilters:
+    """The event log's filters from the query string (the page and its .xlsx export share them): type,
+    community, person (with the person's vehicles), vehicle, plate (registered or not), device and a time
+    range typed in local time (since inclusive, until exclusive). A malformed time or an empty range is
+    refused (422, naming the field)."""
+
+    def __init__(
+        self,
+        type: Annotated[str, Query(max_length=32)] = "",
+        community: Community = "",
+        person: Annotated[int | None, Query(ge=1)] = None,
+        vehicle: Annotated[int | None, Query(ge=1)] = None,
+        plate: Annotated[str, Query(max_length=32)] = "",
+        device: Annotated[int | None, Query(ge=1)] = None,
+        since: Annotated[str, Query(max_length=32)] = "",
+        until: Annotated[str, Query(max_length=32)] = "",
+    ) -> None:
+        self.type, self.community, self.person, self.vehicle = type, community, person, vehicle
+        self.plate, self.device, self.since, self.until = plate.strip(), device, since.strip(), until.strip()
+        self.start, self.end = _local_time(self.since, "since"), _local_time(self.until, "until")
+        if self.start is not None and self.end is not None and self.end <= self.start:
+            raise Invalid("结束时间须晚于开始时间", field="until")
+
+    def query(self) -> dict[str, Any]:
+        """queries.get_events' filters."""
+        return {
+            "area": self.community or None,
+            "types": [self.type] if self.type else None,
+            "person_id": self.person,
+            "vehicle_id": self.vehicle,
+            "plate": self.plate or None,
+            "device_id": self.device,
+            "since": self.start,
+            "until": self.end,
+        }
+
+    def given(self) -> dict[str, Any]:
+        """The filters given, by query parameter, as typed."""
+        names = ("type", "community", "person", "vehicle", "plate", "device", "since", "until")
+        return {name: getattr(self, name) for name in names if getattr(self, name)}
+
+
 @router.get("/events", response_class=HTMLResponse)
 def event_list(
     request: Request,
     session: DB,
     principal: PagePrincipal,
-    type: Annotated[str, Query(max_length=32)] = "",
-    community: Community = "",
-    person: Annotated[int | None, Query(ge=1)] = None,
-    vehicle: Annotated[int | None, Query(ge=1)] = None,
-    plate: Annotated[str, Query(max_length=32)] = "",
-    device: Annotated[int | None, Query(ge=1)] = None,
-    since: Annotated[str, Query(max_length=32)] = "",
-    until: Annotated[str, Query(max_length=32)] = "",
+    filters: Annotated[EventFilters, Depends()],
     before: Annotated[int | None, Query(ge=1)] = None,
 ) -> Response:
-    """Latest events in the caller's areas, newest first; filter by type, community, person (with the
-    person's vehicles), vehicle, plate (registered or not), device and a time range typed in local time
-    (since inclusive, until exclusive), page by id. A malformed time or an empty range is refused (422,
-    naming the field)."""
+    """Latest events in the caller's areas, newest first, by EventFilters; page by id."""
     principal.require(Perm.EVENTS_READ)
-    start, end = _local_time(since, "since"), _local_time(until, "until")
-    if start is not None and end is not None and end <= start:
-        raise Invalid("结束时间须晚于开始时间", field="until")
-    rows = queries.get_events(
-        session,
-        area=community or None,
-        types=[type] if type else None,
-        person_id=person,
-        vehicle_id=vehicle,
-        plate=plate.strip() or None,
-        device_id=device,
-        since=start,
-        until=end,
-        before=before,
-        limit=PAGE_SIZE + 1,
-    )
+    rows = queries.get_events(session, **filters.query(), before=before, limit=PAGE_SIZE + 1)
     shown = rows[:PAGE_SIZE]
-    filters = {
-        "type": type,
-        "community": community,
-        "person": person,
-        "vehicle": vehicle,
-        "plate": plate.strip(),
-        "device": device,
-        "since": since.strip(),
-        "until": until.strip(),
-    }
-    kept = {name: value for name, value in filters.items() if value}
+    kept = filters.given()
+    names = ("type", "community", "person", "vehicle", "plate", "device", "since", "until")
     return render(
         request,
         "devices/events.html",
         events=shown,
-        person_names=person_names(session, principal, shown, also=person),
+        person_names=person_names(session, principal, shown, also=filters.person),
         older=shown[-1].id if len(rows) > PAGE_SIZE else None,
-        # The page's filters as a query string, for the pager; and without one of them, for its × link.
+        # The page's filters as a query string, for the pager and the export; and without one of them,
+        # for its × link.
         query=urlencode(kept),
-        without={name: urlencode({k: v for k, v in kept.items() if k != name}) for name in filters},
-        type=type,
-        community=community,
-        person=person,
-        vehicle=vehicle,
-        vehicle_plate=_plate(session, principal, vehicle),
-        plate=plate.strip(),
-        device=device,
-        device_found=register.get(session, device_id=device) if device else None,
-        since=since.strip(),
-        until=until.strip(),
+        without={name: urlencode({k: v for k, v in kept.items() if k != name}) for name in names},
+        type=filters.type,
+        community=filters.community,
+        person=filters.person,
+        vehicle=filters.vehicle,
+        vehicle_plate=_plate(session, principal, filters.vehicle),
+        plate=filters.plate,
+        device=filters.device,
+        device_found=register.get(session, device_id=filters.device) if filters.device else None,
+        since=filters.since,
+        until=filters.until,
         before=before,
+        can_export=principal.can(Perm.EXPORT),
+        export_limit=exports.EVENT_EXPORT_LIMIT,
         communities=areas.get_all(session, level=Level.COMMUNITY.value),
         community_names=community_names(session),
         **labels(),
     )
+
+
+@router.get("/events.xlsx")
+def event_export(
+    session: DB, principal: PagePrincipal, filters: Annotated[EventFilters, Depends()]
+) -> Response:
+    """The event log as .xlsx, by the page's filters, newest first (at most exports.EVENT_EXPORT_LIMIT
+    rows); audited."""
+    data, _ = exports.events_xlsx(session, principal, query=filters.query(), given=filters.given())
+    return xlsx_download(data, f"设备事件-{local_today():%Y%m%d}.xlsx", fallback="events.xlsx")
 
 
 def _local_time(text: str, field: str) -> datetime | None:

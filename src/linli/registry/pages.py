@@ -14,12 +14,11 @@ from linli.core.timeutil import local_today
 from linli.registry import exports, history, people, search, vehicles
 from linli.registry.pages_areas import router as areas_router
 from linli.registry.pages_import import router as import_router
-from linli.registry.pages_import import xlsx_download
 from linli.registry.pages_orgs import router as orgs_router
 from linli.registry.pages_places import router as places_router
 from linli.registry.vocab import CARE_TAGS
 from linli.web.deps import DB, PagePrincipal
-from linli.web.render import is_htmx, render
+from linli.web.render import is_htmx, render, xlsx_download
 
 router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 50

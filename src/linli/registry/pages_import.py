@@ -14,7 +14,6 @@ import time
 from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Annotated
-from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
@@ -28,7 +27,7 @@ from linli.core.auth.service import Principal
 from linli.core.errors import Invalid, NotFound, TooLarge
 from linli.registry import importers
 from linli.web.deps import DB, PagePrincipal
-from linli.web.render import render
+from linli.web.render import render, xlsx_download
 
 router = APIRouter(include_in_schema=False)
 ENTITY_LABELS = {
@@ -38,7 +37,6 @@ ENTITY_LABELS = {
     "organisations": "单位",
     "vehicles": "车辆",
 }
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 FORM_OVERHEAD = 64 * 1024  # multipart boundaries and the small fields around the file
 REPORT_TTL_SECONDS = 30 * 60
 
@@ -215,9 +213,3 @@ def import_template(entity: str, principal: PagePrincipal) -> Response:
     return xlsx_download(
         data, f"{ENTITY_LABELS.get(entity, entity)}导入模板.xlsx", fallback=f"{entity}-template.xlsx"
     )
-
-
-def xlsx_download(data: bytes, filename: str, *, fallback: str) -> Response:
-    """An .xlsx download whose Chinese file name survives every browser (RFC 6266 filename*)."""
-    disposition = f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename)}"
-    return Response(data, media_type=XLSX, headers={"Content-Disposition": disposition})

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 from jinja2 import ChoiceLoader, FileSystemLoader
 
@@ -65,3 +66,12 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
 def error_page(request: Request, exc: LinliError) -> HTMLResponse:
     """A page explaining a business error, in the page language."""
     return render(request, "error.html", status_code=exc.status_code, error=exc)
+
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def xlsx_download(data: bytes, filename: str, *, fallback: str) -> Response:
+    """An .xlsx download whose Chinese file name survives every browser (RFC 6266 filename*)."""
+    disposition = f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename)}"
+    return Response(data, media_type=XLSX, headers={"Content-Disposition": disposition})
