@@ -361,6 +361,9 @@ def test_the_event_log_exports_what_its_filters_select(
         select(AuditEntry).where(AuditEntry.action == "export", AuditEntry.target_type == "events")
     ).all()
     assert audited and audited[-1].detail["rows"] == 1 and audited[-1].detail["type"] == "vehicle.entered"
+    console.login("admin")
+    log = console.get("/audit", params={"action": "export"}).text
+    assert "设备事件" in log  # the audit log names what was exported
 
     # A grid worker reads events but may not export them; the page offers no export then.
     console.login("wangge")
