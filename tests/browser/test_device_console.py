@@ -178,3 +178,46 @@ def test_plate_pictures_stand_next_to_the_plate(page, site: LiveSite) -> None:  
     page.get_by_test_id("until").fill((now - timedelta(minutes=20)).strftime("%Y-%m-%dT%H:%M"))
     page.get_by_role("button", name="筛选").click()
     expect(page.get_by_text("结束时间须晚于开始时间")).to_be_visible()
+
+
+def test_the_event_log_follows_the_store_live(page, site: LiveSite) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy.orm import Session
+
+    from linli.core.auth.service import Principal
+    from linli.devices import register
+    from tests.devices.helpers import envelope
+
+    with Session(site.engine) as session:
+        door, secret = register.create(
+            session,
+            Principal.system(),
+            {"serial": "DS-K1T-LOG-01", "kind": "face_terminal", "community": site.world.tianfu},
+        )
+        session.commit()
+        door_id = door.id
+    sign_in(page, "shequ")
+    page.goto(f"/events?device={door_id}")
+    page.wait_for_function("window.linliEventsLive === true")
+    expect(page.get_by_test_id("live")).to_be_visible()
+    expect(page.get_by_test_id("events")).to_contain_text("暂无事件")
+    fetched: list[str] = []
+    page.on("request", lambda r: fetched.append(r.url) if "part=rows" in r.url else None)
+    passage = envelope(
+        "DS-K1T-LOG-01",
+        "access.granted",
+        at=utcnow() - timedelta(seconds=5),
+        payload={"credential": "card", "card_no": "0099887766", "door": "2号楼1单元门"},
+    )
+    body = body_of([passage])
+    with httpx.Client(base_url=site.url) as terminal:
+        r = terminal.post(
+            "/api/v1/ingest/events", content=body, headers=signed("DS-K1T-LOG-01", secret, body)
+        )
+        assert r.status_code == 200 and r.json()["stored"] == 1, r.text
+    # No navigation: the stream announced the new events (the passage, the terminal coming online) and
+    # the rows were fetched again, once or twice.
+    expect(page.get_by_test_id("events")).to_contain_text("门禁通行", timeout=10_000)
+    expect(page.get_by_test_id("events")).to_contain_text("设备上线")
+    assert page.url.endswith(f"/events?device={door_id}")
+    assert 1 <= len(fetched) <= 2
+    screenshot(page, "events-live", must_show=["DS-K1T-LOG-01", "实时"])

@@ -17,9 +17,9 @@ from linli.core.errors import Invalid
 from linli.core.outbox import deliver_outbox
 from linli.core.pagination import PageWindow
 from linli.core.timeutil import local_today, parse_local, utcnow
-from linli.devices import deadletters, exports, health, queries, register, service
+from linli.devices import deadletters, exports, health, queries, register, service, sse
 from linli.devices.pages_common import community_names, labels, person_names
-from linli.devices.pages_manage import command_context
+from linli.devices.pages_manage import STREAM_SECONDS, command_context
 from linli.devices.pages_manage import router as manage_router
 from linli.registry import people, vehicles
 from linli.web.deps import DB, PagePrincipal
@@ -170,8 +170,10 @@ def event_list(
     principal: PagePrincipal,
     filters: Annotated[EventFilters, Depends()],
     before: Annotated[int | None, Query(ge=1)] = None,
+    part: Annotated[str, Query(pattern=r"^(rows)?$")] = "",
 ) -> Response:
-    """Latest events in the caller's areas, newest first, by EventFilters; page by id."""
+    """Latest events in the caller's areas, newest first, by EventFilters; page by id. part=rows: the
+    table alone, which the first page fetches again when its live stream (/events/stream) says so."""
     principal.require(Perm.EVENTS_READ)
     rows = queries.get_events(session, **filters.query(), before=before, limit=PAGE_SIZE + 1)
     shown = rows[:PAGE_SIZE]
@@ -179,7 +181,7 @@ def event_list(
     names = ("type", "community", "person", "vehicle", "plate", "device", "since", "until")
     return render(
         request,
-        "devices/events.html",
+        "devices/_event_rows.html" if part else "devices/events.html",
         events=shown,
         person_names=person_names(session, principal, shown, also=filters.person),
         older=shown[-1].id if len(rows) > PAGE_SIZE else None,
@@ -204,6 +206,39 @@ def event_list(
         community_names=community_names(session),
         **labels(),
     )
+
+
+@router.get("/events/stream")
+async def event_stream(
+    request: Request,
+    principal: PagePrincipal,
+    filters: Annotated[EventFilters, Depends()],
+    timeout: Annotated[float, Query(gt=0, le=3600)] = STREAM_SECONDS,
+) -> Response:
+    """Server-Sent Events for the event log's first page: an `event` each time an event its filters may
+    show is stored in the caller's areas (the page then fetches its rows again). Plate and time are
+    left to that fetch: a vehicle event is announced whatever its plate."""
+    principal.require(Perm.EVENTS_READ)
+    scope = principal.scope
+    wanted = {
+        "type": filters.type or None,
+        "device_id": filters.device,
+        "vehicle_id": filters.vehicle,
+    }
+    wanted = {key: value for key, value in wanted.items() if value is not None}
+    community, person = filters.community, filters.person
+
+    def pick(data: dict[str, Any]) -> tuple[str, str] | None:
+        area = data.get("area_code")
+        if not scope.allows(area) or (community and not str(area or "").startswith(community)):
+            return None
+        if any(data.get(key) != value for key, value in wanted.items()):
+            return None
+        if person is not None and data.get("person_id") != person and data.get("vehicle_id") is None:
+            return None  # a person's log also holds their vehicles' reads
+        return "event", str(data.get("id"))
+
+    return sse.stream(request, request.app.state.bus, "linli.events.>", pick, timeout=timeout, limit=100_000)
 
 
 @router.get("/events.xlsx")
