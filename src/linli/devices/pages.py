@@ -127,6 +127,8 @@ class EventFilters:
     range typed in local time (since inclusive, until exclusive). A malformed time or an empty range is
     refused (422, naming the field)."""
 
+    NAMES = ("type", "community", "person", "vehicle", "plate", "device", "since", "until")
+
     def __init__(
         self,
         type: Annotated[str, Query(max_length=32)] = "",
@@ -159,8 +161,7 @@ class EventFilters:
 
     def given(self) -> dict[str, Any]:
         """The filters given, by query parameter, as typed."""
-        names = ("type", "community", "person", "vehicle", "plate", "device", "since", "until")
-        return {name: getattr(self, name) for name in names if getattr(self, name)}
+        return {name: getattr(self, name) for name in self.NAMES if getattr(self, name)}
 
 
 @router.get("/events", response_class=HTMLResponse)
@@ -178,7 +179,6 @@ def event_list(
     rows = queries.get_events(session, **filters.query(), before=before, limit=PAGE_SIZE + 1)
     shown = rows[:PAGE_SIZE]
     kept = filters.given()
-    names = ("type", "community", "person", "vehicle", "plate", "device", "since", "until")
     return render(
         request,
         "devices/_event_rows.html" if part else "devices/events.html",
@@ -188,7 +188,7 @@ def event_list(
         # The page's filters as a query string, for the pager and the export; and without one of them,
         # for its × link.
         query=urlencode(kept),
-        without={name: urlencode({k: v for k, v in kept.items() if k != name}) for name in names},
+        without={name: urlencode({k: v for k, v in kept.items() if k != name}) for name in filters.NAMES},
         type=filters.type,
         community=filters.community,
         person=filters.person,
