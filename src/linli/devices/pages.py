@@ -125,7 +125,7 @@ class EventFilters:
     """The event log's filters from the query string (the page and its .xlsx export share them): type,
     community, person (with the person's vehicles), vehicle, plate (registered or not), device and a time
     range typed in local time (since inclusive, until exclusive). A malformed time or an empty range is
-    refused (422, naming the field)."""
+    refused (422, naming the field) when query() reads them: after the route has checked permissions."""
 
     NAMES = ("type", "community", "person", "vehicle", "plate", "device", "since", "until")
 
@@ -142,12 +142,12 @@ class EventFilters:
     ) -> None:
         self.type, self.community, self.person, self.vehicle = type, community, person, vehicle
         self.plate, self.device, self.since, self.until = plate.strip(), device, since.strip(), until.strip()
-        self.start, self.end = _local_time(self.since, "since"), _local_time(self.until, "until")
-        if self.start is not None and self.end is not None and self.end <= self.start:
-            raise Invalid("结束时间须晚于开始时间", field="until")
 
     def query(self) -> dict[str, Any]:
-        """queries.get_events' filters."""
+        """queries.get_events' filters; Invalid for a malformed time or an empty range."""
+        start, end = _local_time(self.since, "since"), _local_time(self.until, "until")
+        if start is not None and end is not None and end <= start:
+            raise Invalid("结束时间须晚于开始时间", field="until")
         return {
             "area": self.community or None,
             "types": [self.type] if self.type else None,
@@ -155,8 +155,8 @@ class EventFilters:
             "vehicle_id": self.vehicle,
             "plate": self.plate or None,
             "device_id": self.device,
-            "since": self.start,
-            "until": self.end,
+            "since": start,
+            "until": end,
         }
 
     def given(self) -> dict[str, Any]:
@@ -219,6 +219,7 @@ async def event_stream(
     show is stored in the caller's areas (the page then fetches its rows again). Plate and time are
     left to that fetch: a vehicle event is announced whatever its plate."""
     principal.require(Perm.EVENTS_READ)
+    filters.query()  # a malformed time is refused here too
     scope = principal.scope
     wanted = {
         "type": filters.type or None,
@@ -247,6 +248,7 @@ def event_export(
 ) -> Response:
     """The event log as .xlsx, by the page's filters, newest first (at most exports.EVENT_EXPORT_LIMIT
     rows); audited."""
+    principal.require(Perm.EXPORT)
     data, _ = exports.events_xlsx(session, principal, query=filters.query(), given=filters.given())
     return xlsx_download(data, f"设备事件-{local_today():%Y%m%d}.xlsx", fallback="events.xlsx")
 
