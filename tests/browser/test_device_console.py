@@ -107,6 +107,8 @@ def test_register_a_device_and_follow_a_command(page, site: LiveSite) -> None:  
     page.wait_for_url("**/devices/*")
     device_url = page.url
     assert "人脸识别门禁" in page.get_by_test_id("device-name").inner_text()
+    # The point clicked on the form's map is marked on the device's own map.
+    expect(page.get_by_test_id("device-map").locator("path.device-point")).to_have_count(1)
     form = page.get_by_test_id("command-form")
     form.locator("select[name=command]").select_option("open_door")
     form.locator("input[name=door]").fill("5号楼1单元")

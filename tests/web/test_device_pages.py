@@ -372,3 +372,27 @@ def test_the_event_log_exports_what_its_filters_select(
     assert console.get("/events.xlsx", params={"since": "soon"}).status_code == 403  # permission first
     console.login("admin")
     assert console.get("/events.xlsx", params={"since": "soon"}).status_code == 422
+
+
+def test_a_devices_page_names_its_building_and_marks_it_on_the_community_map(
+    console: Console, session: Session, world: World, register: Register
+) -> None:
+    import json
+
+    from linli.registry.models import Building
+
+    door, _ = device(session, world.tianfu, serial="DS-K1T-TF-MAP-01", building_id=register.building)
+    loose, _ = device(session, world.tianfu, serial="DS-2CD-TF-MAP-02")  # no building, no point
+    session.commit()
+    building = session.get(Building, register.building)
+    assert building is not None
+    console.login("shequ")
+    page = console.get(f"/devices/{door.id}").text
+    assert f'data-testid="building">{building.name}</a>' in page
+    data = json.loads(page.split('<script type="application/json" id="map-data">')[1].split("</script>")[0])
+    assert data["device"] == {"point": None, "building": register.building}
+    urls = {f["properties"].get("url") for f in data["features"]}
+    assert f"/buildings/{register.building}" in urls  # the building to mark is on the map
+    assert 'data-testid="device-map"' in page and "leaflet.js" in page
+    plain = console.get(f"/devices/{loose.id}").text
+    assert 'data-testid="device-map"' not in plain and "leaflet.js" not in plain  # nothing to show

@@ -18,10 +18,13 @@ from linli.core.outbox import deliver_outbox
 from linli.core.pagination import PageWindow
 from linli.core.timeutil import local_today, parse_local, utcnow
 from linli.devices import deadletters, exports, health, queries, register, service, sse
+from linli.devices.models import Device
 from linli.devices.pages_common import community_names, labels, person_names
 from linli.devices.pages_manage import STREAM_SECONDS, command_context
 from linli.devices.pages_manage import router as manage_router
-from linli.registry import people, vehicles
+from linli.registry import people, places, vehicles
+from linli.registry.models import Building
+from linli.registry.pages_areas import map_features
 from linli.web.deps import DB, PagePrincipal
 from linli.web.render import render, xlsx_download
 
@@ -103,10 +106,14 @@ def device_page(
     now = utcnow()
     can_events = principal.can(Perm.EVENTS_READ)
     events = queries.get_events(session, device_id=device.id, limit=DEVICE_EVENTS) if can_events else []
+    buildings = places.list_buildings(session, community_code=device.community_code)
+    building = next((b for b in buildings if b.id == device.building_id), None)
     return render(
         request,
         "devices/device.html",
         device=device,
+        building=building,
+        map_data=_device_map(session, device, buildings),
         uptime_7d=health.uptime(session, device_id=device.id, now=now, days=7),
         uptime_30d=health.uptime(session, device_id=device.id, now=now, days=30),
         events=events,
@@ -251,6 +258,16 @@ def event_export(
     principal.require(Perm.EXPORT)
     data, _ = exports.events_xlsx(session, principal, query=filters.query(), given=filters.given())
     return xlsx_download(data, f"设备事件-{local_today():%Y%m%d}.xlsx", fallback="events.xlsx")
+
+
+def _device_map(session: DB, device: Device, buildings: list[Building]) -> dict[str, Any] | None:
+    """The device's community (boundary, buildings) as GeoJSON for its page's map, with the device's own
+    point and building to mark; None when neither is known (nothing to show)."""
+    point = [device.lat, device.lon] if device.lat is not None and device.lon is not None else None
+    area = areas.get(session, code=device.community_code)
+    if area is None or (point is None and device.building_id is None):
+        return None
+    return {**map_features(area, buildings), "device": {"point": point, "building": device.building_id}}
 
 
 def _local_time(text: str, field: str) -> datetime | None:
