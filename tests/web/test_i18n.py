@@ -67,6 +67,9 @@ def test_chinese_by_default_and_the_english_switch(console: Console, register: R
 def test_translate_falls_back_to_chinese() -> None:
     assert i18n.translate("概览", "en") == "Overview"
     assert i18n.translate("一句没有翻译的话", "en") == "一句没有翻译的话"
+    # A context after "@" tells two English texts of one Chinese text apart; Chinese shows the text alone.
+    assert i18n.translate("设备", "en") == "Devices" and i18n.translate("设备@one", "en") == "Device"
+    assert i18n.translate("设备@one", "zh") == "设备" and i18n.translate("没有的@one", "en") == "没有的"
 
 
 def test_labels_made_in_code_are_in_the_catalogue() -> None:

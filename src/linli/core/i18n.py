@@ -1,7 +1,9 @@
 """UI text: Simplified Chinese by default, English available.
 
 Templates and code write the Chinese text itself as the message id (gettext style), so a page reads
-naturally in the source; `locales/en.json` maps each Chinese message to English.
+naturally in the source; `locales/en.json` maps each Chinese message to English. Where one Chinese text
+needs two English ones, a context after "@" tells them apart ("设备" Devices in the menu, "设备@one"
+Device in a column): Chinese shows the text before it.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ def pick_lang(requested: str | None) -> str:
 
 
 def translate(message: str, lang: str = DEFAULT_LANG, **values: object) -> str:
-    """message (Chinese) in lang; unknown messages stay Chinese. {name} placeholders are filled."""
-    text = catalogue(lang).get(message, message) if lang != DEFAULT_LANG else message
+    """message (Chinese) in lang; unknown messages stay Chinese (without their "@context"). {name}
+    placeholders are filled."""
+    found = catalogue(lang).get(message) if lang != DEFAULT_LANG else None
+    text = found if found is not None else message.split("@", 1)[0]
     return text.format(**values) if values else text
