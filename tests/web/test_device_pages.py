@@ -398,3 +398,36 @@ def test_a_devices_page_names_its_building_and_marks_it_on_the_community_map(
     assert 'data-testid="device-map"' in page and "leaflet.js" in page
     plain = console.get(f"/devices/{loose.id}").text
     assert 'data-testid="device-map"' not in plain and "leaflet.js" not in plain  # nothing to show
+
+
+def test_the_event_log_shows_the_last_days_hourly_counts_when_the_rollups_can_say(
+    console: Console, session: Session, world: World
+) -> None:
+    gate, _ = device(session, world.tianfu, serial="DS-TCG227-TF-HR-01", kind="plate_gate")
+    now = _now()
+    batch = [
+        envelope(gate.serial, at=now - timedelta(hours=3), uid="hr-1"),
+        envelope(gate.serial, at=now - timedelta(hours=3, minutes=1), uid="hr-2"),
+        plate_read(gate.serial, "陕A12345", at=now, uid="hr-3"),
+        envelope(gate.serial, at=now - timedelta(hours=30), uid="hr-old"),  # more than a day ago
+    ]
+    service.ingest(session, batch, source="http", received_at=now)
+    session.commit()
+    console.login("shequ")
+
+    def counts(**params: object) -> list[int] | None:
+        page = console.get("/events", params={"community": world.tianfu, **params}).text
+        if 'data-testid="hourly"' not in page:
+            return None
+        chart = page.split('data-testid="hourly"')[1].split("</section>")[0]
+        return [int(n) for n in re.findall(r'data-count="(\d+)"', chart)]
+
+    every = counts()
+    assert every is not None and len(every) == 24
+    assert every[-1] >= 1 and sum(every) >= 3  # this hour's plate read, the heartbeats of 3 hours ago
+    beats = counts(type="device.heartbeat")
+    assert beats is not None and sum(beats) == 2  # the one 30 hours ago is not in the last day
+    plates = counts(type="vehicle.entered")
+    assert plates is not None and sum(plates) == 1 and plates[-1] == 1
+    assert counts(device=gate.id) is None  # the rollups cannot filter by device: no chart then
+    assert counts(before=10**9) is None  # nor on older pages

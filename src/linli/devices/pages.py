@@ -186,6 +186,16 @@ def event_list(
     rows = queries.get_events(session, **filters.query(), before=before, limit=PAGE_SIZE + 1)
     shown = rows[:PAGE_SIZE]
     kept = filters.given()
+    # The last day's hourly counts (the rollups: by community and type only), on the first page of a log
+    # that filters by nothing else.
+    by_rollup = not before and not part and kept.keys() <= {"type", "community"}
+    hourly = (
+        queries.hourly_totals(
+            session, now=utcnow(), area=filters.community or None, type=filters.type or None
+        )
+        if by_rollup
+        else None
+    )
     return render(
         request,
         "devices/_event_rows.html" if part else "devices/events.html",
@@ -207,6 +217,8 @@ def event_list(
         since=filters.since,
         until=filters.until,
         before=before,
+        hourly=hourly,
+        hourly_max=max((n for _, n in hourly), default=0) if hourly else 0,
         can_export=principal.can(Perm.EXPORT),
         export_limit=exports.EVENT_EXPORT_LIMIT,
         communities=areas.get_all(session, level=Level.COMMUNITY.value),

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from linli.core.errors import Invalid, NotFound
+from linli.core.timeutil import as_utc
 from linli.db import starts_with
+from linli.devices import store
 from linli.devices.models import StoredEvent
 from linli.registry import vehicles
 
@@ -74,3 +76,18 @@ def get_event_or_raise(session: Session, *, event_id: int) -> StoredEvent:
     if event is None:
         raise NotFound("事件不存在或不在权限范围内", field="event")
     return event
+
+
+def hourly_totals(
+    session: Session, *, now: datetime, area: str | None = None, type: str | None = None, hours: int = 24
+) -> list[tuple[datetime, int]]:
+    """Events stored per hour over the last `hours` hours (the current one last), in the caller's areas,
+    of an area and a type if given: from the hourly rollups, every hour listed (0 where none)."""
+    current = as_utc(now).replace(minute=0, second=0, microsecond=0)
+    first = current - timedelta(hours=hours - 1)
+    totals = dict.fromkeys((first + timedelta(hours=i) for i in range(hours)), 0)
+    for rollup in store.rollups(session, area=area, since=first, until=current + timedelta(hours=1)):
+        hour = as_utc(rollup.hour)
+        if hour in totals and (not type or rollup.type == type):
+            totals[hour] += rollup.count
+    return list(totals.items())
