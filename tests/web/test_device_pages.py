@@ -429,5 +429,7 @@ def test_the_event_log_shows_the_last_days_hourly_counts_when_the_rollups_can_sa
     assert beats is not None and sum(beats) == 2  # the one 30 hours ago is not in the last day
     plates = counts(type="vehicle.entered")
     assert plates is not None and sum(plates) == 1 and plates[-1] == 1
+    page = console.get("/events", params={"community": world.tianfu}).text
+    assert f"共 {sum(every):,} 条" in page
     assert counts(device=gate.id) is None  # the rollups cannot filter by device: no chart then
     assert counts(before=10**9) is None  # nor on older pages
