@@ -20,7 +20,6 @@ from linli.core.bus import Bus
 from linli.core.timeutil import LOCAL_TZ, utcnow
 from linli.db import unit_of_work
 from linli.demo import live
-from linli.demo.live import LiveDemo
 from linli.devices import commands, health, store
 from linli.devices.mappings import pull
 from linli.settings import Settings
@@ -39,7 +38,7 @@ class Jobs:
     bus: Bus
     settings: Settings
     clock: Callable[[], datetime] = field(default=utcnow)
-    _demo: LiveDemo | None = field(default=None, init=False, repr=False)
+    _demo: live.LiveDemo | None = field(default=None, init=False, repr=False)
 
     def check_offline(self) -> int:
         """Mark silent devices offline; their device.offline events then go to the bus."""
@@ -85,7 +84,7 @@ class Jobs:
     def play_demo(self) -> int:
         """Play the demo communities' devices up to now (settings.demo_live); their events go to the bus."""
         if self._demo is None:
-            self._demo = LiveDemo(self.session_factory)
+            self._demo = live.LiveDemo(self.session_factory)
         stored = self._demo.tick(self.clock())
         if stored:
             outbox.deliver_outbox(self.session_factory, self.bus)

@@ -412,6 +412,8 @@ def test_the_event_log_shows_the_last_days_hourly_counts_when_the_rollups_can_sa
         envelope(gate.serial, at=now - timedelta(hours=30), uid="hr-old"),  # more than a day ago
     ]
     service.ingest(session, batch, source="http", received_at=now)
+    far, _ = device(session, world.yuyu, serial="DS-2CD-YY-HR-02")  # another community, out of shequ's areas
+    service.ingest(session, [envelope(far.serial, at=now, uid="hr-far")], source="http", received_at=now)
     session.commit()
     console.login("shequ")
 
@@ -431,5 +433,10 @@ def test_the_event_log_shows_the_last_days_hourly_counts_when_the_rollups_can_sa
     assert plates is not None and sum(plates) == 1 and plates[-1] == 1
     page = console.get("/events", params={"community": world.tianfu}).text
     assert f"共 {sum(every):,} 条" in page
+    # Without a community filter the counts are still the caller's areas only: not 昱宇西苑's heartbeat.
+    anywhere = console.get("/events", params={"type": "device.heartbeat"}).text.split('data-testid="hourly"')[
+        1
+    ]
+    assert sum(int(n) for n in re.findall(r'data-count="(\d+)"', anywhere.split("</section>")[0])) == 2
     assert counts(device=gate.id) is None  # the rollups cannot filter by device: no chart then
     assert counts(before=10**9) is None  # nor on older pages

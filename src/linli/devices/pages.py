@@ -106,7 +106,8 @@ def device_page(
     now = utcnow()
     can_events = principal.can(Perm.EVENTS_READ)
     events = queries.get_events(session, device_id=device.id, limit=DEVICE_EVENTS) if can_events else []
-    buildings = places.list_buildings(session, community_code=device.community_code)
+    placed = device.building_id is not None or device.lat is not None
+    buildings = places.list_buildings(session, community_code=device.community_code) if placed else []
     building = next((b for b in buildings if b.id == device.building_id), None)
     return render(
         request,

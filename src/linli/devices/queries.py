@@ -86,8 +86,9 @@ def hourly_totals(
     current = as_utc(now).replace(minute=0, second=0, microsecond=0)
     first = current - timedelta(hours=hours - 1)
     totals = dict.fromkeys((first + timedelta(hours=i) for i in range(hours)), 0)
-    for rollup in store.rollups(session, area=area, since=first, until=current + timedelta(hours=1)):
-        hour = as_utc(rollup.hour)
-        if hour in totals and (not type or rollup.type == type):
-            totals[hour] += rollup.count
+    counted = store.hourly_counts(
+        session, since=first, until=current + timedelta(hours=1), area=area, type=type
+    )
+    for hour, count in counted.items():
+        totals[as_utc(hour)] = count
     return list(totals.items())
