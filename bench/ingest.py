@@ -797,6 +797,44 @@ def bare_subscriber_rate(
     return in_window / elapsed
 
 
+class BatchClock:
+    """When the batch in hand started (wraps the Runner's handle_batch), to split an event's latency into
+    its way to the worker (the broker, the subscriber's queue and batch wait) and its batch's handling
+    (read, write, commit, the outbox delivery that publishes it)."""
+
+    def __init__(self, runner: Any) -> None:
+        self.started = 0.0
+        inner = runner.subscriber.handle_batch
+
+        def handle(messages: list[Any]) -> None:
+            self.started = time.time()
+            inner(messages)
+
+        runner.subscriber.handle_batch = handle
+
+    def timed(self, message: Message, prefix: str) -> tuple[float, float] | None:
+        """(publish → bus, publish → its batch started) in seconds, for an event whose id has prefix."""
+        uid = str(message.json().get("event_uid", ""))
+        if not uid.startswith(prefix):
+            return None
+        sent = int(uid.rsplit("-", 1)[1]) / 1e9
+        return time.time() - sent, self.started - sent
+
+
+def latency_split(pairs: list[tuple[float, float]], p99: float) -> str:
+    """Where the time of the slowest 1 % went: before their batch started, and in it."""
+    slow = [(total, before) for total, before in pairs if total >= p99]
+    if not slow:
+        return "latency split: no samples"
+    before = sum(b for _, b in slow) / len(slow) * 1000
+    within = sum(t - b for t, b in slow) / len(slow) * 1000
+    every = sum(b for _, b in pairs) / len(pairs) * 1000
+    return (
+        f"the slowest 1 % ({len(slow)}): {before:6.1f} ms on the way to the worker (broker, queue, batch "
+        f"wait), {within:6.1f} ms in their batch (all events: {every:.1f} ms on the way)"
+    )
+
+
 class Ingest:
     """The MQTT ingest under test (the project's Runner), with a bus subscriber timing each event."""
 
@@ -804,7 +842,7 @@ class Ingest:
         from linli.devices.mqtt_ingest import Runner
 
         self.bus = InProcessBus()
-        self.latencies: list[float] = []
+        self.latencies: list[tuple[float, float]] = []
         self.on_bus = 0
         self.timed_prefix = ""
         self.bus.subscribe("linli.events.>", self._on_event)
@@ -816,13 +854,14 @@ class Ingest:
             subscriptions=("linli/+/+/events",),
             session_expiry_s=60,
         )
+        self.clock = BatchClock(self.runner)
 
     def _on_event(self, message: Message) -> None:
         self.on_bus += 1
         if self.timed_prefix:
-            uid = str(message.json().get("event_uid", ""))
-            if uid.startswith(self.timed_prefix):
-                self.latencies.append(time.time() - int(uid.rsplit("-", 1)[1]) / 1e9)
+            timed = self.clock.timed(message, self.timed_prefix)
+            if timed is not None:
+                self.latencies.append(timed)
 
     def start(self) -> None:
         """Connect the runner (after gc.freeze(), as `linli ingest mqtt` does once it is set up)."""
@@ -846,8 +885,8 @@ class Ingest:
             self.latencies.clear()
         self.timed_prefix = prefix
 
-    def samples(self) -> list[float]:
-        """The latencies (s) timed so far."""
+    def samples(self) -> list[tuple[float, float]]:
+        """The latencies (s) timed so far, each with its part before its batch started."""
         return list(self.latencies)
 
     def stop(self) -> None:
@@ -878,14 +917,15 @@ def ingest_worker(
     pii.configure(aes_key=settings.pii_key_bytes(), lookup_key=settings.lookup_key_bytes())
     factory = make_session_factory(make_engine(db_url))
     bus = InProcessBus()
-    timed: deque[float] = deque()
+    timed: deque[tuple[float, float]] = deque()
+    clock: BatchClock | None = None
 
     def on_event(message: Message) -> None:
         wanted = prefix.value.decode()
-        if wanted:
-            uid = str(message.json().get("event_uid", ""))
-            if uid.startswith(wanted):
-                timed.append(time.time() - int(uid.rsplit("-", 1)[1]) / 1e9)
+        if wanted and clock is not None:
+            sample = clock.timed(message, wanted)
+            if sample is not None:
+                timed.append(sample)
 
     bus.subscribe("linli.events.>", on_event)
     runner = Runner(
@@ -897,6 +937,7 @@ def ingest_worker(
         session_expiry_s=60,
         share_group=group,
     )
+    clock = BatchClock(runner)
     gc.freeze()
     runner.start()
     if not runner.subscriber.connected.wait(10):
@@ -926,7 +967,7 @@ class WorkerPool:
         self.ready = [ctx.Event() for _ in range(workers)]
         self.stopping = ctx.Event()
         self.queue: Any = ctx.Queue()
-        self.latencies: list[float] = []
+        self.latencies: list[tuple[float, float]] = []
         group = f"bench{uuid.uuid4().hex[:6]}"
         self.processes = [
             ctx.Process(
@@ -971,8 +1012,9 @@ class WorkerPool:
             self.latencies.clear()
         self.prefix.value = prefix.encode()
 
-    def samples(self) -> list[float]:
-        """The latencies (s) timed so far (the workers hand them over every 50 ms: wait for a quiet 0.6 s)."""
+    def samples(self) -> list[tuple[float, float]]:
+        """The latencies (s) timed so far, each with its part before its batch started (the workers hand
+        them over every 50 ms: wait for a quiet 0.6 s)."""
         quiet = 0
         while quiet < 3:
             try:
@@ -1081,7 +1123,8 @@ def bench_mqtt_into(
         half = max(1.0, rate / 2)
         latency_s = max(5.0, seconds / 2)
         timed = run_ingest(ingest, broker, items, latency_s, half)
-        samples = ingest.samples()
+        pairs = ingest.samples()
+        samples = [total for total, _ in pairs]
         p50 = _percentile(samples, 50) * 1000 if samples else float("nan")
         p99 = _percentile(samples, 99) * 1000 if samples else float("nan")
         print(
@@ -1089,6 +1132,7 @@ def bench_mqtt_into(
             f"p50 {p50:6.1f} ms   p99 {p99:6.1f} ms   (n={len(samples):,}, stored {timed['stored']:,}, "
             f"batches failed and tried again {timed['failed']})"
         )
+        print(f"   {latency_split(pairs, p99 / 1000)}")
     finally:
         ingest.stop()
     rows, bare_s = baseline(engine)
