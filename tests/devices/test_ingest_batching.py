@@ -621,3 +621,124 @@ def test_a_process_that_never_imported_the_store_finds_its_outbox_loader() -> No
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
+
+
+def _outbox_rows(session) -> list[tuple[int, int]]:
+    """(id, attempts) of the outbox's rows, read afresh."""
+    session.expire_all()
+    return list(session.execute(select(outbox.OutboxMessage.id, outbox.OutboxMessage.attempts)).tuples())
+
+
+def test_a_worker_publishes_its_held_batches_at_once_and_deletes_them_with_its_next_batch(
+    session, session_factory, world, gate
+) -> None:
+    serial, community = gate[0].serial, gate[0].community_code
+    bus = InProcessBus()
+    heard: list[str] = []
+    bus.subscribe("linli.events.>", lambda m: heard.append(str(m.json()["event_uid"])))
+    published = outbox.Published()
+    now = datetime.now(UTC)
+
+    def batch(tag: str) -> None:
+        messages = [
+            _message(community, serial, plate_read(serial, "陕A12345", uid=f"{tag}-{i}", at=now), mid=i)
+            for i in range(1, 4)
+        ]
+        handle_batch(messages, session_factory=session_factory, bus=bus, now=now, published=published)
+
+    batch("first")
+    assert [u for u in heard if u.startswith("first")] == ["first-1", "first-2", "first-3"]  # at once
+    (held,) = _outbox_rows(session)  # kept until the worker's next write, held: attempts -1
+    assert held[1] == outbox.HELD and published.waiting == 1
+    # Another delivery (a web request's, a job's) leaves a held row to its writer: no second copy.
+    assert outbox.deliver_outbox(session_factory, bus) == 0
+    assert heard.count("first-1") == 1
+    batch("second")
+    # The first batch's row went with the second batch's write (SQLite may give the second its id).
+    assert len(_outbox_rows(session)) == 1 and published.waiting == 1
+    assert published.flush(session_factory) == 1  # the worker went quiet
+    assert _outbox_rows(session) == [] and published.waiting == 0
+    reads = Counter(u for u in heard if u.startswith(("first-", "second-")))
+    assert reads == Counter({f"{t}-{i}": 1 for t in ("first", "second") for i in (1, 2, 3)})  # once each
+
+
+def test_a_held_batch_whose_deleting_transaction_rolls_back_waits_for_the_next_one(
+    session, session_factory, gate
+) -> None:
+    serial = gate[0].serial
+    published = outbox.Published()
+    bus = InProcessBus()
+    with unit_of_work(session_factory) as writer:
+        outbox.hold(writer)
+        service.ingest(writer, [plate_read(serial, "陕A12345", uid="rb-1")], source="http", received_at=T0)
+        queued = outbox.written(writer)
+    assert published.publish(session_factory, bus, queued) == 2  # the read and the gate's device.online
+    with session_factory() as failing:
+        writing(failing)
+        assert published.forget(failing) == 1
+        assert published.waiting == 0
+        failing.rollback()  # the batch that was to delete it failed
+    assert published.waiting == 1 and len(_outbox_rows(session)) == 1
+    assert published.flush(session_factory) == 1
+    assert _outbox_rows(session) == []
+
+
+def test_the_catch_up_publishes_a_held_batch_whose_writer_died(session, session_factory, gate) -> None:
+    serial = gate[0].serial
+    with unit_of_work(session_factory) as writer:
+        outbox.hold(writer)
+        service.ingest(writer, [plate_read(serial, "陕A12345", uid="dead-1")], source="http", received_at=T0)
+    # The writer died between its commit and its publication: the row stays held for HELD_FOR.
+    bus = InProcessBus()
+    heard: list[str] = []
+    bus.subscribe("linli.events.>", lambda m: heard.append(str(m.json()["event_uid"])))
+    assert outbox.deliver_outbox(session_factory, bus) == 0
+    with unit_of_work(session_factory) as aging:
+        table = outbox.OutboxMessage.__table__
+        aging.execute(
+            table.update().values(created_at=datetime.now(UTC) - outbox.HELD_FOR - timedelta(seconds=1))
+        )
+    assert outbox.deliver_outbox(session_factory, bus) == 2
+    assert "dead-1" in heard and _outbox_rows(session) == []
+
+
+def test_a_held_batch_the_bus_refuses_halfway_is_anyones_to_deliver_after(
+    session, session_factory, gate
+) -> None:
+    serial = gate[0].serial
+    published_uids: list[str] = []
+
+    class Flaky(InProcessBus):
+        def publish(self, subject: str, data: bytes | dict[str, Any]) -> None:
+            if len(published_uids) == 2:
+                raise ConnectionError("the bus went away")
+            published_uids.append(json.loads(data)["event_uid"] if isinstance(data, bytes) else subject)
+
+    reads = [plate_read(serial, "陕A12345", uid=f"hf-{i}", at=T0 + timedelta(seconds=i)) for i in range(5)]
+    published = outbox.Published()
+    with unit_of_work(session_factory) as writer:
+        outbox.hold(writer)
+        service.ingest(writer, reads, source="http", received_at=T0)
+        queued = outbox.written(writer)
+    assert published.publish(session_factory, Flaky(), queued) == 2
+    (row,) = _outbox_rows(session)
+    assert row[1] > outbox.HELD and published.waiting == 0  # no longer held: its failed attempts counted
+    assert outbox.deliver_outbox(session_factory, InProcessBus()) == 4  # 3 reads and device.online
+    assert _outbox_rows(session) == []
+
+
+def test_a_worker_leaves_a_row_it_published_long_ago_to_the_catch_up(
+    session, session_factory, gate, monkeypatch
+) -> None:
+    serial = gate[0].serial
+    published = outbox.Published()
+    with unit_of_work(session_factory) as writer:
+        outbox.hold(writer)
+        service.ingest(writer, [plate_read(serial, "陕A12345", uid="old-1")], source="http", received_at=T0)
+        queued = outbox.written(writer)
+    published.publish(session_factory, InProcessBus(), queued)
+    later = time.monotonic() + outbox.HELD_FOR.total_seconds()
+    monkeypatch.setattr(outbox.time, "monotonic", lambda: later)
+    # The catch-up may have taken the row by now and, on SQLite, its id gone to a new row: not deleted.
+    assert published.flush(session_factory) == 0 and published.waiting == 0
+    assert len(_outbox_rows(session)) == 1

@@ -10,12 +10,13 @@ import pytest
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import sessionmaker
 
+from linli.core import outbox
 from linli.core.bus import Message as BusMessage
 from linli.devices.models import DeadLetter, RawPayload, StoredEvent
 from linli.devices.mqtt import Message, events_topic
 from linli.devices.mqtt_ingest import Runner, Stats, handle_batch
 from tests.devices.helpers import T0, device, envelope, plate_read
-from tests.devices.mqtt_helpers import needs_broker, publish_all, unique
+from tests.devices.mqtt_helpers import needs_broker, publish_all, unique, wait
 
 
 def _message(community: str, serial: str, body: Any, *, kind: str = "events", mid: int = 1) -> Message:
@@ -258,6 +259,8 @@ def test_events_published_on_mosquitto_are_stored_once_and_reach_the_bus(
     assert reasons == ["malformed JSON", "wrong device"]
     heard = [(m["event_uid"], m["device"]) for m in recorder.data if m["type"] == "device.heartbeat"]
     assert heard == [("e2e-a", mine.serial), ("e2e-b", mine.serial)]
+    # Published right after their commit; the outbox rows go once the messages stop (no batch to take them).
+    assert wait(lambda: runner.published.waiting == 0 and outbox.pending(session) == 0)
 
 
 def test_stats_add_up() -> None:

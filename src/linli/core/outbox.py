@@ -16,6 +16,12 @@ reference: the row holds the loader's name and the rows' ids, not the messages (
 events is some 200 KB of JSON, written again inside the write transaction that stores them). Its messages
 are still published from memory after the commit; only the catch-up (a crash, a bus that was down) reads
 them back, through the loader the writer registered (register_loader).
+
+A writer that commits batch after batch (an MQTT ingest worker) may hold its batch rows (hold(session)):
+it publishes them from memory right after the commit without a transaction of its own, and deletes them
+in its next write transaction (Published). Until then, or for HELD_FOR if the writer dies first, other
+deliveries leave them alone. On SQLite that saves each batch a second turn on the one writers' queue,
+the wait for which was on the way of every event to the bus.
 """
 
 from __future__ import annotations
@@ -63,6 +69,12 @@ BATCH_SUBJECT = "linli.outbox.batch"
 _delivering = threading.RLock()  # re-entrant: an in-process handler may deliver what it caused
 _BATCHES = "outbox.batches"  # session.info: the batch rows this session queued, with their messages
 _OTHERS = "outbox.others"  # session.info: whether it queued single messages too
+_FORGOTTEN = "outbox.forgotten"  # session.info: (Published, ids) whose deletion this transaction holds
+_HOLD = "outbox.hold"  # session.info: this transaction's batch rows are held by their writer (hold())
+# How long other deliveries leave a held batch row to its writer; after that, the writer is taken to have
+# died between its commit and its publication (its messages may then go out twice: at least once).
+HELD_FOR = timedelta(seconds=10)
+HELD = -1  # attempts of a held batch row (a delivery that fails counts from there: the row is then anyone's)
 
 # The messages of a batch row queued by reference: (session, ids) -> (subject, message bytes) of each id
 # in the order given, leaving out ids whose row is gone. Registered by name: the module that writes them.
@@ -138,20 +150,113 @@ def add_batch(
     else:  # every message held in the row as JSON itself (a Fragment, never escaped into a string)
         data = {"messages": [[s, orjson.Fragment(d)] for s, d in sendable]}
     rows = [{"id": row_id, "subject": BATCH_SUBJECT, "data": data}]
+    held = hold_of(session)
+    created = utcnow() if held else now or utcnow()  # a held row's time with its writer counts from now
     bulk_insert(
         session,
         OutboxMessage.__table__,  # type: ignore[arg-type]
         rows,
-        constants={"created_at": now or utcnow(), "delivered_at": None, "attempts": 0},
+        constants={"created_at": created, "delivered_at": None, "attempts": HELD if held else 0},
     )
     session.info.setdefault(_BATCHES, []).append((row_id, sendable))
 
 
+def hold(session: Session) -> None:
+    """The batch rows this session's transactions queue are held by their writer: it publishes them with a
+    Published, and other deliveries leave them alone for HELD_FOR (see the module's docstring)."""
+    session.info[_HOLD] = True
+
+
+def hold_of(session: Session) -> bool:
+    """Whether hold() was called on this session."""
+    return bool(session.info.get(_HOLD))
+
+
+class Published:
+    """The batch rows one writer published from memory after its commits (a Written of a session that
+    hold()s its rows), which it deletes in its next write transaction (forget) or, once it goes quiet, in
+    one of their own (flush). Until then the rows stay: a crash before the deletion leaves them to the
+    catch-up after HELD_FOR, which publishes them again (at least once). Not shared between writers."""
+
+    def __init__(self) -> None:
+        self._ids: list[tuple[int, float]] = []  # (row id, time.monotonic() of its publication)
+        self._guard = threading.Lock()
+
+    @property
+    def waiting(self) -> int:
+        """How many published rows wait for their deletion."""
+        with self._guard:
+            return len(self._ids)
+
+    def publish(self, session_factory: sessionmaker[Session], bus: Bus, written: Written) -> int:
+        """Publish what a committed transaction queued, in order; how many messages went out.
+
+        Batch rows are published from memory, with no transaction, and wait here for their deletion.
+        From a row the bus refuses on (and with single messages, read back from the table) the rest goes
+        the way of deliver_outbox, after this writer's published rows are deleted: it reads the table.
+        """
+        publish_many = getattr(bus, "publish_many", None)
+        sent = 0
+        with _delivering:
+            for index, (row_id, messages) in enumerate(written.batches):
+                done = _publish(bus, publish_many, messages)
+                sent += done
+                if done < len(messages):  # the row keeps what is left (_keep_unsent), and is no longer held
+                    self.flush(session_factory)
+                    rest = Written([(row_id, messages[done:]), *written.batches[index + 1 :]], written.others)
+                    return sent + deliver_outbox(session_factory, bus, written=rest)
+                with self._guard:
+                    self._ids.append((row_id, time.monotonic()))
+            if written.others:
+                self.flush(session_factory)
+                sent += deliver_outbox(session_factory, bus)
+        return sent
+
+    def forget(self, session: Session) -> int:
+        """Delete the published rows in the caller's write transaction; how many. If that transaction
+        rolls back, they wait again."""
+        with self._guard:
+            taken, self._ids = self._ids, []
+        # A row published more than half of HELD_FOR ago may have been taken by the catch-up already, and
+        # on SQLite (ids are max(id) + 1) its id given to a new row since: it is left alone (if it is still
+        # there, the catch-up publishes it again).
+        recent = time.monotonic() - HELD_FOR.total_seconds() / 2
+        ids = [row_id for row_id, at in taken if at >= recent]
+        if len(ids) < len(taken):
+            logger.warning("outbox: %d published batch rows left to the catch-up", len(taken) - len(ids))
+        if ids:
+            session.execute(delete(_table()).where(_table().c.id.in_(ids)))
+            session.info.setdefault(_FORGOTTEN, []).append((self, taken))
+        return len(ids)
+
+    def _restore(self, taken: list[tuple[int, float]]) -> None:
+        with self._guard:
+            self._ids[:0] = taken
+
+    def flush(self, session_factory: sessionmaker[Session]) -> int:
+        """Delete the published rows in a write transaction of their own; how many."""
+        if not self.waiting:
+            return 0
+        with session_factory() as session:
+            writing(session)
+            count = self.forget(session)
+            session.commit()
+        return count
+
+
 @event.listens_for(Session, "after_rollback")
 def _forget_rolled_back(session: Session) -> None:
-    """What a rolled-back transaction queued was never written: nothing of it may be delivered."""
+    """What a rolled-back transaction queued was never written: nothing of it may be delivered. The
+    published rows it was to delete (Published.forget) wait for the next deletion."""
     session.info.pop(_BATCHES, None)
     session.info.pop(_OTHERS, None)
+    for published, ids in session.info.pop(_FORGOTTEN, []):
+        published._restore(ids)
+
+
+@event.listens_for(Session, "after_commit")
+def _forgotten_for_good(session: Session) -> None:
+    session.info.pop(_FORGOTTEN, None)
 
 
 @dataclass
@@ -354,6 +459,9 @@ def _deliver(
             )
             if older_than is not None:
                 stmt = stmt.where(table.c.created_at < utcnow() - older_than)
+            # A held row is its writer's to publish and delete, unless it is old enough for the writer to
+            # have died before it could.
+            stmt = stmt.where((table.c.attempts != HELD) | (table.c.created_at < utcnow() - HELD_FOR))
             rows = session.execute(stmt).all()
             if not rows:
                 return delivered

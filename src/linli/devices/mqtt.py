@@ -200,8 +200,9 @@ class Subscriber:
         client_id: str = "linli-ingest",
         subscription: str | Sequence[str] = EVENTS_SUBSCRIPTION,
         batch_size: int = 500,
-        max_wait_s: float = 0.05,
+        max_wait_s: float = 0.01,
         session_expiry_s: int = SESSION_EXPIRY_S,
+        on_idle: Callable[[], None] | None = None,
     ) -> None:
         self.host, self.port, user, password = broker_address(url)
         self.handle_batch = handle_batch
@@ -209,6 +210,7 @@ class Subscriber:
         self.session_expiry_s = session_expiry_s
         self.batch_size = batch_size
         self.max_wait_s = max_wait_s
+        self.on_idle = on_idle  # called by the worker when no message came for a while (0.2 s)
         self.connected = threading.Event()
         self.subscribed = threading.Event()  # the broker confirmed our subscriptions (SUBACK)
         # Messages received and not yet taken into a batch, with when each arrived (the network thread
@@ -342,6 +344,11 @@ class Subscriber:
             batch = self._next_batch()
             if batch:
                 self._handle_until_done(batch)
+            elif self.on_idle is not None and not self._stop.is_set():
+                try:
+                    self.on_idle()
+                except Exception:  # the loop must survive anything
+                    log.exception("the MQTT subscriber's idle work failed")
 
     def _handle_until_done(self, batch: list[Message]) -> None:
         delay = 0.5
