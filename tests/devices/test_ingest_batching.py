@@ -464,11 +464,13 @@ def test_a_micro_batch_is_read_judged_and_linked_before_its_write_transaction(
     assert steps == ["parse", "parse", "parse", "link", "write transaction", "dead letter"]
 
 
-def _committed(session_factory, serial: str, prefix: str, n: int) -> outbox.Written:  # type: ignore[no-untyped-def]
+def _committed(session_factory, serial: str, prefix: str, n: int, *, hold: bool = False) -> outbox.Written:  # type: ignore[no-untyped-def]
     reads = [
         plate_read(serial, "陕A12345", uid=f"{prefix}-{i}", at=T0 + timedelta(seconds=i)) for i in range(n)
     ]
     with unit_of_work(session_factory) as writer:
+        if hold:
+            outbox.hold(writer)
         service.ingest(writer, reads, source="http", received_at=T0)
         return outbox.written(writer)
 
@@ -742,3 +744,27 @@ def test_a_worker_leaves_a_row_it_published_long_ago_to_the_catch_up(
     # The catch-up may have taken the row by now and, on SQLite, its id gone to a new row: not deleted.
     assert published.flush(session_factory) == 0 and published.waiting == 0
     assert len(_outbox_rows(session)) == 1
+
+
+def test_the_deliverer_publishes_held_batches_before_it_deletes_them_and_no_one_else_does(
+    session, session_factory, gate, monkeypatch
+) -> None:
+    serial = gate[0].serial
+    recorder = Recorder(InProcessBus())
+    claims: list[int] = []
+    real = outbox._deliver_written
+    monkeypatch.setattr(outbox, "_deliver_written", lambda *a: claims.append(1) or real(*a))
+    committed = [_committed(session_factory, serial, p, 2, hold=True) for p in ("a", "b")]
+    assert all(w.held for w in committed)
+    # Before the deliverer's turn, another delivery (a web request's, a job's) leaves held rows alone.
+    assert outbox.deliver_outbox(session_factory, recorder.bus) == 0 and recorder.messages == []
+    deliverer = outbox.Deliverer(session_factory, recorder.bus)
+    try:
+        for written in committed:
+            assert deliverer.submit(written)
+        assert deliverer.wait(10)
+    finally:
+        deliverer.close()
+    assert [u for u in _uids(recorder) if u[0] in "ab"] == ["a-0", "a-1", "b-0", "b-1"]
+    assert claims == []  # published with no claiming transaction
+    assert _outbox_rows(session) == [] and outbox.pending(session) == 0  # and deleted after

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from linli.app import create_app
 from linli.areas import service as areas
-from linli.core import pii
+from linli.core import outbox, pii
 from linli.core.errors import Relayed, Unauthorized
 from linli.db import make_engine, make_session_factory, unit_of_work
 from linli.devices.ingest_pool import IngestPool
@@ -111,6 +111,9 @@ def test_a_batch_is_stored_by_the_process_and_published_on_the_servers_bus(clien
         assert (again.json()["stored"], again.json()["duplicates"]) == (0, 2)
         assert client.app.state.deliverer.wait(10)
         assert _stored(engine, "pool-") == 2 and len(recorder.messages) == 4
+        # The process held its outbox rows for the server, which deleted them once it had published them.
+        with Session(engine) as check:
+            assert outbox.pending(check) == 0
     finally:
         recorder.close()
 

@@ -195,6 +195,8 @@ class Published:
         From a row the bus refuses on (and with single messages, read back from the table) the rest goes
         the way of deliver_outbox, after this writer's published rows are deleted: it reads the table.
         """
+        if not written.held:  # rows that are anyone's to deliver: claimed first, as deliver_outbox does
+            return deliver_outbox(session_factory, bus, written=written)
         publish_many = getattr(bus, "publish_many", None)
         sent = 0
         with _delivering:
@@ -266,12 +268,15 @@ class Written:
 
     batches: list[tuple[int, list[tuple[str, Any]]]] = field(default_factory=list)
     others: bool = False
+    held: bool = False  # its batch rows are held by their writer (hold()): a Published publishes them
 
 
 def written(session: Session) -> Written:
     """Take what the session's transaction queued so far, to pass to deliver_outbox once it committed.
     Call it inside the transaction, right before the commit; what it returns is void if the commit fails."""
-    return Written(session.info.pop(_BATCHES, []), bool(session.info.pop(_OTHERS, False)))
+    return Written(
+        session.info.pop(_BATCHES, []), bool(session.info.pop(_OTHERS, False)), held=hold_of(session)
+    )
 
 
 def _table() -> Table:
@@ -342,6 +347,9 @@ class Deliverer:
     the events are committed, the outbox keeps them until published). What is handed in while the thread
     delivers waits and then goes out together, in one claim-and-delete transaction: on SQLite each delivery
     is a write transaction, a turn on the one writers' queue that the ingest's own writes wait behind.
+    Held rows (hold(): the ingest processes hold theirs for the server) are published first, with no
+    transaction, and deleted after in one that does nothing else (Published), so the writers' turn of a
+    delivery is as short as a delete.
     With `gather` (seconds), the thread waits that long after a hand-over for more to go with it (or until
     `max_waiting` are taken): fewer, larger deliveries, at up to `gather` more latency to the bus.
     At most `max_waiting` hand-overs wait; submit then blocks, so a bus that cannot keep up slows the
@@ -359,6 +367,7 @@ class Deliverer:
         self._done = threading.Condition()
         self._submitted = 0
         self._delivered = 0
+        self._published = Published()
         self._thread = threading.Thread(target=self._run, name="linli-outbox-deliverer", daemon=True)
         self._thread.start()
 
@@ -403,10 +412,15 @@ class Deliverer:
                     break
             stopping = None in taken
             written = [w for w in taken if w is not None]
-            merged = Written([batch for w in written for batch in w.batches], any(w.others for w in written))
+            merged = Written(
+                [batch for w in written for batch in w.batches],
+                any(w.others for w in written),
+                held=all(w.held for w in written),
+            )
             try:
                 if written:
-                    deliver_outbox(self._factory, self._bus, written=merged)
+                    self._published.publish(self._factory, self._bus, merged)
+                    self._published.flush(self._factory)
             except Exception:  # the database refused: the rows stay queued for the outbox catch-up
                 logger.exception("outbox: delivering %d committed transactions failed", len(written))
             with self._done:

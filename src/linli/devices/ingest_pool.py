@@ -114,7 +114,7 @@ def _handle(signed: signing.Signed, content_type: str) -> Handled:
     """receive.handle in an ingest process; business errors travel as Relayed."""
     assert _factory is not None, "ingest process not started"
     try:
-        handled = handle(_factory, signed, content_type=content_type)
+        handled = handle(_factory, signed, content_type=content_type, hold=True)  # the server's Deliverer's
     except LinliError as exc:
         return Handled(None, Relayed.of(exc), None)
     if handled.error is not None:

@@ -90,11 +90,15 @@ class Handled:
     written: outbox.Written | None
 
 
-def handle(factory: sessionmaker[Session], signed: signing.Signed, *, content_type: str) -> Handled:
+def handle(
+    factory: sessionmaker[Session], signed: signing.Signed, *, content_type: str, hold: bool = False
+) -> Handled:
     """One ingest request, start to commit, in one session: a JSON body is authenticated, read, checked,
     judged, linked and encoded in a read transaction (prepare), then stored in a write transaction that
     holds the write lock only to write. Raises like signing.authenticate. The caller delivers `written`
     (outbox.deliver_outbox) once this returns: here, or in the server after an ingest process.
+    hold: the outbox rows are held (outbox.hold) for the one who delivers `written`, the server's
+    outbox.Deliverer, which publishes them before it deletes them.
     """
     now = utcnow()
     prepared = None
@@ -103,6 +107,8 @@ def handle(factory: sessionmaker[Session], signed: signing.Signed, *, content_ty
             prepared = prepare(session, signed, now=now)
             session.commit()  # the read ends; what it loaded stays in the session (expire_on_commit off)
         writing(session)
+        if hold:
+            outbox.hold(session)
         received = receive(session, signed, content_type=content_type, now=now, prepared=prepared)
         queued = outbox.written(session)
     if received.error is not None:  # what it queued is left to the outbox catch-up
