@@ -17,11 +17,12 @@ events is some 200 KB of JSON, written again inside the write transaction that s
 are still published from memory after the commit; only the catch-up (a crash, a bus that was down) reads
 them back, through the loader the writer registered (register_loader).
 
-A writer that commits batch after batch (an MQTT ingest worker) may hold its batch rows (hold(session)):
-it publishes them from memory right after the commit without a transaction of its own, and deletes them
-in its next write transaction (Published). Until then, or for HELD_FOR if the writer dies first, other
-deliveries leave them alone. On SQLite that saves each batch a second turn on the one writers' queue,
-the wait for which was on the way of every event to the bus.
+A writer that commits batch after batch may hold its batch rows (hold(session)) for one deliverer, a
+Published: it publishes them from memory right after the commit without a claiming transaction, and
+deletes them after, in the writer's next write transaction (an MQTT ingest worker) or in one that does
+nothing else (the server's Deliverer, for the HTTP ingest processes). Until then, or for HELD_FOR if the
+deliverer dies first, other deliveries leave them alone. On SQLite that makes the delivery's turn on the
+one writers' queue a delete, or saves it altogether.
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ BATCH_SUBJECT = "linli.outbox.batch"
 _delivering = threading.RLock()  # re-entrant: an in-process handler may deliver what it caused
 _BATCHES = "outbox.batches"  # session.info: the batch rows this session queued, with their messages
 _OTHERS = "outbox.others"  # session.info: whether it queued single messages too
-_FORGOTTEN = "outbox.forgotten"  # session.info: (Published, ids) whose deletion this transaction holds
+_FORGOTTEN = "outbox.forgotten"  # session.info: (Published, its rows) whose deletion this transaction holds
 _HOLD = "outbox.hold"  # session.info: this transaction's batch rows are held by their writer (hold())
 # How long other deliveries leave a held batch row to its writer; after that, the writer is taken to have
 # died between its commit and its publication (its messages may then go out twice: at least once).
@@ -173,10 +174,10 @@ def hold_of(session: Session) -> bool:
 
 
 class Published:
-    """The batch rows one writer published from memory after its commits (a Written of a session that
-    hold()s its rows), which it deletes in its next write transaction (forget) or, once it goes quiet, in
-    one of their own (flush). Until then the rows stay: a crash before the deletion leaves them to the
-    catch-up after HELD_FOR, which publishes them again (at least once). Not shared between writers."""
+    """The batch rows one deliverer published from memory after their commits (the Written of sessions that
+    hold() their rows), deleted in the writer's next write transaction (forget) or in one of their own
+    (flush). Until then the rows stay: a crash before the deletion leaves them to the catch-up after
+    HELD_FOR, which publishes them again (at least once). One per deliverer, used by one thread at a time."""
 
     def __init__(self) -> None:
         self._ids: list[tuple[int, float]] = []  # (row id, time.monotonic() of its publication)
@@ -252,8 +253,8 @@ def _forget_rolled_back(session: Session) -> None:
     published rows it was to delete (Published.forget) wait for the next deletion."""
     session.info.pop(_BATCHES, None)
     session.info.pop(_OTHERS, None)
-    for published, ids in session.info.pop(_FORGOTTEN, []):
-        published._restore(ids)
+    for published, taken in session.info.pop(_FORGOTTEN, []):
+        published._restore(taken)
 
 
 @event.listens_for(Session, "after_commit")
