@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import itertools
 import json
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -112,3 +115,26 @@ class Recorder:
     def data(self) -> list[dict[str, Any]]:
         """The messages' JSON bodies."""
         return [m.json() for m in self.messages]
+
+
+def stream_text(bus: InProcessBus, get: Callable[[], Any], publish: Callable[[], None]) -> str:
+    """The text of a Server-Sent Events stream: get() opens it in a thread (and returns its response once
+    the stream closes, after its timeout); publish() runs once the stream has subscribed to bus. Checks
+    that it answered 200 as text/event-stream and let go of its subscription."""
+    listening, answer = bus.subscriber_count, {}
+
+    def read() -> None:
+        r = get()
+        answer.update(status=r.status_code, type=r.headers["content-type"], text=r.text)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    deadline = time.monotonic() + 10
+    while bus.subscriber_count == listening and time.monotonic() < deadline:
+        time.sleep(0.01)
+    publish()
+    reader.join(15)
+    assert not reader.is_alive() and answer["status"] == 200, answer.get("status")
+    assert str(answer["type"]).startswith("text/event-stream")
+    assert bus.subscriber_count == listening  # the stream let go of its subscription
+    return str(answer["text"])

@@ -3,13 +3,10 @@ stored in the caller's areas, and the page fetches its rows (part=rows) again.""
 
 from __future__ import annotations
 
-import threading
-import time
-
 from linli.core.bus import InProcessBus
 from linli.core.timeutil import utcnow
 from linli.devices import service
-from tests.devices.helpers import Recorder, device, envelope, plate_read
+from tests.devices.helpers import Recorder, device, envelope, plate_read, stream_text
 from tests.web.helpers import Console
 
 
@@ -20,23 +17,7 @@ def _console(client) -> Console:  # type: ignore[no-untyped-def]
 
 def _stream(console: Console, bus: InProcessBus, params: dict[str, str], publish) -> str:  # type: ignore[no-untyped-def]
     """The stream's text while publish() runs once it is subscribed (it closes after its timeout)."""
-    listening, answer = bus.subscriber_count, {}
-
-    def read() -> None:
-        r = console.get("/events/stream", params={**params, "timeout": "3"})
-        answer.update(status=r.status_code, type=r.headers["content-type"], text=r.text)
-
-    reader = threading.Thread(target=read)
-    reader.start()
-    deadline = time.monotonic() + 10
-    while bus.subscriber_count == listening and time.monotonic() < deadline:
-        time.sleep(0.01)
-    publish()
-    reader.join(15)
-    assert not reader.is_alive() and answer["status"] == 200
-    assert str(answer["type"]).startswith("text/event-stream")
-    assert bus.subscriber_count == listening  # the stream let go of its subscription
-    return str(answer["text"])
+    return stream_text(bus, lambda: console.get("/events/stream", params={**params, "timeout": "3"}), publish)
 
 
 def test_the_stream_announces_what_the_filters_may_show_in_the_callers_areas(
