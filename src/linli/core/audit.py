@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import JSON, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from linli.core.timeutil import utcnow
 from linli.db import Base, Scope, starts_with
+
+if TYPE_CHECKING:
+    from linli.core.auth.service import Principal
 
 
 class AuditEntry(Base):
@@ -70,6 +73,22 @@ def record(
     )
     session.add(entry)
     return entry
+
+
+def record_export(
+    session: Session, principal: Principal, *, target_type: str, area_code: str | None, detail: dict[str, Any]
+) -> AuditEntry:
+    """An export of target_type rows by principal, in area_code (what it was limited to), else in the
+    principal's first area: a district-wide export is recorded where its author works."""
+    area = area_code or (principal.area_codes[0] if principal.area_codes else None)
+    return record(
+        session,
+        actor=principal.actor,
+        action="export",
+        target_type=target_type,
+        area_code=area,
+        detail=detail,
+    )
 
 
 def query(

@@ -60,13 +60,11 @@ def events_xlsx(
         ]
         for e in found
     ]
-    area = query.get("area") or (principal.area_codes[0] if principal.area_codes else None)
-    audit.record(
+    audit.record_export(
         session,
-        actor=principal.actor,
-        action="export",
+        principal,
         target_type="events",
-        area_code=area,
+        area_code=query.get("area"),
         detail={**{k: str(v) for k, v in given.items()}, "rows": len(rows)},
     )
     return write_xlsx(EVENT_HEADERS, rows, sheet_title="events"), len(rows)

@@ -58,13 +58,11 @@ def people_xlsx(
 def _audit(
     session: Session, principal: Principal, entity: str, community_code: str | None, detail: dict[str, object]
 ) -> None:
-    area = community_code or (principal.area_codes[0] if principal.area_codes else None)
-    audit.record(
+    audit.record_export(
         session,
-        actor=principal.actor,
-        action="export",
+        principal,
         target_type=entity,
-        area_code=area,
+        area_code=community_code,
         detail={"community": community_code, **detail},
     )
 
