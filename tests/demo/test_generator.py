@@ -357,7 +357,8 @@ def test_pilot_devices_have_sent_a_day_of_events_through_the_hub(
         stored = session.scalar(select(func.count()).select_from(StoredEvent))
         made = StoredEvent.type.in_(["device.online", "device.offline"])  # the hub's own, on first contact
         sent = session.scalar(select(func.count()).select_from(StoredEvent).where(~made))
-        assert sent == counts["device_events"] and 20_000 <= sent <= 80_000
+        # A day at natural volume: about 77,000 events in 天府和苑, fewer in the smaller pilots.
+        assert sent == counts["device_events"] and 150_000 <= sent <= 260_000
         assert 0 < stored - sent <= sum(per_community.values())
         types = set(session.scalars(select(StoredEvent.type).distinct()))
         assert {"device.heartbeat", "access.granted", "vehicle.entered", "vehicle.exited"} <= types

@@ -42,7 +42,6 @@ _CACHE_KIB = 256 * 1024
 _AHEAD = 2  # communities generated ahead of the one being inserted
 _ACTOR = Actor.system("demo")
 EVENT_HOURS = 24  # the pilot communities' devices have sent this much before the demo starts
-EVENT_VOLUME = 0.2  # of the natural volume (about 77,000 events a day in 天府和苑): a quick seed
 DEMO_CARDS = 400
 EVENT_WINDOW = timedelta(minutes=5)  # the events of a window are received at its end, in one batch
 _TABLES: dict[str, Any] = {
@@ -285,9 +284,9 @@ def seed_device_events(
     """Register each community's device set and play its last EVENT_HOURS of simulated events into the hub.
 
     The events go through the hub's own ingest (validation, linking, health, rollups, the outbox), so the
-    event lists, device pages and dashboards show a realistic day from the first start: EVENT_VOLUME of
-    the natural volume, the natural volume in the last hour (heartbeats included, so the devices are
-    online when the demo starts). The communities' streams are merged in time and received in windows of
+    event lists, device pages and dashboards show a realistic day from the first start, at its natural
+    volume (about 77,000 events a day in 天府和苑; the hourly charts show the day's peaks, as the live demo
+    goes on at the same volume). The communities' streams are merged in time and received in windows of
     EVENT_WINDOW, each as the hub would have received it then.
     """
     from linli.demo import simulator_fleet as fleet  # the device hub sits above the register it links to
@@ -296,15 +295,13 @@ def seed_device_events(
 
     devices = 0
     streams: list[Iterator[Any]] = []
-    start, recent = now - timedelta(hours=EVENT_HOURS), now - timedelta(hours=1)
+    start = now - timedelta(hours=EVENT_HOURS)
     for number, code in enumerate(communities):
         devices += len(fleet.create_devices(session, code))
         _seed_credentials(session, code, seed=seed + number)
         found = fleet.load(session, code)  # with the cards and each door's face ids just enrolled
         facts = (found.devices, found.plates, seed + number)
-        quiet = Scenario(*facts, volume=EVENT_VOLUME, cards=found.cards, faces=found.faces)
-        busy = Scenario(*facts, volume=1.0, cards=found.cards, faces=found.faces)
-        streams += [stream(quiet, start, recent), stream(busy, recent, now)]
+        streams.append(stream(Scenario(*facts, cards=found.cards, faces=found.faces), start, now))
     events = 0
     window: list[Any] = []
     closes = start + EVENT_WINDOW
