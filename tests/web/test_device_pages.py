@@ -433,6 +433,11 @@ def test_the_event_log_shows_the_last_days_hourly_counts_when_the_rollups_can_sa
     assert plates is not None and sum(plates) == 1 and plates[-1] == 1
     page = console.get("/events", params={"community": world.tianfu}).text
     assert f"共 {sum(every):,} 条" in page
+    # The axis: the first and last hour with their day, every sixth local hour between (Asia/Shanghai).
+    axis = page.split('data-testid="hourly-axis"')[1].split("</div>")[0]
+    assert axis.count("<span>") == 24 and axis.count('class="day"') == 2
+    ticks = re.findall(r"<span>(\d\d):00</span>", axis)
+    assert 2 <= len(ticks) <= 4 and all(int(hour) % 6 == 0 for hour in ticks)
     # Without a community filter the counts are still the caller's areas only: not 昱宇西苑's heartbeat.
     anywhere = console.get("/events", params={"type": "device.heartbeat"}).text.split('data-testid="hourly"')[
         1
