@@ -3,6 +3,7 @@ arrive live; a plate gate's multipart push shows its pictures in the event list.
 
 from __future__ import annotations
 
+import itertools
 import struct
 import zlib
 from collections.abc import Iterator
@@ -132,6 +133,20 @@ def test_register_a_device_and_follow_a_command(page, site: LiveSite) -> None:  
     screenshot(page, "device-command", must_show=["已确认", "门已打开", "5号楼1单元", "设备命令"])
 
 
+def _axis_labels(page) -> list[str]:  # type: ignore[no-untyped-def]
+    """The hourly chart's axis labels, checked to stand apart from each other (none overlaps the next)."""
+    boxes = page.get_by_test_id("hourly-axis").evaluate(
+        """axis => [...axis.children].filter(s => s.innerText.trim()).map(s => {
+            const range = document.createRange(); range.selectNodeContents(s);
+            const box = range.getBoundingClientRect();
+            return [s.innerText.trim(), box.left, box.right];
+        })"""
+    )
+    for (label, _, right), (following, left, _) in itertools.pairwise(boxes):
+        assert right <= left, f"{label!r} overlaps {following!r}"
+    return [label for label, _, _ in boxes]
+
+
 def test_plate_pictures_stand_next_to_the_plate(page, site: LiveSite) -> None:  # type: ignore[no-untyped-def]
     sign_in(page, "shequ")
     page.goto("/devices/new")
@@ -150,6 +165,13 @@ def test_plate_pictures_stand_next_to_the_plate(page, site: LiveSite) -> None:  
         )
         assert r.status_code == 200 and r.json()["stored"] == 1, r.text
     page.goto("/events?type=vehicle.entered")
+    expect(page.get_by_test_id("hourly")).to_contain_text("共 1 条")  # the last day's plate reads, per hour
+    wide = _axis_labels(page)
+    assert len(wide) >= 4 and wide[0].count("-") == 1 and wide[-1].count("-") == 1  # "12-05 14:00"
+    page.set_viewport_size({"width": 390, "height": 844})  # a phone: the ends without their day
+    narrow = _axis_labels(page)
+    assert len(narrow) == len(wide) and all("-" not in label for label in narrow)
+    page.set_viewport_size({"width": 1366, "height": 860})
     plate = page.get_by_test_id("plate").first
     expect(plate).to_contain_text("陕A7M2Q9")
     thumb = plate.locator("img.thumb")
