@@ -68,9 +68,54 @@ def test_patrol_tags_never_go_offline_and_retired_devices_are_left_alone(session
     )
     _beat(session, sensor.serial, clock)
     sensor.state = "maintenance"
+    checked_at = clock.now
     clock.advance(days=10)
     assert health.check_offline(session, clock.now) == []
-    assert tag.online
+    # Not monitored: the tag's own check-in moved its last-seen time and nothing else (no device.online).
+    assert not tag.online and as_utc(tag.last_seen_at) == checked_at
+    said = select(StoredEvent.type).where(
+        StoredEvent.device_id == tag.id, StoredEvent.source == "linli.health"
+    )
+    assert list(session.scalars(said)) == []
+
+
+def test_a_handsets_check_in_is_when_its_checkpoint_tag_was_last_patrolled(session, world, clock) -> None:
+    handset, _ = device(session, world.tianfu, serial="PH-TF-01", kind="patrol_handset", location="物业中心")
+    named, _ = device(session, world.tianfu, serial="PT-TF-CP-01", kind="patrol_tag", location="1号楼东门")
+    placed, _ = device(session, world.tianfu, serial="PT-TF-CP-02", kind="patrol_tag", location="7号楼车库")
+    twins = [
+        device(session, world.tianfu, serial=f"PT-TF-CP-0{i}", kind="patrol_tag", location="南门岗亭")[0]
+        for i in (3, 4)
+    ]
+    far, _ = device(session, world.yuyu, serial="PT-YY-CP-01", kind="patrol_tag", location="7号楼车库")
+    start = clock.now
+
+    def rounds(*checks: tuple[str, int]) -> None:
+        batch = [
+            envelope(
+                handset.serial,
+                "patrol.checked_in",
+                at=start + timedelta(minutes=minute),
+                payload={"checkpoint": checkpoint, "guard": "巡逻一组"},
+            )
+            for checkpoint, minute in checks
+        ]
+        result = service.ingest(session, batch, source="http", received_at=start + timedelta(minutes=30))
+        assert result.stored == len(checks)
+
+    # By the tag's serial, by its location (one tag there), an ambiguous location, a place with no tag.
+    rounds(("PT-TF-CP-01", 0), ("7号楼车库", 5), ("南门岗亭", 10), ("不存在的点", 15), ("PT-TF-CP-01", 20))
+    session.expire_all()
+    assert as_utc(named.last_seen_at) == start + timedelta(minutes=20)  # its latest touch of the batch
+    assert as_utc(placed.last_seen_at) == start + timedelta(minutes=5)
+    assert [t.last_seen_at for t in twins] == [None, None]  # which of the two was touched is unknown
+    assert far.last_seen_at is None  # the same location in another community is another tag
+    assert handset.online and not named.online and not placed.online  # tags stay "not monitored"
+    said = select(StoredEvent.device_id).where(StoredEvent.type == "device.online")
+    assert list(session.scalars(said)) == [handset.id]
+    rounds(("7号楼车库", 1))  # an older check-in, uploaded late, does not move it back
+    session.expire_all()
+    assert as_utc(placed.last_seen_at) == start + timedelta(minutes=5)
 
 
 def test_an_old_backlog_does_not_bring_a_device_back_online(session, world, clock) -> None:

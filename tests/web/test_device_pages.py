@@ -212,8 +212,20 @@ def test_a_patrol_tag_says_not_monitored_instead_of_offline(
     assert ">离线<" in listed.split("DS-2CD-TF-NM-02")[1].split("</tr>")[0]  # silent, and it should not be
     page = console.get(f"/devices/{tag.id}").text
     assert ">不监测<" in page.split('data-testid="online"')[1][:120]
+    assert "<dt>最近巡检</dt>" in page and page.split('data-testid="last-seen">')[1].startswith("—")
+    # A guard's handset touches the tag (its check-in names the tag's serial): when it was last patrolled.
+    handset, _ = device(session, world.tianfu, serial="XG-TF-PH-01", kind="patrol_handset", vendor="兰德华")
+    at = _now() - timedelta(minutes=7)
+    checkin = envelope(handset.serial, "patrol.checked_in", at=at, payload={"checkpoint": tag.serial})
+    service.ingest(session, [checkin], source="http", received_at=_now())
+    session.commit()
+    page = console.get(f"/devices/{tag.id}").text
+    shown = at.astimezone(LOCAL_TZ).strftime("%Y-%m-%d %H:%M:%S")
+    assert page.split('data-testid="last-seen">')[1].startswith(shown)
+    assert ">不监测<" in page.split('data-testid="online"')[1][:120]  # still not monitored
     console.get("/lang/en", params={"next": "/devices"})
     assert ">Not monitored<" in console.get("/devices").text
+    assert "<dt>Last patrolled</dt>" in console.get(f"/devices/{tag.id}").text
 
 
 def test_the_device_list_by_state_and_link_with_the_counts_in_use(

@@ -66,7 +66,8 @@ class VehiclePayload(_Payload):
 
 
 class PatrolPayload(_Payload):
-    """patrol.checked_in: a guard's handset touched a checkpoint tag."""
+    """patrol.checked_in: a guard's handset touched a checkpoint tag (checkpoint: the tag's serial or its
+    registered location, which links the check-in to the tag)."""
 
     checkpoint: str = Field(max_length=64)
     guard: str = Field(default="", max_length=64)

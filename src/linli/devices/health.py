@@ -7,6 +7,7 @@ The clock is always passed in, so a test can move it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -97,9 +98,17 @@ class Sightings:
     moved: dict[int, tuple[datetime, Any]]  # the devices whose last_seen moves forward: the time, as bound
 
 
-def sightings(session: Session, events: list[Accepted], *, received_at: datetime) -> Sightings:
+def sightings(
+    session: Session,
+    events: list[Accepted],
+    *,
+    received_at: datetime,
+    touched: Sequence[tuple[Device, datetime]] = (),
+) -> Sightings:
     """When the batch saw its devices (see touch); reads nothing, so a batch staged before its write
-    transaction (service.stage) works this out there. The devices as loaded take their new last_seen."""
+    transaction (service.stage) works this out there. The devices as loaded take their new last_seen.
+    touched: patrol tags the batch's check-ins touched, and when (linking.touched_tags): a tag is seen
+    then, as if it had spoken."""
     latest: dict[int, tuple[Device, datetime]] = {}
     for event in events:
         if event.event_type in LINK_TYPE_NAMES:
@@ -109,6 +118,11 @@ def sightings(session: Session, events: list[Accepted], *, received_at: datetime
         known = latest.get(device_id)
         if known is None or seen > known[1]:
             latest[device_id] = (event.device, seen)
+    for tag, at in touched:
+        seen = min(at, received_at)
+        known = latest.get(tag.id)
+        if known is None or seen > known[1]:
+            latest[tag.id] = (tag, seen)
     dialect = session.get_bind().dialect
     # SQLite takes the time as the column type's text, PostgreSQL as ISO text inside one JSON parameter.
     bind = store.table(Device).c.last_seen_at.type.dialect_impl(dialect).bind_processor(dialect)
@@ -209,7 +223,12 @@ def _offline_among(
     # One parameter for the batch's devices, not one per device (SQLite and PostgreSQL, as the store).
     param: Any = (jsonio.dumps_text(ids),) if dialect == "sqlite" else {"ids": jsonio.dumps_text(ids)}
     offline = set(connection.exec_driver_sql(_OFFLINE_AMONG[dialect], param).scalars())
-    return {d for d in offline if _fresh(latest[d][0].kind, latest[d][1], received_at)}
+    # A kind whose online state is not tracked (a patrol tag) never comes "back": its last-seen time moves.
+    return {
+        d
+        for d in offline
+        if latest[d][0].kind not in UNMONITORED and _fresh(latest[d][0].kind, latest[d][1], received_at)
+    }
 
 
 def _mark_online(session: Session, device: Device, seen: datetime) -> bool:

@@ -1,4 +1,5 @@
-"""Links events to the register by id: a plate to its vehicle, a card or device person id to a person.
+"""Links events to the register by id: a plate to its vehicle, a card or device person id to a person,
+a patrol check-in to the checkpoint tag its handset touched.
 
 Nothing of the register is copied into an event. A vehicle event links the vehicle only; its owner is
 reached through the vehicle (the events query follows that link), so a change of owner needs no rewrite.
@@ -6,12 +7,14 @@ reached through the vehicle (the events query follows that link), so a change of
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from datetime import datetime
+
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from linli.core.errors import Invalid
 from linli.devices.events import EventType
-from linli.devices.models import DeviceCredential
+from linli.devices.models import Device, DeviceCredential, DeviceKind, DeviceState
 from linli.devices.store import Accepted
 from linli.registry import vehicles
 
@@ -25,6 +28,38 @@ def link(session: Session, events: list[Accepted]) -> None:
     """Fill vehicle_id and person_id of events from plates and credentials (the session must be unscoped)."""
     _link_vehicles(session, [e for e in events if e.envelope.type in VEHICLE_TYPES])
     _link_people(session, [e for e in events if e.envelope.type in ACCESS_TYPES])
+
+
+def touched_tags(session: Session, events: list[Accepted]) -> list[tuple[Device, datetime]]:
+    """The registered patrol tags the batch's patrol.checked_in events touched, with when: a check-in's
+    `checkpoint` names a tag of the handset's community by its serial, or by its location when exactly one
+    tag there has it. A tag never sends anything itself, so this is when it was last patrolled (health
+    moves its last-seen time; it stays "not monitored"). A checkpoint that names no tag links to nothing."""
+    checks = [e for e in events if e.event_type == EventType.PATROL_CHECKED_IN]
+    names = {str(e.payload.get("checkpoint") or "") for e in checks} - {""}
+    if not names:
+        return []
+    communities = {e.device.community_code for e in checks}
+    stmt = select(Device).where(
+        Device.kind == DeviceKind.PATROL_TAG,
+        Device.state != DeviceState.RETIRED,
+        Device.community_code.in_(communities),
+        or_(Device.serial.in_(names), Device.location.in_(names)),
+    )
+    by_serial: dict[tuple[str, str], Device] = {}
+    by_location: dict[tuple[str, str], list[Device]] = {}
+    for found in session.scalars(stmt.execution_options(skip_scope=True)):
+        by_serial[(found.community_code, found.serial)] = found
+        by_location.setdefault((found.community_code, found.location), []).append(found)
+    touched: list[tuple[Device, datetime]] = []
+    for event in checks:
+        where = (event.device.community_code, str(event.payload.get("checkpoint") or ""))
+        tag = by_serial.get(where)
+        if tag is None and len(by_location.get(where, [])) == 1:
+            tag = by_location[where][0]
+        if tag is not None and tag.id != event.device.id:
+            touched.append((tag, event.occurred_at))
+    return touched
 
 
 def _link_vehicles(session: Session, events: list[Accepted]) -> None:

@@ -220,8 +220,9 @@ def stage(
         accepted, failures = _judge(session, items, received_at=received_at, origins=origins, max_age=max_age)
         fresh, repeats = _deduplicate(accepted)
         linking.link(session, fresh)
+        touched = linking.touched_tags(session, fresh)
         store.encode(session, fresh, received_at=received_at)
-        seen = health.sightings(session, fresh, received_at=received_at)
+        seen = health.sightings(session, fresh, received_at=received_at, touched=touched)
     return Staged(received_at, len(items), accepted, fresh, repeats, failures, seen)
 
 
