@@ -209,6 +209,14 @@ def test_a_card_reader_takes_no_faces(session, world) -> None:
     assert caught.value.field == "args.kind"
 
 
+def test_nothing_can_be_sent_to_a_patrol_tag_which_never_connects(session, world) -> None:
+    tag, _ = device(session, world.tianfu, serial="XG-TF-CMD-01", kind="patrol_tag", vendor="兰德华")
+    with pytest.raises(Invalid) as caught:
+        _send(session, tag, "reboot", {})
+    assert caught.value.field == "command"
+    assert session.scalar(select(DeviceCommand.id)) is None
+
+
 def test_commands_are_scoped_to_the_callers_areas(client, login, session, door, camera) -> None:
     session.commit()
     open_door = {"command": "open_door", "args": {"door": "1"}}

@@ -23,6 +23,7 @@ from linli.core.auth.service import Principal
 from linli.core.errors import Conflict, Invalid, NotFound
 from linli.core.timeutil import as_utc
 from linli.devices import linking, register
+from linli.devices.health import UNMONITORED
 from linli.devices.models import CommandStatus, Device, DeviceCommand, DeviceKind
 from linli.devices.mqtt import commands_topic
 from linli.registry import people
@@ -94,13 +95,14 @@ ARGS: dict[str, type[_Args]] = {
     "reboot": RebootArgs,
 }
 _ACCESS = {DeviceKind.FACE_TERMINAL.value, DeviceKind.CARD_READER.value}
-# Device kinds that can carry out each command (None: every kind).
+# Device kinds that can carry out each command (None: every kind). A patrol tag never connects
+# (health.UNMONITORED): nothing can be sent to it.
 KINDS: dict[str, set[str] | None] = {
     "open_door": _ACCESS,
     "open_barrier": {DeviceKind.BARRIER.value, DeviceKind.PLATE_GATE.value},
     "push_credential": _ACCESS,
     "revoke_credential": _ACCESS,
-    "reboot": None,
+    "reboot": {kind.value for kind in DeviceKind} - UNMONITORED,
 }
 
 
