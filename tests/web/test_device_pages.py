@@ -224,6 +224,8 @@ def test_a_patrol_tag_says_not_monitored_instead_of_offline(
     assert page.split('data-testid="last-seen">')[1].startswith(shown)
     assert ">不监测<" in page.split('data-testid="online"')[1][:120]  # still not monitored
     assert 'data-testid="command-form"' not in page and 'data-testid="no-commands"' in page  # never connects
+    assert 'data-testid="pull-source"' not in page  # nor answers queries
+    assert 'data-testid="pull-source"' in console.get(f"/devices/{handset.id}").text
     console.get("/lang/en", params={"next": "/devices"})
     assert ">Not monitored<" in console.get("/devices").text
     assert "<dt>Last patrolled</dt>" in console.get(f"/devices/{tag.id}").text
