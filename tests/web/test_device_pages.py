@@ -460,3 +460,64 @@ def test_the_event_log_shows_the_last_days_hourly_counts_when_the_rollups_can_sa
     assert sum(int(n) for n in re.findall(r'data-count="(\d+)"', anywhere.split("</section>")[0])) == 2
     assert counts(device=gate.id) is None  # the rollups cannot filter by device: no chart then
     assert counts(before=10**9) is None  # nor on older pages
+
+
+def test_event_lists_say_what_each_event_says(console: Console, session: Session, world: World) -> None:
+    """The event log, a device's page and the export show each event's gist: a reading's value, an access's
+    credential and door, an alarm's kind and level; in English after the switch."""
+    import io
+
+    import openpyxl
+
+    meter, _ = device(session, world.tianfu, serial="LXSY-TF-1-W", kind="water_meter", location="1号楼总水表")
+    door, _ = device(session, world.tianfu, serial="DS-K1T-TF-SUM-01", kind="face_terminal")
+    now = _now()
+    reads = [
+        envelope(
+            meter.serial,
+            "meter.reading",
+            at=now - timedelta(minutes=2),
+            payload={"quantity": "water", "value": 1234.5, "unit": "m3"},
+        ),
+        envelope(
+            door.serial,
+            "access.denied",
+            at=now - timedelta(minutes=1),
+            payload={"credential": "card", "door": "3号楼1单元门", "direction": "in", "reason": "卡已挂失"},
+        ),
+        envelope(door.serial, "alarm.raised", at=now, payload={"alarm": "door_forced", "level": "critical"}),
+    ]
+    assert service.ingest(session, reads, source="http", received_at=now).stored == 3
+    session.commit()
+    console.login("shequ")
+
+    def summaries(page: str) -> list[str]:
+        # Each device's first event also made a device.online, which says nothing more than its type.
+        found = [
+            re.sub(r"\s+", " ", s).strip() for s in re.findall(r'data-testid="summary">(.*?)</td>', page)
+        ]
+        return [s for s in found if s]
+
+    log = console.get("/events", params={"community": world.tianfu}).text
+    assert summaries(log)[:3] == [
+        "门被强行打开 · 紧急",
+        "门禁卡 · 3号楼1单元门 · 进 · 卡已挂失",
+        "用水量 · 1234.5 m3",
+    ]
+    assert "<th>内容</th>" in log
+    assert summaries(console.get(f"/devices/{meter.id}").text) == ["用水量 · 1234.5 m3"]
+    sheet = openpyxl.load_workbook(
+        io.BytesIO(console.get("/events.xlsx", params={"device": door.id}).content)
+    )
+    rows = [[c.value for c in row] for row in sheet.active.iter_rows()]
+    assert [
+        r[rows[0].index("摘要")] for r in rows[1:] if r[rows[0].index("类型代码")] != "device.online"
+    ] == ["门被强行打开 · 紧急", "门禁卡 · 3号楼1单元门 · 进 · 卡已挂失"]
+    console.get("/lang/en", params={"next": "/"})
+    english = console.get("/events", params={"community": world.tianfu}).text
+    assert summaries(english)[:3] == [
+        "Door forced open · Critical",
+        "Card · 3号楼1单元门 · In · 卡已挂失",
+        "Water use · 1234.5 m3",
+    ]
+    assert "<th>Details</th>" in english

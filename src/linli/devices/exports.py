@@ -13,7 +13,7 @@ from linli.core.auth.service import Principal
 from linli.core.tabular import write_xlsx
 from linli.core.timeutil import format_local
 from linli.devices import queries
-from linli.devices.pages_common import EVENT_LABELS, community_names
+from linli.devices.pages_common import EVENT_LABELS, community_names, summary_text
 from linli.registry import people
 
 EVENT_EXPORT_LIMIT = 50_000  # rows of one export, newest first
@@ -26,6 +26,7 @@ EVENT_HEADERS = [
     "所属社区",
     "车牌",
     "人员",
+    "摘要",
     "内容",
     "设备事件编号",
     "事件编号",
@@ -54,6 +55,7 @@ def events_xlsx(
             names.get(e.community_code, e.community_code),
             e.plate or "",
             persons.get(e.person_id, "") if e.person_id is not None else "",
+            summary_text(e.type, e.payload),
             orjson.dumps(e.payload).decode() if e.payload else "",
             e.event_uid,
             e.id,

@@ -4,6 +4,7 @@ names."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -12,6 +13,7 @@ from linli.areas import service as areas
 from linli.areas.models import Level
 from linli.core.auth.roles import Perm
 from linli.core.auth.service import Principal
+from linli.core.timeutil import format_local
 from linli.devices.events import EventType
 from linli.devices.health import UNMONITORED
 from linli.devices.models import StoredEvent
@@ -124,8 +126,100 @@ PAYLOAD_VALUE_LABELS: dict[str, dict[str, str]] = {
         "region_exit": "离开区域",
     },
     "target": {"human": "人", "vehicle": "车", "unknown": "未知"},
+    # What a reading measures: the simulator's and the adapters' quantities (others show as sent).
+    "quantity": {
+        "temperature": "温度",
+        "humidity": "湿度",
+        "smoke": "烟雾浓度",
+        "gas": "可燃气体浓度",
+        "pressure": "压力",
+        "water": "用水量",
+        "electricity": "用电量",
+        "gas_volume": "燃气用量",
+    },
+}
+# A plate read's colour in its one-line summary ("unknown" says nothing and is left out).
+PLATE_COLOUR_SUMMARY: dict[str, str] = {
+    "blue": "蓝牌",
+    "yellow": "黄牌",
+    "green": "绿牌",
+    "white": "白牌",
+    "black": "黑牌",
+    "yellow_green": "黄绿牌",
 }
 LONG_LIST = 6  # a payload list longer than this (a trajectory) shows as its length
+
+
+# A piece of an event's summary: text as the device sent it, or a message to translate with its values.
+Part = str | tuple[str, dict[str, Any]]
+
+
+def summary_parts(event_type: str, payload: dict[str, Any] | None) -> list[Part]:
+    """What an event says, in a few words for a row of a list (the event's page shows every field): the
+    credential and door of an access, the lane and plate colour of a plate read, the value of a reading,
+    the kind and level of an alarm, the floor of a thrown object. Pieces of text the device sent stay as
+    sent; labels are messages for the page's language. An unknown type or an empty payload says nothing.
+    """
+    p = payload or {}
+
+    def label(field: str) -> Part | None:
+        value = p.get(field)
+        if value in (None, "", "unknown"):
+            return None
+        named = PAYLOAD_VALUE_LABELS.get(field, {}).get(value) if isinstance(value, str) else None
+        return (named, {}) if named else str(value)
+
+    def text(field: str) -> Part | None:
+        value = p.get(field)
+        return str(value) if value not in (None, "") else None
+
+    parts: list[Part | None]
+    kind = str(event_type)
+    if kind in (EventType.ACCESS_GRANTED, EventType.ACCESS_DENIED):
+        parts = [label("credential"), text("door"), label("direction"), text("reason")]
+    elif kind in (EventType.VEHICLE_ENTERED, EventType.VEHICLE_EXITED):
+        colour = PLATE_COLOUR_SUMMARY.get(str(p.get("plate_colour")))
+        parts = [text("lane"), (colour, {}) if colour else None]
+    elif kind == EventType.PATROL_CHECKED_IN:
+        parts = [text("checkpoint"), text("guard"), text("route")]
+    elif kind in (EventType.SENSOR_READING, EventType.METER_READING):
+        value = p.get("value")
+        shown = f"{value:g}" if isinstance(value, int | float) else None
+        parts = [label("quantity"), f"{shown} {p.get('unit') or ''}".strip() if shown else None]
+    elif kind in (EventType.ALARM_RAISED, EventType.ALARM_CLEARED):
+        parts = [label("alarm"), label("level"), text("detail")]
+    elif kind == EventType.THROW_DETECTED:
+        floor, confidence = p.get("floor"), p.get("confidence")
+        parts = [
+            ("第 {n} 层", {"n": floor}) if isinstance(floor, int) else None,
+            ("置信度 {p}", {"p": f"{confidence:.0%}"}) if isinstance(confidence, int | float) else None,
+        ]
+    elif kind == EventType.MOTION_DETECTED:
+        parts = [label("kind"), text("region"), label("target")]
+    elif kind == EventType.DEVICE_HEARTBEAT:
+        firmware = text("firmware")
+        parts = [text("status"), ("固件 {v}", {"v": firmware}) if firmware else None]
+    elif kind == EventType.DEVICE_OFFLINE:  # the hub's own: its status repeats the type; when last heard
+        parts = [("最后在线 {t}", {"t": _local_text(p.get("last_seen"))}) if p.get("last_seen") else None]
+    else:
+        parts = []
+    return [part for part in parts if part is not None]
+
+
+def _local_text(value: Any) -> str:
+    """An ISO time from a payload in Asia/Shanghai, to the second; as sent if it is not one."""
+    try:
+        return format_local(datetime.fromisoformat(str(value)), with_seconds=True)
+    except ValueError:
+        return str(value)
+
+
+def summary_text(event_type: str, payload: dict[str, Any] | None) -> str:
+    """summary_parts in Chinese, one line (the .xlsx export's)."""
+    return " · ".join(
+        part if isinstance(part, str) else part[0].format(**part[1])
+        for part in summary_parts(event_type, payload)
+    )
 
 
 def community_names(session: Session) -> dict[str, str]:
@@ -155,4 +249,5 @@ def labels() -> dict[str, Any]:
         "field_labels": PAYLOAD_FIELD_LABELS,
         "value_labels": PAYLOAD_VALUE_LABELS,
         "long_list": LONG_LIST,
+        "summary_parts": summary_parts,
     }
