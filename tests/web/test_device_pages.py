@@ -67,7 +67,7 @@ def test_a_community_worker_sees_their_devices_events_and_dead_letters(
     assert page.status_code == 200
     assert "运行状况" in page.text and 'data-testid="uptime-7d">100.0%' in page.text
     events = page.text.split('data-testid="events"')[1].split("</table>")[0]
-    assert "车辆入场" in events and "心跳" in events
+    assert "车辆入场" in events and "心跳" not in events  # its heartbeat is its health, not an event listed
     assert f'href="/vehicles/{register.vehicle}"' in events and "陕A12345" in events
     assert console.get(f"/devices/{ids['camera']}").status_code == 404
 
@@ -521,3 +521,77 @@ def test_event_lists_say_what_each_event_says(console: Console, session: Session
         "Water use · 1234.5 m3",
     ]
     assert "<th>Details</th>" in english
+
+
+def test_a_sensors_page_charts_its_readings_and_a_meters_says_what_it_counted(
+    console: Console, session: Session, world: World
+) -> None:
+    sensor, _ = device(
+        session, world.tianfu, serial="NB-SMK-TF-CH1", kind="smoke_sensor", location="5号楼1单元"
+    )
+    meter, _ = device(session, world.tianfu, serial="LXSY-TF-CH2", kind="water_meter", location="5号楼总水表")
+    camera, _ = device(session, world.tianfu, serial="DS-2CD-TF-CH3", kind="camera")
+    now = _now()
+    items = []
+    for i in range(12):  # the last two hours, every ten minutes
+        at = now - timedelta(minutes=115 - 10 * i)
+        items += [
+            envelope(
+                sensor.serial,
+                "sensor.reading",
+                at=at,
+                payload={"quantity": "temperature", "value": 18 + i, "unit": "°C"},
+            ),
+            envelope(
+                meter.serial,
+                "meter.reading",
+                at=at,
+                payload={"quantity": "water", "value": 500 + 0.25 * i, "unit": "m3"},
+            ),
+            envelope(sensor.serial, at=at),  # heartbeats: the device's health, not its event list
+        ]
+    # Three days ago: only the week's chart holds it.
+    old = now - timedelta(days=3)
+    items.append(
+        envelope(
+            sensor.serial,
+            "sensor.reading",
+            at=old,
+            payload={"quantity": "temperature", "value": 9, "unit": "°C"},
+        )
+    )
+    assert service.ingest(session, items, source="http", received_at=now).stored == len(items)
+    session.commit()
+    console.login("shequ")
+
+    page = console.get(f"/devices/{sensor.id}").text
+    card = page.split('data-testid="readings"')[1].split("</section>")[0]
+    assert card.count('data-testid="series"') == 1 and 'data-quantity="temperature"' in card
+    assert "温度" in card and "<b>29</b> °C" in card and "最低 18 · 最高 29 · 12 次读数" in card
+    assert 'data-testid="usage"' not in card  # a sensor counts nothing
+    points = re.search(r'<polyline points="([^"]+)"', card)
+    assert points is not None and len(points.group(1).split()) == 12
+    ys = [float(p.split(",")[1]) for p in points.group(1).split()]
+    assert ys == sorted(ys, reverse=True)  # rising values draw upwards
+    listed = page.split('data-testid="events"')[1].split("</table>")[0]
+    assert "sensor.reading" in listed and "device.heartbeat" not in listed and "心跳不列出" in page
+    week = console.get(f"/devices/{sensor.id}", params={"period": "7d"}).text.split('data-testid="readings"')[
+        1
+    ]
+    assert "最低 9 · 最高 29 · 13 次读数" in week.split("</section>")[0]
+    assert console.get(f"/devices/{sensor.id}", params={"period": "1y"}).status_code == 422
+
+    counted = (
+        console.get(f"/devices/{meter.id}").text.split('data-testid="readings"')[1].split("</section>")[0]
+    )
+    assert "用水量" in counted and re.search(r'data-testid="usage">期间用量 <b>2\.75</b> m3', counted)
+    # A camera measures nothing: no readings card; a smoke sensor without readings yet says there are none.
+    assert 'data-testid="readings"' not in console.get(f"/devices/{camera.id}").text
+    quiet, _ = device(session, world.tianfu, serial="NB-SMK-TF-CH4", kind="smoke_sensor")
+    session.commit()
+    assert "这段时间没有读数" in console.get(f"/devices/{quiet.id}").text
+    console.get("/lang/en", params={"next": "/"})
+    english = (
+        console.get(f"/devices/{meter.id}").text.split('data-testid="readings"')[1].split("</section>")[0]
+    )
+    assert "Readings" in english and "Water use" in english and "Used in this period" in english

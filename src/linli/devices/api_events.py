@@ -13,13 +13,13 @@ from linli.core import outbox
 from linli.core.auth.roles import Perm
 from linli.core.errors import NotFound, TooLarge
 from linli.core.outbox import Deliverer, deliver_outbox
-from linli.core.timeutil import utcnow
+from linli.core.timeutil import as_utc, utcnow
 from linli.db import unit_of_work
-from linli.devices import push, queries, signing, sse, store
+from linli.devices import push, queries, readings, register, signing, sse, store
 from linli.devices.events import json_schemas
 from linli.devices.ingest_pool import IngestPool
 from linli.devices.receive import handle, is_multipart, receive_media
-from linli.devices.schemas import EventOut, EventPage, IngestOut, MediaOut
+from linli.devices.schemas import EventOut, EventPage, IngestOut, MediaOut, ReadingsOut, SeriesOut
 from linli.settings import Settings
 from linli.web.deps import DB, CurrentPrincipal
 
@@ -181,6 +181,45 @@ def list_events(
     older = items[-1].id if len(items) == limit else None
     newest = items[0].id if items else after
     return EventPage(items=items, before=older, after=newest)
+
+
+@router.get("/api/v1/devices/{device_id}/readings", response_model=ReadingsOut, tags=["events"])
+def device_readings(
+    device_id: int,
+    session: DB,
+    principal: CurrentPrincipal,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    points: Annotated[int, Query(ge=2, le=2000, description="points per series at most")] = 240,
+) -> ReadingsOut:
+    """A sensor's or meter's readings over time, one series per quantity (default: the last 24 hours)."""
+    principal.require(Perm.EVENTS_READ)
+    device = register.get_or_raise(session, device_id=device_id)
+    until = until or utcnow()
+    since = since or until - timedelta(hours=24)
+    found = readings.get_series(session, device_id=device.id, since=since, until=until, points=points)
+    return ReadingsOut(
+        device_id=device.id,
+        since=as_utc(since),
+        until=as_utc(until),
+        series=[
+            SeriesOut(
+                quantity=s.quantity,
+                unit=s.unit,
+                type=readings.READING_TYPES[1] if s.meter else readings.READING_TYPES[0],
+                count=s.count,
+                first=s.first,
+                last=s.last,
+                min=s.low,
+                max=s.high,
+                first_at=s.first_at,
+                last_at=s.last_at,
+                usage=s.usage,
+                points=s.points,
+            )
+            for s in found
+        ],
+    )
 
 
 @router.get("/api/v1/events/hourly", tags=["events"])

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -17,7 +17,8 @@ from linli.core.errors import Invalid
 from linli.core.outbox import deliver_outbox
 from linli.core.pagination import PageWindow
 from linli.core.timeutil import local_today, parse_local, utcnow
-from linli.devices import deadletters, exports, health, queries, register, service, sse
+from linli.devices import deadletters, exports, health, queries, readings, register, service, sse
+from linli.devices.events import EventType
 from linli.devices.models import Device
 from linli.devices.pages_common import community_names, labels, person_names
 from linli.devices.pages_manage import STREAM_SECONDS, command_context
@@ -92,6 +93,39 @@ def device_list(
     )
 
 
+READING_RANGES: dict[str, timedelta] = {
+    "24h": timedelta(hours=24),
+    "7d": timedelta(days=7),
+    "30d": timedelta(days=30),
+}
+CHART_W, CHART_H, CHART_PAD = 600.0, 120.0, 8.0
+
+
+@dataclass(frozen=True)
+class Chart:
+    """A series drawn in a CHART_W × CHART_H box: its line, and its dots when they are few."""
+
+    series: readings.Series
+    line: str  # SVG polyline points, "x,y x,y …"
+    dots: list[tuple[float, float]]
+
+
+def _chart(series: readings.Series, *, since: datetime, until: datetime) -> Chart:
+    span = (until - since).total_seconds()
+    low, high = series.low, series.high
+    usable = CHART_H - 2 * CHART_PAD
+
+    def y(value: float) -> float:
+        return round(
+            CHART_H / 2 if high == low else CHART_H - CHART_PAD - (value - low) / (high - low) * usable, 1
+        )
+
+    coords = [
+        (round((at - since).total_seconds() / span * CHART_W, 1), y(value)) for at, value in series.points
+    ]
+    return Chart(series, " ".join(f"{x},{yy}" for x, yy in coords), coords if len(coords) <= 60 else [])
+
+
 @router.get("/devices/{device_id:int}", response_class=HTMLResponse)
 def device_page(
     request: Request,
@@ -99,13 +133,30 @@ def device_page(
     session: DB,
     principal: PagePrincipal,
     notice: Annotated[str, Query(max_length=16)] = "",
+    period: Annotated[str, Query(pattern=r"^(24h|7d|30d)$")] = "24h",
 ) -> Response:
-    """A device: its facts, health (uptime over 7 and 30 days), its latest events, and its commands."""
+    """A device: its facts, health (uptime over 7 and 30 days), its readings over the last day, week or
+    month (a sensor's or a meter's), its latest events but heartbeats, and its commands."""
     principal.require(Perm.DEVICES_READ)
     device = register.get_or_raise(session, device_id=device_id)
     now = utcnow()
     can_events = principal.can(Perm.EVENTS_READ)
-    events = queries.get_events(session, device_id=device.id, limit=DEVICE_EVENTS) if can_events else []
+    # A heartbeat says only that the device is alive, which its health says: the list shows what happened.
+    shown = [t.value for t in EventType if t != EventType.DEVICE_HEARTBEAT]
+    events = (
+        queries.get_events(session, device_id=device.id, types=shown, limit=DEVICE_EVENTS)
+        if can_events
+        else []
+    )
+    since = now - READING_RANGES[period]
+    charts = (
+        [
+            _chart(s, since=since, until=now)
+            for s in readings.get_series(session, device_id=device.id, since=since, until=now)
+        ]
+        if can_events
+        else []
+    )
     placed = device.building_id is not None or device.lat is not None
     buildings = places.list_buildings(session, community_code=device.community_code) if placed else []
     building = next((b for b in buildings if b.id == device.building_id), None)
@@ -118,6 +169,12 @@ def device_page(
         uptime_7d=health.uptime(session, device_id=device.id, now=now, days=7),
         uptime_30d=health.uptime(session, device_id=device.id, now=now, days=30),
         events=events,
+        charts=charts,
+        show_readings=can_events and (bool(charts) or device.kind in readings.READING_KINDS),
+        reading_period=period,
+        reading_since=since,
+        reading_until=now,
+        chart_size=(CHART_W, CHART_H),
         person_names=person_names(session, principal, events),
         can_events=can_events,
         can_write=principal.can(Perm.DEVICES_WRITE),

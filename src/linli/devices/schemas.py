@@ -153,6 +153,34 @@ class EventOut(BaseModel):
         return cls.model_validate(event)
 
 
+class SeriesOut(BaseModel):
+    """One quantity's readings of a device in a window (a sensor's values, or a meter's counter)."""
+
+    quantity: str
+    unit: str
+    type: str = Field(description="sensor.reading or meter.reading")
+    count: int = Field(description="readings in the window")
+    first: float
+    last: float
+    min: float
+    max: float
+    first_at: datetime
+    last_at: datetime
+    usage: float | None = Field(description="a meter's count over the window (last - first); null otherwise")
+    points: list[tuple[datetime, float]] = Field(
+        description="oldest first; a long window is thinned to the points asked for, each a slice's mean"
+    )
+
+
+class ReadingsOut(BaseModel):
+    """A device's readings between since (inclusive) and until (exclusive)."""
+
+    device_id: int
+    since: datetime
+    until: datetime
+    series: list[SeriesOut]
+
+
 class EventPage(BaseModel):
     """A page of events, newest first, with cursors: before= the next older page, after= newer events."""
 
