@@ -149,3 +149,16 @@ def test_import_refuses_other_communities_and_non_sheets(client, login, world) -
     assert template.status_code == 200
     headers = next(openpyxl.load_workbook(io.BytesIO(template.content)).active.iter_rows(values_only=True))
     assert headers[:3] == ("设备名称", "设备类型", "厂商") and "序列号" in headers
+
+
+def test_a_search_word_names_kinds_by_their_chinese_names_synonyms_or_codes() -> None:
+    from linli.devices.vocab import kinds_named
+
+    assert kinds_named("烟") == {"smoke_sensor"}
+    assert kinds_named("门禁") == {"face_terminal", "card_reader"}
+    assert kinds_named("表") == {"water_meter", "electricity_meter", "gas_meter"}
+    assert kinds_named("METER") == {"water_meter", "electricity_meter", "gas_meter"}
+    assert (
+        kinds_named("sos") == {"sos_button"} and kinds_named("") == set() and kinds_named("12号楼") == set()
+    )
+    assert kinds_named("_") == set() and kinds_named("smoke_sensor") == {"smoke_sensor"}

@@ -595,3 +595,42 @@ def test_a_sensors_page_charts_its_readings_and_a_meters_says_what_it_counted(
         console.get(f"/devices/{meter.id}").text.split('data-testid="readings"')[1].split("</section>")[0]
     )
     assert "Readings" in english and "Water use" in english and "Used in this period" in english
+
+
+def test_find_a_device_by_serial_name_model_or_location(
+    console: Console, session: Session, world: World, client, login
+) -> None:  # type: ignore[no-untyped-def]
+    device(session, world.tianfu, serial="DS-K1T671M-TF-12-1", kind="face_terminal", location="12号楼1单元")
+    device(session, world.tianfu, serial="DS-K1T671M-TF-2-1", kind="face_terminal", location="2号楼1单元")
+    device(
+        session,
+        world.tianfu,
+        serial="YG-TF-12-SMK",
+        kind="smoke_sensor",
+        name="12号楼配电间烟感",
+        model="JTY-GD",
+    )
+    device(session, world.tianfu, serial="DS_CAM-TF", kind="camera", location="北门 100%覆盖")
+    device(session, world.yuyu, serial="DS-K1T671M-YY-12-1", kind="face_terminal", location="12号楼1单元门")
+    session.commit()
+    console.login("shequ")
+
+    def found(q: str, **params: str) -> list[str]:
+        page = console.get("/devices", params={"q": q, **params}).text
+        table = page.split('data-testid="devices"')[1].split("</table>")[0]
+        rows = re.findall(r'<a href="/devices/\d+">([^<]+)</a>(?:<br><small><code>([^<]+)</code>)?', table)
+        return [serial or shown for shown, serial in rows]  # a named device shows its serial under its name
+
+    assert found("12号楼") == ["DS-K1T671M-TF-12-1", "YG-TF-12-SMK"]  # location, name; not Yuyu's
+    assert found("ds-k1t 12号楼") == ["DS-K1T671M-TF-12-1"]  # every word, any case
+    assert found("jty-gd") == ["YG-TF-12-SMK"]  # model
+    assert found("12号楼 烟感") == found("烟 12号楼") == ["YG-TF-12-SMK"]  # a word naming the kind
+    assert found("门禁") == ["DS-K1T671M-TF-12-1", "DS-K1T671M-TF-2-1"]  # 人脸识别门禁
+    assert found("%") == ["DS_CAM-TF"] and found("_") == ["DS_CAM-TF"]  # characters, not LIKE's wildcards
+    assert found("12号楼", kind="smoke_sensor") == ["YG-TF-12-SMK"]
+    nothing = console.get("/devices", params={"q": "不存在的设备"}).text
+    assert "没有与“不存在的设备”相符的设备" in nothing and 'value="不存在的设备"' in nothing
+    assert console.get("/devices", params={"q": "x" * 101}).status_code == 422
+
+    listed = client.get("/api/v1/devices", headers=login("shequ"), params={"q": "12号楼 DS"}).json()
+    assert [d["serial"] for d in listed] == ["DS-K1T671M-TF-12-1"]

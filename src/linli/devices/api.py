@@ -45,6 +45,9 @@ def list_devices(
     state: str | None = None,
     online: bool | None = None,
     serial: Annotated[str | None, Query(max_length=64, description="serial prefix")] = None,
+    q: Annotated[
+        str | None, Query(max_length=100, description="words, each in the serial, name, model or location")
+    ] = None,
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> list[DeviceOut]:
@@ -57,6 +60,7 @@ def list_devices(
         state=state,
         online=online,
         serial_prefix=serial,
+        text=q,
         limit=limit,
         offset=offset,
     )

@@ -53,10 +53,13 @@ def device_list(
     community: Community = "",
     state: Annotated[str, Query(pattern=r"^(active|maintenance|retired)?$")] = "",
     link: Annotated[str, Query(pattern=r"^(online|offline)?$")] = "",
+    q: Annotated[str, Query(max_length=100)] = "",
     page: Annotated[int, Query(ge=1, le=10000)] = 1,
 ) -> Response:
     """Devices in the caller's areas, by serial; filter by kind, community, state and online or offline
-    (offline: silent too long, never a kind that is not monitored), with the counts of those in use."""
+    (offline: silent too long, never a kind that is not monitored), search by serial, name, model or
+    location (q), with the counts of those in use."""
+    q = q.strip()
     principal.require(Perm.DEVICES_READ)
     window = PageWindow(page, PAGE_SIZE)
     found = register.get_all(
@@ -65,12 +68,13 @@ def device_list(
         kind=kind or None,
         state=state or None,
         online={"online": True, "offline": False}.get(link),
+        text=q or None,
         limit=window.limit,
         offset=window.offset,
     )
     names = community_names(session)
     shown, has_more = window.split(found)
-    filters = {"kind": kind, "community": community, "state": state, "link": link}
+    filters = {"kind": kind, "community": community, "state": state, "link": link, "q": q}
     kept = {name: value for name, value in filters.items() if value}
     return render(
         request,
@@ -82,6 +86,7 @@ def device_list(
         community=community,
         state=state,
         link=link,
+        q=q,
         query=urlencode(kept),
         # The summary's links: the devices in use of this kind and community, online or offline.
         in_use={k: v for k, v in kept.items() if k in ("kind", "community")} | {"state": "active"},

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Engine, exists, func, select
+from sqlalchemy import Engine, exists, func, or_, select
 from sqlalchemy.orm import Session, defer
 
 from linli.areas import service as areas
@@ -260,6 +260,9 @@ def live_by_serials(session: Session, serials: set[str]) -> dict[str, Device]:
     return found
 
 
+MAX_SEARCH_WORDS = 5  # words of a device search used at most
+
+
 def get_all(
     session: Session,
     *,
@@ -268,12 +271,20 @@ def get_all(
     state: str | None = None,
     online: bool | None = None,
     serial_prefix: str | None = None,
+    text: str | None = None,
     limit: int = 100,
     offset: int = 0,
 ) -> list[Device]:
     """Devices in the caller's scope, by serial; online False: those offline (never a kind whose online
-    state is not tracked, health.UNMONITORED)."""
+    state is not tracked, health.UNMONITORED). text: each of its words (blank-separated) is somewhere in
+    the serial, name, model or location, whatever the case of Latin letters, or names the kind ("12号楼
+    烟感", "ds-k1t 1单元")."""
     stmt = select(Device).order_by(Device.serial).limit(limit).offset(offset)
+    for word in (text or "").split()[:MAX_SEARCH_WORDS]:
+        columns = (Device.serial, Device.name, Device.model, Device.location)
+        matches = [column.icontains(word, autoescape=True) for column in columns]
+        kinds = vocab.kinds_named(word)
+        stmt = stmt.where(or_(*matches, Device.kind.in_(sorted(kinds))) if kinds else or_(*matches))
     if area:
         stmt = stmt.where(starts_with(Device.area_code, area))
     if kind:

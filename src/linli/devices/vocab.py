@@ -91,6 +91,21 @@ def _lookup(raw: str, codes: dict[str, str], synonyms: dict[str, str]) -> str | 
     return synonyms.get(text)
 
 
+def kinds_named(word: str) -> set[str]:
+    """The kind codes whose Chinese name, a synonym or the code holds word ("烟" → smoke sensors, "门禁" →
+    face terminals and card readers, "meter" → every meter; part of a code in letters only, so that "_"
+    names no kind): what a search word means as a kind."""
+    text = word.casefold()
+    if not text:
+        return set()
+    found = {
+        str(code)
+        for code, label in KIND_LABELS.items()
+        if text in label.casefold() or text == code or (text.isalpha() and text in str(code))
+    }
+    return found | {str(code) for synonym, code in _KIND_SYNONYMS.items() if text in synonym}
+
+
 def to_kind(raw: str | None, *, field: str = "kind") -> str:
     """A device kind code from a code or a Chinese name; Invalid naming field otherwise."""
     if not raw or not raw.strip():
