@@ -98,3 +98,24 @@ def test_the_upload_page_reports_rows(page, site: LiveSite, tmp_path) -> None:  
     page.get_by_test_id("upload").click()
     expect(page.get_by_test_id("stored")).to_have_text("0")
     expect(page.get_by_test_id("duplicates")).to_have_text("2")
+
+
+def test_the_sample_type_follows_the_document_and_the_quick_reference_opens(page, site: LiveSite) -> None:  # type: ignore[no-untyped-def]
+    sign_in(page, "shequ")
+    page.goto("/mappings/new")
+    sample_type = page.get_by_test_id("sample-type")
+    expect(sample_type).to_have_value("json")
+    document = page.get_by_test_id("document")
+    document.fill(DOCUMENT.replace("format: json", "format: xml"))
+    expect(sample_type).to_have_value("xml")
+    document.fill("# an export\nformat: table\n")  # a sheet: tried as CSV
+    expect(sample_type).to_have_value("csv")
+    sample_type.select_option("json")  # the user's own choice stands while the format is unchanged
+    document.press("End")
+    document.type(" ")
+    expect(sample_type).to_have_value("json")
+    help_panel = page.get_by_test_id("mapping-help")
+    help_panel.locator("summary").click()
+    expect(help_panel).to_contain_text("epoch_ms")
+    path = screenshot(page, "mapping-editor-help", must_show=["映射语法速查", "字段选项"])
+    assert path.exists()

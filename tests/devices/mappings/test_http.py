@@ -176,9 +176,30 @@ def test_pages_editor_problems_builtin_and_scoping(
         headers={"HX-Request": "true"},
     )
     assert "将生成 1 个事件" in tried.text and "陕A30001" in tried.text and "<html" not in tried.text
-    assert "复制后编辑" in console.get("/mappings/builtin/patrol_wand_csv").text
+    builtin = console.get("/mappings/builtin/patrol_wand_csv").text
+    assert "复制后编辑" in builtin
+    # The try-it panel starts with the sample type the document reads, and the language's quick reference.
+    assert '<option value="csv" selected>' in builtin and 'data-testid="mapping-help"' in builtin
+    assert (
+        '<option value="csv" selected>'
+        in console.get("/mappings/new", params={"from": "access_record_export"}).text
+    )
+    assert '<option value="json" selected>' in console.get("/mappings/new").text
 
     client.post("/logout", data={"csrf": csrf})
     console.login("shequ2")
     assert console.get(f"/mappings/{created['id']}").status_code == 404
     assert "east-gate" not in console.get("/mappings").text
+
+
+def test_the_sample_type_follows_the_documents_format() -> None:
+    from linli.devices.mappings.pages import sample_type_of
+
+    assert sample_type_of("name: a\nformat: xml\ntype: {const: device.heartbeat}") == "xml"
+    assert sample_type_of('{"name": "a", "format": "form"}') == "form"
+    assert sample_type_of("format: 'csv'") == sample_type_of("format: table") == "csv"
+    assert (
+        sample_type_of("name: a\n  # format: xml is in a comment, the format line below counts\nformat: csv")
+        == "csv"
+    )
+    assert sample_type_of("format: yaml") == sample_type_of("") == sample_type_of("informat: xml") == "json"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Annotated, Any
 
 import httpx
@@ -28,6 +29,20 @@ from linli.web.render import render
 
 router = APIRouter(include_in_schema=False)
 SAMPLE_TYPES = {"json": "JSON", "xml": "XML", "form": "表单 (form)", "csv": "CSV"}
+# A document's `format:` (YAML, or JSON on one line or many), for the sample type the try-it panel starts
+# with; comment lines do not count. The page's script follows the document as it is edited the same way.
+FORMAT_KEY = re.compile(r"""(?:^|[\s{,])["']?format["']?\s*:\s*["']?([a-z]+)""")
+
+
+def sample_type_of(document: str) -> str:
+    """The try-it sample type a document's format reads (a table mapping reads CSV); JSON if it says none."""
+    text = "\n".join(line for line in document.splitlines() if not line.lstrip().startswith("#"))
+    found = FORMAT_KEY.search(text)
+    fmt = found.group(1) if found else "json"
+    fmt = "csv" if fmt == "table" else fmt
+    return fmt if fmt in SAMPLE_TYPES else "json"
+
+
 NEW_DOCUMENT = """\
 name: my-device
 format: json
@@ -86,6 +101,7 @@ def _editor(
         district=principal.scope.unrestricted,
         can_write=principal.can(Perm.DEVICES_WRITE) and not builtin,
         sample_types=SAMPLE_TYPES,
+        sample_type=sample_type_of(document),
         saved=saved,
     )
 
