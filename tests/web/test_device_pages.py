@@ -634,3 +634,62 @@ def test_find_a_device_by_serial_name_model_or_location(
 
     listed = client.get("/api/v1/devices", headers=login("shequ"), params={"q": "12号楼 DS"}).json()
     assert [d["serial"] for d in listed] == ["DS-K1T671M-TF-12-1"]
+
+
+def test_dead_letters_say_why_in_words_for_staff_and_show_what_was_sent(
+    console: Console, session: Session, world: World
+) -> None:
+    door, _ = device(session, world.tianfu, serial="DS-K1T-TF-DL-01", kind="face_terminal")
+    device(session, world.tianfu, serial="DS-TCG-TF-DL-02", kind="plate_gate", state="retired")
+    now = _now()
+    bad = [
+        envelope(door.serial, "access.granted", at=now, payload={"credential": "iris", "door": "东门"}),
+        envelope(door.serial, "access.granted", at=now + timedelta(days=2), payload={"credential": "face"}),
+        envelope(door.serial, "access.granted", at=now - timedelta(days=45), payload={"credential": "face"}),
+        plate_read("DS-TCG-TF-DL-02", "陕A12345", at=now),
+    ]
+    assert service.ingest(session, bad, source="http", received_at=now).stored == 0
+    session.commit()
+    console.login("shequ")
+    page = console.get("/dead-letters").text
+    kinds = re.findall(r'data-testid="reason-kind">([^<]+)<', page)
+    assert sorted(kinds) == sorted(
+        [
+            "不符合事件规范",
+            "发生时间超前，晚于平台时钟 5 分钟以上",
+            "发生时间过早，超出可接收的期限",
+            "设备已停用",
+        ]
+    )
+    assert "payload.credential" in page  # the reason itself stays, under its kind
+    bodies = re.findall(r'data-testid="letter-body">(.*?)</pre>', page, re.S)
+    assert any("&#34;credential&#34;: &#34;iris&#34;" in b and "\n  " in b for b in bodies)  # indented JSON
+    console.get("/lang/en", params={"next": "/"})
+    english = console.get("/dead-letters").text
+    assert "Does not match the event schema" in english and "Device retired" in english
+
+
+def test_every_refusal_the_hub_writes_has_a_kind_or_says_itself() -> None:
+    from linli.devices.pages_common import reason_kind, shown_body
+    from linli.devices.receive import MalformedJson
+
+    assert (
+        reason_kind(
+            MalformedJson(
+                ValueError("unexpected character: line 1 column 2 (char 1)"), dead_letter_id=1
+            ).message
+        )
+        == "JSON 格式有误"
+    )
+    assert reason_kind("unknown device: DS-X (topic linli/1/DS-X/events) is not registered") == "设备未登记"
+    assert reason_kind("wrong device: GW-1 may not send events of DS-2") == "无权代其他设备发送"
+    assert reason_kind("oversized: a message of 300000 bytes exceeds the limit of 262144 bytes") == "消息过大"
+    assert reason_kind("adapter: EventNotificationAlert without eventType") == "适配器无法读取"
+    assert reason_kind("device: 设备 XG-1 不属于所选社区") == "设备信息有误"
+    assert reason_kind("第3行: occurred_at: 无法识别的时间 2026/13/01") == "映射无法读取"
+    assert reason_kind("第2条记录: payload.plate: 缺少必填值") == "映射无法读取"
+    assert reason_kind("图片无效已丢弃，事件已保留。不是图片") is None  # Chinese already, says itself
+    assert shown_body("not json {") == "not json {"
+    assert shown_body('{"a": [1, 2]}') == '{\n  "a": [\n    1,\n    2\n  ]\n}'
+    long = shown_body("x" * 10_000)
+    assert len(long) == 4002 and long.endswith("\n…")

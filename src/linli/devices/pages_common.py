@@ -3,6 +3,8 @@ names."""
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
@@ -222,6 +224,42 @@ def summary_text(event_type: str, payload: dict[str, Any] | None) -> str:
     )
 
 
+# Why a dead letter was refused, in words for staff: its reason's prefix (the hub's own, in English for
+# device developers; see service._device_refusal, schema_reason, receive.MalformedJson, mqtt_ingest), the
+# reason itself shown under it. A mapping's refusals are written in Chinese already ("第3行: …").
+REASON_KINDS: tuple[tuple[str, str], ...] = (
+    ("schema:", "不符合事件规范"),
+    ("future:", "发生时间超前，晚于平台时钟 5 分钟以上"),
+    ("too old:", "发生时间过早，超出可接收的期限"),
+    ("unknown device:", "设备未登记"),
+    ("retired device:", "设备已停用"),
+    ("wrong device:", "无权代其他设备发送"),
+    ("oversized:", "消息过大"),
+    ("malformed JSON", "JSON 格式有误"),
+    ("adapter:", "适配器无法读取"),
+    ("device:", "设备信息有误"),
+)
+MAPPING_REFUSAL = re.compile(r"^第\d+(条记录|行)")
+BODY_SHOWN = 4000  # characters of a dead letter's body shown on the page
+
+
+def reason_kind(reason: str) -> str | None:
+    """The kind of a dead letter's reason in Chinese (a message to translate), None if it says itself."""
+    for prefix, kind in REASON_KINDS:
+        if reason.startswith(prefix):
+            return kind
+    return "映射无法读取" if MAPPING_REFUSAL.match(reason) else None
+
+
+def shown_body(body: str) -> str:
+    """A dead letter's body for reading: JSON indented, at most BODY_SHOWN characters."""
+    try:
+        text = json.dumps(json.loads(body), ensure_ascii=False, indent=2)
+    except ValueError:
+        text = body
+    return text if len(text) <= BODY_SHOWN else text[:BODY_SHOWN] + "\n…"
+
+
 def community_names(session: Session) -> dict[str, str]:
     """Community names by code, in the caller's scope."""
     return {a.code: a.name for a in areas.get_all(session, level=Level.COMMUNITY.value)}
@@ -250,4 +288,6 @@ def labels() -> dict[str, Any]:
         "value_labels": PAYLOAD_VALUE_LABELS,
         "long_list": LONG_LIST,
         "summary_parts": summary_parts,
+        "reason_kind": reason_kind,
+        "shown_body": shown_body,
     }
