@@ -662,7 +662,7 @@ def test_dead_letters_say_why_in_words_for_staff_and_show_what_was_sent(
         ]
     )
     assert "payload.credential" in page  # the reason itself stays, under its kind
-    bodies = re.findall(r'data-testid="letter-body">(.*?)</pre>', page, re.S)
+    bodies = re.findall(r'data-testid="sent-body">(.*?)</pre>', page, re.S)
     assert any("&#34;credential&#34;: &#34;iris&#34;" in b and "\n  " in b for b in bodies)  # indented JSON
     console.get("/lang/en", params={"next": "/"})
     english = console.get("/dead-letters").text
