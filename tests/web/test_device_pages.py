@@ -505,6 +505,8 @@ def test_event_lists_say_what_each_event_says(console: Console, session: Session
         "用水量 · 1234.5 m3",
     ]
     assert "<th>内容</th>" in log
+    # Each row names its device as staff do (its name, else its location) above the serial.
+    assert '>1号楼总水表</a><br><small class="muted"><code>LXSY-TF-1-W</code></small>' in log
     assert summaries(console.get(f"/devices/{meter.id}").text) == ["用水量 · 1234.5 m3"]
     sheet = openpyxl.load_workbook(
         io.BytesIO(console.get("/events.xlsx", params={"device": door.id}).content)

@@ -20,7 +20,7 @@ from linli.core.timeutil import local_today, parse_local, utcnow
 from linli.devices import deadletters, exports, health, queries, readings, register, service, sse
 from linli.devices.events import EventType
 from linli.devices.models import Device
-from linli.devices.pages_common import community_names, labels, person_names
+from linli.devices.pages_common import community_names, device_places, labels, person_names
 from linli.devices.pages_manage import STREAM_SECONDS, command_context
 from linli.devices.pages_manage import router as manage_router
 from linli.registry import people, places, vehicles
@@ -264,6 +264,7 @@ def event_list(
         "devices/_event_rows.html" if part else "devices/events.html",
         events=shown,
         person_names=person_names(session, principal, shown, also=filters.person),
+        device_places=device_places(session, shown),
         older=shown[-1].id if len(rows) > PAGE_SIZE else None,
         # The page's filters as a query string, for the pager and the export; and without one of them,
         # for its × link.
@@ -374,6 +375,7 @@ def person_events(request: Request, person_id: int, session: DB, principal: Page
         person=person,
         events=events,
         person_names={person.id: person.name},
+        device_places=device_places(session, events),
         community_names=community_names(session),
         **labels(),
     )
@@ -392,6 +394,7 @@ def vehicle_events(request: Request, vehicle_id: int, session: DB, principal: Pa
         vehicle=vehicle,
         events=events,
         person_names=person_names(session, principal, events),
+        device_places=device_places(session, events),
         community_names=community_names(session),
         **labels(),
     )
