@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from linli.core.timeutil import as_utc, utcnow
+from linli.core.timeutil import as_utc, to_local, utcnow
 from linli.demo import live
 from linli.demo import simulator_fleet as fleet
 from linli.demo.live import LiveDemo
@@ -25,9 +25,12 @@ def _demo_events(session, since):  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def seeded(session, world):  # type: ignore[no-untyped-def]
-    """天府和苑's demo device set, and one demo event 30 minutes ago, as `linli demo` leaves them."""
+    """天府和苑's demo device set, and one demo event at the latest morning peak (08:00 in Xianyang, at
+    least 30 minutes ago), as `linli demo` leaves them: the doors are busy then whatever the seed."""
     devices = fleet.create_devices(session, world.tianfu)
-    t0 = utcnow().replace(microsecond=0) - timedelta(minutes=30)
+    latest = to_local(utcnow() - timedelta(minutes=30))
+    peak = latest.replace(hour=8, minute=0, second=0, microsecond=0)
+    t0 = as_utc(peak if peak <= latest else peak - timedelta(days=1))
     service.ingest(
         session,
         [envelope(devices[0].serial, at=t0, uid="seeded-1", source="linli-sim")],
@@ -123,3 +126,25 @@ def test_the_play_demo_job_publishes_what_it_stored(session, session_factory, se
     published = sorted(m["event_uid"] for m in recorder.data if m.get("source") == "linli-sim")
     kept = select(StoredEvent.event_uid).where(StoredEvent.source == "linli-sim")
     assert published == sorted(session.scalars(kept)) and len(published) == stored + 1
+
+
+def test_a_restart_plays_on_with_new_chances_not_the_same_minutes_again(
+    session, session_factory, seeded
+) -> None:  # type: ignore[no-untyped-def]
+    """Each start draws its own simulation: restarting the server (a new LiveDemo) does not replay the
+    same doors opening for the same residents at the same offsets as the start before it."""
+    _devices, t0 = seeded
+
+    def played(start, rows):  # type: ignore[no-untyped-def]
+        return [
+            (r.device_id, r.type, r.person_id, round((as_utc(r.occurred_at) - start).total_seconds()))
+            for r in rows
+            if r.type != "device.heartbeat"
+        ]
+
+    assert LiveDemo(session_factory).tick(t0 + timedelta(minutes=10)) > 0
+    first = played(t0, _demo_events(session, t0))
+    start = max(as_utc(r.occurred_at) for r in _demo_events(session, t0))  # where a restart plays on from
+    assert LiveDemo(session_factory).tick(start + timedelta(minutes=10)) > 0
+    second = played(start, _demo_events(session, start))
+    assert first and second and first != second

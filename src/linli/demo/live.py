@@ -12,6 +12,7 @@ most CATCH_UP back, after a pause), one simulated SPAN after another.
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -111,9 +112,14 @@ class LiveDemo:
 
 def _span(session: Session, code: str, seed: int, start: datetime) -> Iterator[Envelope]:
     """One SPAN of a community's simulation from start, with its devices, plates, cards and faces as
-    registered now (a span picks up devices added or retired since the one before)."""
+    registered now (a span picks up devices added or retired since the one before). Its seed is drawn
+    from the community's and the start: a restart plays on from the newest event with chances of its
+    own, not the same doors for the same residents at the same offsets as the start before it."""
     found = fleet.load(session, code)
-    scenario = Scenario(found.devices, found.plates, seed, volume=1.0, cards=found.cards, faces=found.faces)
+    span_seed = random.Random(f"{seed}:{start.isoformat()}").randrange(10**9)
+    scenario = Scenario(
+        found.devices, found.plates, span_seed, volume=1.0, cards=found.cards, faces=found.faces
+    )
     return stream(scenario, start, start + SPAN)
 
 
