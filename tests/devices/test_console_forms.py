@@ -215,6 +215,13 @@ def test_importing_a_sheet_reports_rows_and_shows_new_secrets(console, session, 
     )
     console.login("shequ")
     page = console.get("/devices/import")
+    # A worker of one community has it chosen already; the district's staff choose among all.
+    assert f'<option value="{world.tianfu}" selected>' in page.text
+    console.login("admin")
+    chooser = console.get("/devices/import").text.split('id="i-community"')[1].split("</select>")[0]
+    assert "selected" not in chooser and world.yuyu in chooser
+    console.login("shequ")
+    page = console.get("/devices/import")
     files = {"file": ("天府和苑设备.xlsx", data, "application/octet-stream")}
     fields = {"csrf": csrf_of(page.text), "community": world.tianfu, "entity": "devices"}
     dry = console.client.post("/devices/import", data={**fields, "dry_run": "1"}, files=files)
