@@ -257,9 +257,9 @@ def simulate(
         str,
         typer.Option(
             "--format",
-            help="linli (our schema) or hikvision (ISAPI XML for cameras, gates and access terminals, "
-            "parsed by the hikvision_isapi adapter and sent through the normal ingest until the vendor "
-            "push endpoint exists)",
+            help="linli (our schema) or hikvision (cameras, gates and access terminals push ISAPI XML to "
+            "the hub's /api/v1/ingest/push/hikvision_isapi endpoint, one alert a request; over mqtt the "
+            "simulator reads the XML with the same adapter and publishes the envelopes)",
         ),
     ] = "linli",
     seed: Annotated[int, typer.Option(help="random seed; the same seed gives the same stream")] = 1,

@@ -26,7 +26,7 @@ from linli.demo import simulator_fleet as fleet
 from linli.demo import simulator_send as sim
 from linli.demo.simulator import SimDevice
 from linli.devices.events import Envelope
-from linli.devices.models import StoredEvent
+from linli.devices.models import RawPayload, StoredEvent
 from linli.devices.mqtt import broker_address, events_topic, parse_topic
 from linli.registry import vehicles
 from linli.registry.models import Vehicle
@@ -168,9 +168,20 @@ def test_hikvision_format_reaches_the_store_through_the_adapter(hub: Hub) -> Non
                 )
             ).scalars()
         )
+        pushed = dict(
+            session.execute(
+                select(RawPayload.content_type, func.count())
+                .where(RawPayload.source == "push:hikvision_isapi")
+                .group_by(RawPayload.content_type)
+            ).all()
+        )
     assert sources.get("hikvision_isapi", 0) > 0.5 * tally.stored  # cameras, gates and access terminals
     assert sources.get("linli-sim", 0) > 0  # sensors and meters stay in our schema
     assert any(vehicle_id is not None for vehicle_id in hik_plates)
+    # Each ISAPI event reached the hub as the device's own XML on the push endpoint, one alert a request,
+    # kept raw there and read by the hub's adapter.
+    assert list(pushed) == ["application/xml; charset=UTF-8"]
+    assert pushed["application/xml; charset=UTF-8"] == sources["hikvision_isapi"]
 
 
 def _broker_up() -> bool:

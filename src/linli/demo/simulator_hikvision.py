@@ -3,10 +3,10 @@
 `render` writes the `EventNotificationAlert` a Hikvision device would push to its alarm server for an
 event (ANPR for plate gates, AccessControllerEvent for face terminals and card readers, VMD /
 linedetection / fielddetection for cameras, heartBeat for all of them), in the shape of the recorded
-samples the `hikvision_isapi` adapter is tested with. `through_adapter` then parses that XML with the
-adapter, as the hub will once its vendor push endpoint exists; until then the simulator sends the
-adapter's envelopes through the normal signed HTTP ingest (or MQTT). Events with no ISAPI form (alarms
-of access terminals, every event of sensors and meters) stay in the Linli schema.
+samples the `hikvision_isapi` adapter is tested with. Over HTTP the simulator posts that XML to the hub's
+vendor push endpoint; over MQTT (which those devices do not speak) `through_adapter` parses it with the
+adapter in the simulator and its envelopes are published. Events with no ISAPI form (alarms of access
+terminals, every event of sensors and meters) stay in the Linli schema.
 """
 
 from __future__ import annotations

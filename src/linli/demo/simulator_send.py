@@ -5,8 +5,11 @@
   back-off on network errors and 5xx (dedup makes a retry safe).
 - MQTT: one envelope per message, QoS 1, on `linli/{community}/{device}/events`.
 - `--format hikvision`: events of plate gates, face terminals, card readers and cameras are written as the
-  ISAPI XML those devices push and parsed by the `hikvision_isapi` adapter first (simulator_hikvision.py);
-  the adapter's envelopes then travel like any other. A vendor push endpoint will take the XML itself.
+  ISAPI XML those devices push (simulator_hikvision.py). Over HTTP each is one POST of that XML to the
+  hub's vendor push endpoint (`/api/v1/ingest/push/hikvision_isapi/{serial}?key=…`), as a Hikvision
+  device set up with the hub as its alarm server does, and the hub's `hikvision_isapi` adapter reads it.
+  Over MQTT, which those devices do not speak, the simulator reads the XML with the same adapter and
+  publishes its envelopes. Events with no ISAPI form (sensors, meters, alarms) stay in our schema.
 
 The clock: a simulated day lasts `day_seconds` of wall time (86,400: real time). An event is sent when the
 simulated clock reaches its occurred_at, so the day's peaks come out as bursts. A compressed run replays
@@ -23,6 +26,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any, Protocol
 
 import httpx
@@ -36,17 +40,20 @@ from linli.core.timeutil import LOCAL_TZ
 from linli.db import unit_of_work
 from linli.demo import simulator_fleet as fleet
 from linli.demo.simulator import DAY_S, Scenario, Simulation, natural_daily_events, volume_for
-from linli.demo.simulator_hikvision import through_adapter
+from linli.demo.simulator_hikvision import HEADERS as HIKVISION_HEADERS
+from linli.demo.simulator_hikvision import render, through_adapter
 from linli.devices import signing
 from linli.devices.events import Envelope
 from linli.devices.mqtt import broker_address, events_topic
 
 INGEST_PATH = "/api/v1/ingest/events"
+PUSH_PATH = "/api/v1/ingest/push"  # /{adapter}/{serial}?key=…: a vendor's own push
 DEFAULT_HTTP_URL = "http://127.0.0.1:8000"
 DEFAULT_MQTT_URL = "mqtt://127.0.0.1:1883"
 BATCH = 500
 MAX_REPLAY = timedelta(days=29)  # the hub refuses events older than 30 days
 FORMATS = ("linli", "hikvision")
+HIKVISION_ADAPTER = "hikvision_isapi"
 VIAS = ("http", "mqtt")
 
 
@@ -118,7 +125,8 @@ class HttpSender:
         retries: int = 3,
         client: httpx.Client | None = None,
     ) -> None:
-        self.url = url.rstrip("/") + INGEST_PATH
+        self.base = url.rstrip("/")
+        self.url = self.base + INGEST_PATH
         self.secrets = secrets
         self.batch = batch
         self.retries = retries
@@ -138,16 +146,36 @@ class HttpSender:
             for start in range(0, len(group), self.batch):
                 chunk = group[start : start + self.batch]
                 tally.sent += len(chunk)
-                self._post(serial, secret, body_of(chunk), tally)
+                body = body_of(chunk)
+                # Signed again on each attempt: a retry carries a fresh timestamp.
+                self._post(self.url, body, partial(signed_headers, serial, secret, body), tally)
 
-    def _post(self, serial: str, secret: str, body: bytes, tally: Tally) -> None:
+    def push(self, adapter: str, serial: str, body: bytes, headers: Mapping[str, str], tally: Tally) -> None:
+        """One vendor push, as the device makes it: its own format to the adapter's push endpoint,
+        authenticated with its secret as `key`."""
+        secret = self.secrets.get(serial)
+        tally.sent += 1
+        if secret is None:
+            tally.failures += 1
+            tally.last_error = f"no secret for {serial}"
+            return
+        url = f"{self.base}{PUSH_PATH}/{adapter}/{serial}"
+        self._post(url, body, partial(dict, headers), tally, params={"key": secret})
+
+    def _post(
+        self,
+        url: str,
+        body: bytes,
+        headers: Callable[[], dict[str, str]],
+        tally: Tally,
+        *,
+        params: Mapping[str, str] | None = None,
+    ) -> None:
         delay = 0.5
         for attempt in range(1, self.retries + 1):
             tally.requests += 1
             try:
-                response = self.client.post(
-                    self.url, content=body, headers=signed_headers(serial, secret, body)
-                )
+                response = self.client.post(url, content=body, headers=headers(), params=params)
             except httpx.HTTPError as exc:
                 tally.last_error = f"{type(exc).__name__}: {exc}"
             else:
@@ -385,7 +413,20 @@ def run(
     kinds = {d.serial: d.kind for d in devices}
     tally = Tally()
 
+    pushes = options.fmt == "hikvision" and isinstance(transport, HttpSender)
+
     def deliver(due: list[Envelope]) -> None:
+        if pushes:  # ISAPI devices push their XML to the hub's push endpoint, which reads it
+            assert isinstance(transport, HttpSender)
+            ours = []
+            for envelope in due:
+                xml = render(envelope, kinds.get(envelope.device, ""))
+                if xml is None:
+                    ours.append(envelope)
+                    continue
+                tally.by_type[envelope.type.value] += 1
+                transport.push(HIKVISION_ADAPTER, envelope.device, xml, HIKVISION_HEADERS, tally)
+            due = ours
         ready = in_format(due, options.fmt, kinds)
         tally.by_type.update(e.type.value for e in ready)
         transport.send(ready, tally)
