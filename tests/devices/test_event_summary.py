@@ -139,3 +139,17 @@ def test_odd_values_never_break_a_list() -> None:
     assert summary_text("sensor.reading", {"quantity": "temperature", "value": "hot"}) == "温度"
     assert summary_text("throw.detected", {"floor": "12", "confidence": None}) == ""
     assert summary_text("access.granted", {"credential": 7, "door": 0}) == "7 · 0"
+
+
+def test_how_long_a_device_has_been_silent() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from linli.devices.pages_common import silent_for
+
+    now = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
+    assert silent_for(None, now) is None
+    assert silent_for(now - timedelta(minutes=59, seconds=50), now) == ("已离线 {m} 分钟", {"m": 59})
+    assert silent_for(now - timedelta(minutes=60), now) == ("已离线 {h} 小时 {m} 分", {"h": 1, "m": 0})
+    assert silent_for(now - timedelta(days=40, hours=1), now) == ("已离线 {d} 天 {h} 小时", {"d": 40, "h": 1})
+    assert silent_for(now.replace(tzinfo=None) - timedelta(minutes=5), now) == ("已离线 {m} 分钟", {"m": 5})
+    assert silent_for(now + timedelta(minutes=5), now) == ("已离线 {m} 分钟", {"m": 0})  # a clock skew

@@ -695,3 +695,28 @@ def test_every_refusal_the_hub_writes_has_a_kind_or_says_itself() -> None:
     assert shown_body('{"a": [1, 2]}') == '{\n  "a": [\n    1,\n    2\n  ]\n}'
     long = shown_body("x" * 10_000)
     assert len(long) == 4002 and long.endswith("\n…")
+
+
+def test_offline_devices_longest_silent_first_with_how_long(
+    console: Console, session: Session, world: World
+) -> None:
+    from linli.devices import health
+
+    now = _now()
+    seen = {"DS-2CD-TF-OFF-A": timedelta(hours=3, minutes=20), "DS-2CD-TF-OFF-B": timedelta(days=2, hours=5)}
+    for serial, ago in seen.items():
+        cam, _ = device(session, world.tianfu, serial=serial)
+        service.ingest(session, [envelope(serial, at=now - ago)], source="http", received_at=now - ago)
+    device(session, world.tianfu, serial="DS-2CD-TF-OFF-C")  # never seen
+    session.commit()
+    health.check_offline(session, now)
+    session.commit()
+    console.login("shequ")
+    page = console.get("/devices", params={"link": "offline", "q": "OFF"}).text
+    table = page.split('data-testid="devices"')[1].split("</table>")[0]
+    assert re.findall(r"DS-2CD-TF-OFF-\w", table) == ["DS-2CD-TF-OFF-C", "DS-2CD-TF-OFF-B", "DS-2CD-TF-OFF-A"]
+    silent = re.findall(r'data-testid="silent">([^<]+)<', table)
+    assert silent == ["已离线 2 天 5 小时", "已离线 3 小时 20 分"]  # the never-seen one says nothing
+    console.get("/lang/en", params={"next": "/"})
+    english = console.get("/devices", params={"link": "offline", "q": "OFF"}).text
+    assert "offline 2 d 5 h" in english and "offline 3 h 20 min" in english

@@ -20,7 +20,7 @@ from linli.core.timeutil import local_today, parse_local, utcnow
 from linli.devices import deadletters, exports, health, queries, readings, register, service, sse
 from linli.devices.events import EventType
 from linli.devices.models import Device
-from linli.devices.pages_common import community_names, device_places, labels, person_names
+from linli.devices.pages_common import community_names, device_places, labels, person_names, silent_for
 from linli.devices.pages_manage import STREAM_SECONDS, command_context
 from linli.devices.pages_manage import router as manage_router
 from linli.registry import people, places, vehicles
@@ -87,6 +87,8 @@ def device_list(
         state=state,
         link=link,
         q=q,
+        now=utcnow(),
+        silent_for=silent_for,
         query=urlencode(kept),
         # The summary's links: the devices in use of this kind and community, online or offline.
         in_use={k: v for k, v in kept.items() if k in ("kind", "community")} | {"state": "active"},

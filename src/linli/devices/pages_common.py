@@ -16,7 +16,7 @@ from linli.areas import service as areas
 from linli.areas.models import Level
 from linli.core.auth.roles import Perm
 from linli.core.auth.service import Principal
-from linli.core.timeutil import format_local
+from linli.core.timeutil import as_utc, format_local
 from linli.devices.events import EventType
 from linli.devices.health import UNMONITORED
 from linli.devices.models import Device, StoredEvent
@@ -207,6 +207,20 @@ def summary_parts(event_type: str, payload: dict[str, Any] | None) -> list[Part]
     else:
         parts = []
     return [part for part in parts if part is not None]
+
+
+def silent_for(last_seen: datetime | None, now: datetime) -> Part | None:
+    """How long an offline device has been silent, as a message: days and hours, hours and minutes, or
+    minutes; None if it was never seen."""
+    if last_seen is None:
+        return None
+    minutes = max(0, int((as_utc(now) - as_utc(last_seen)).total_seconds() // 60))
+    days, hours, mins = minutes // 1440, minutes // 60 % 24, minutes % 60
+    if days:
+        return ("已离线 {d} 天 {h} 小时", {"d": days, "h": hours})
+    if minutes >= 60:
+        return ("已离线 {h} 小时 {m} 分", {"h": minutes // 60, "m": mins})
+    return ("已离线 {m} 分钟", {"m": minutes})
 
 
 def _local_text(value: Any) -> str:
