@@ -705,7 +705,7 @@ def test_offline_devices_longest_silent_first_with_how_long(
     now = _now()
     seen = {"DS-2CD-TF-OFF-A": timedelta(hours=3, minutes=20), "DS-2CD-TF-OFF-B": timedelta(days=2, hours=5)}
     for serial, ago in seen.items():
-        cam, _ = device(session, world.tianfu, serial=serial)
+        device(session, world.tianfu, serial=serial)
         service.ingest(session, [envelope(serial, at=now - ago)], source="http", received_at=now - ago)
     device(session, world.tianfu, serial="DS-2CD-TF-OFF-C")  # never seen
     session.commit()

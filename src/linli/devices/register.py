@@ -276,9 +276,9 @@ def get_all(
     offset: int = 0,
 ) -> list[Device]:
     """Devices in the caller's scope, by serial; online False: those offline (never a kind whose online
-    state is not tracked, health.UNMONITORED; the longest silent first). text: each of its words (blank-separated) is somewhere in
-    the serial, name, model or location, whatever the case of Latin letters, or names the kind ("12号楼
-    烟感", "ds-k1t 1单元")."""
+    state is not tracked, health.UNMONITORED), the longest silent first. text: each of its words
+    (blank-separated) is somewhere in the serial, name, model or location, whatever the case of Latin
+    letters, or names the kind ("12号楼 烟感", "ds-k1t 1单元")."""
     # Offline devices: the longest silent first (never seen before them), the ones to go and look at.
     order = (Device.last_seen_at.asc().nulls_first(), Device.serial) if online is False else (Device.serial,)
     stmt = select(Device).order_by(*order).limit(limit).offset(offset)
