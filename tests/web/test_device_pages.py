@@ -720,3 +720,4 @@ def test_offline_devices_longest_silent_first_with_how_long(
     console.get("/lang/en", params={"next": "/"})
     english = console.get("/devices", params={"link": "offline", "q": "OFF"}).text
     assert "offline 2 d 5 h" in english and "offline 3 h 20 min" in english
+    assert "Devices in use: <a" in english and "在用设备：<a" in page  # a label's colon in each language

@@ -55,6 +55,7 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
         "request": request,
         "lang": lang,
         "t": t,
+        "colon": "：" if lang == "zh" else ": ",  # after a label: full-width in Chinese
         "label": label,
         "principal": getattr(request.state, "principal", None),
         "csrf": csrf_token(request),
