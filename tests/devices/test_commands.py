@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -278,3 +278,50 @@ def test_an_http_only_device_fetches_its_commands_and_acks_them(client, login, d
     [listed] = client.get(f"/api/v1/devices/{http_door[0].id}/commands", headers=staff).json()
     assert (listed["status"], listed["result"]) == ("acknowledged", "已开门")
     assert listed["sent_at"] is not None and listed["acked_at"] is not None
+
+
+def test_staff_name_the_person_of_a_credential_as_they_know_them(session, world, as_user) -> None:  # type: ignore[no-untyped-def]
+    """A name, an ID number, an address or #id finds the one person meant, the device's community's
+    first; several or none are refused naming the field, the several by name and their ID number's tail."""
+    from linli.core.errors import Forbidden
+    from tests.builders import resident_id
+
+    home = house(session, SYSTEM, world.tianfu, building="6", room="301")
+    other_home = house(session, SYSTEM, world.tianfu, building="7", room="502")
+    yuyu_home = house(session, SYSTEM, world.yuyu, building="1", room="101")
+
+    def add(where, name, born, male=True):  # type: ignore[no-untyped-def]
+        return resident(
+            session, SYSTEM, where, person(name=name, id_number=resident_id(born=born, male=male))
+        )
+
+    li = add(home, "李秀兰", date(1960, 1, 2), male=False)
+    li2 = add(other_home, "李秀兰", date(1971, 5, 6), male=False)
+    zhao = add(home, "赵德胜", date(1955, 8, 9))
+    zhao2 = add(house(session, SYSTEM, world.tianfu, building="8", room="101"), "赵德胜华", date(1988, 3, 3))
+    sun = add(home, "孙丽", date(1990, 4, 4), male=False)
+    add(yuyu_home, "孙丽", date(1992, 6, 6), male=False)  # the same name in another community
+    session.commit()
+    staff = as_user("shequ")
+
+    def find(text: str, who=staff) -> int:  # type: ignore[no-untyped-def]
+        return commands.find_person(session, who, text=text, community_code=world.tianfu)
+
+    assert find("赵德胜") == zhao.id  # the exact name, among 赵德胜 and 赵德胜华
+    assert find(" 赵德胜华 ") == zhao2.id
+    assert find(li2.id_number) == li2.id
+    assert find("7-502") == li2.id  # an address
+    assert find(f"#{li.id}") == li.id
+    assert find("孙丽", as_user("admin")) == sun.id  # the device's community first, for district staff too
+    with pytest.raises(Invalid) as several:
+        find("李秀兰")
+    assert several.value.field == "person" and "对应 2 位人员" in several.value.message
+    assert li.id_number[-4:] in several.value.message and li.id_number[3:10] not in several.value.message
+    with pytest.raises(Invalid) as prefix:
+        find("赵德")
+    assert "对应 2 位人员" in prefix.value.message
+    with pytest.raises(Invalid) as none:
+        find("不存在的人")
+    assert none.value.field == "person" and "没有找到" in none.value.message
+    with pytest.raises(Forbidden):  # who may not read people cannot look them up
+        find("赵德胜", as_user("jumin"))

@@ -273,3 +273,36 @@ def test_a_command_is_sent_and_its_delivery_followed(console, client, session, w
     [entry] = _audits(session, "device.command_ack")
     assert entry.actor == f"device:{door.serial}" and entry.detail["status"] == "acknowledged"
     assert entry.detail["command_id"] == wire["id"] and entry.area_code == world.tianfu
+
+
+def test_a_credentials_person_is_typed_as_staff_know_them(console, session, world) -> None:  # type: ignore[no-untyped-def]
+    """A name, an ID number or an address in the command form finds the person; none is refused there."""
+    from tests.builders import person
+    from tests.registry.helpers import house, resident
+
+    door, _ = device(session, world.tianfu, serial="DS-K1T671M-TF-0302", kind="face_terminal")
+    home = house(session, Principal.system(), world.tianfu, building="3", room="1201")
+    wang = resident(session, Principal.system(), home, person(name="王建国"))
+    session.commit()
+    console.login("shequ")
+    page = console.get(f"/devices/{door.id}")
+    htmx = {"HX-Request": "true"}
+    assert 'data-testid="command-person"' in page.text
+    pushed = _post(
+        console,
+        f"/devices/{door.id}/commands",
+        {"command": "push_credential", "kind": "face", "person": "3-1201"},
+        **htmx,
+    )
+    assert (
+        'data-testid="command-error"' not in pushed.text
+        and f"<code>person_id</code>={wang.id}" in pushed.text
+    )
+    prefix = {"command": "push_credential", "kind": "face", "person": "王建"}
+    assert (
+        'data-testid="command-error"'
+        not in _post(console, f"/devices/{door.id}/commands", prefix, **htmx).text
+    )
+    unknown = {"command": "revoke_credential", "kind": "face", "person": "钱多多"}
+    nobody = _post(console, f"/devices/{door.id}/commands", unknown, **htmx)
+    assert "没有找到“钱多多”" in nobody.text and "<code>person</code>" in nobody.text

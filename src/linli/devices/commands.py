@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from linli.core import audit, outbox
+from linli.core import audit, outbox, pii
 from linli.core.auth.roles import Perm
 from linli.core.auth.service import Principal
 from linli.core.errors import Conflict, Invalid, NotFound
@@ -26,7 +26,7 @@ from linli.devices import linking, register
 from linli.devices.health import UNMONITORED
 from linli.devices.models import CommandStatus, Device, DeviceCommand, DeviceKind
 from linli.devices.mqtt import commands_topic
-from linli.registry import people
+from linli.registry import people, search
 
 log = logging.getLogger(__name__)
 
@@ -198,6 +198,37 @@ def send(
         detail={"serial": device.serial, "command_id": row.id, "command": command, "args": clean},
     )
     return row
+
+
+PERSON_CHOICES = 5  # people named when a typed person matches several
+
+
+def find_person(session: Session, principal: Principal, *, text: str, community_code: str) -> int:
+    """The person a credential command means, from what staff type: a name, an ID or phone number (or its
+    last digits), an address ("3-2-501"), or "#id". The device's community's people come first: one there
+    is the one; else one in the caller's areas. Invalid naming the field `person` for none, or for several
+    (naming up to PERSON_CHOICES with the tail of their ID number, so the next try can be exact)."""
+    principal.require(Perm.PEOPLE_READ)
+    typed = text.strip()
+    if typed.startswith("#") and typed[1:].isdigit():
+        return int(typed[1:])
+    if not typed:
+        raise Invalid("请填写人员：姓名、身份证号或住址", field="person")
+    for community in (community_code, None):
+        found = search.search(session, text=typed, community_code=community, limit=50)
+        exact = [p for p in found if p.name == typed]
+        if len(exact) == 1 or len(found) == 1:
+            return (exact or found)[0].id
+        if found:
+            named = found[:PERSON_CHOICES]
+            shown = "、".join(f"{p.name}（{pii.mask_id_number(p.id_number)}）" for p in named)
+            more = "等" if len(found) > PERSON_CHOICES else ""
+            raise Invalid(
+                f"“{typed}”对应 {len(found)}{'+' if len(found) == 50 else ''} 位人员：{shown}{more}；"
+                "请填写身份证号、住址或更完整的姓名",
+                field="person",
+            )
+    raise Invalid(f"没有找到“{typed}”：请填写姓名、身份证号或住址", field="person")
 
 
 def _apply_credential(session: Session, device: Device, command: str, args: dict[str, Any]) -> None:

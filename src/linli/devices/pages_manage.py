@@ -382,12 +382,18 @@ def send_command(
     error: LinliError | None = None
     savepoint = session.begin_nested()
     try:
+        args = command_args(name, form)
+        typed = (form.get("person") or "").strip()
+        if name in ("push_credential", "revoke_credential") and typed and "person_id" not in args:
+            args["person_id"] = commands.find_person(
+                session, principal, text=typed, community_code=device.community_code
+            )
         commands.send(
             session,
             principal,
             device_id=device.id,
             command=name,
-            args=command_args(name, form),
+            args=args,
             ttl=timedelta(seconds=_ttl(form.get("ttl_seconds"))),
             now=utcnow(),
         )
