@@ -87,4 +87,6 @@ def test_an_unknown_devices_letters_register_it_then_replay_all(page, site: Live
     expect(page.get_by_test_id("bulk-outcome")).to_have_text("已重放并入库 3 条")
     screenshot(page, "dead-letters-replay-all", must_show=["已重放并入库 3 条", "暂无异常数据"])
     page.goto("/events?type=alarm.raised")
-    expect(page.get_by_test_id("events").get_by_role("link", name="NB-SMK-TF-BR-7")).to_have_count(3)
+    # Each row names the device as staff do (its location), its serial under it.
+    expect(page.get_by_test_id("events").get_by_role("link", name="7号楼2单元")).to_have_count(3)
+    expect(page.get_by_test_id("events").get_by_test_id("device").first).to_contain_text("NB-SMK-TF-BR-7")

@@ -185,7 +185,7 @@ def test_plate_pictures_stand_next_to_the_plate(page, site: LiveSite) -> None:  
 
     # From the gate's page to its own events, then narrowed to a time range typed in local time.
     page.goto("/events?type=vehicle.entered")
-    page.get_by_test_id("events").get_by_role("link", name="DS-TCG2A5-TF-E01").first.click()
+    page.get_by_test_id("events").get_by_role("link", name="东门车行道").first.click()
     page.get_by_test_id("all-events").click()
     expect(page.get_by_test_id("device-filter")).to_contain_text("DS-TCG2A5-TF-E01")
     expect(page.get_by_test_id("events")).to_contain_text("陕A7M2Q9")
