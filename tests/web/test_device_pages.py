@@ -576,7 +576,17 @@ def test_a_sensors_page_charts_its_readings_and_a_meters_says_what_it_counted(
     ys = [float(p.split(",")[1]) for p in points.group(1).split()]
     assert ys == sorted(ys, reverse=True)  # rising values draw upwards
     listed = page.split('data-testid="events"')[1].split("</table>")[0]
-    assert "sensor.reading" in listed and "device.heartbeat" not in listed and "心跳不列出" in page
+    assert "sensor.reading" in listed and "device.heartbeat" not in listed and "近 30 天，心跳不列出" in page
+    # An event older than a month (an old export's, uploaded) is in the log, not on the device's page.
+    old_alarm = envelope(
+        sensor.serial, "alarm.raised", at=now - timedelta(days=40), payload={"alarm": "smoke"}
+    )
+    service.ingest(session, [old_alarm], source="upload", received_at=now, max_age=timedelta(days=400))
+    session.commit()
+    listed = console.get(f"/devices/{sensor.id}").text.split('data-testid="events"')[1].split("</table>")[0]
+    assert "alarm.raised" not in listed
+    log = console.get("/events", params={"device": sensor.id, "type": "alarm.raised"}).text
+    assert log.split('data-testid="events"')[1].split("</table>")[0].count("<code>alarm.raised</code>") == 1
     week = console.get(f"/devices/{sensor.id}", params={"period": "7d"}).text.split('data-testid="readings"')[
         1
     ]
