@@ -306,3 +306,86 @@ def test_a_credentials_person_is_typed_as_staff_know_them(console, session, worl
     unknown = {"command": "revoke_credential", "kind": "face", "person": "钱多多"}
     nobody = _post(console, f"/devices/{door.id}/commands", unknown, **htmx)
     assert "没有找到“钱多多”" in nobody.text and "<code>person</code>" in nobody.text
+
+
+def test_the_register_exports_in_the_imports_columns_and_an_edited_export_imports_back(
+    console, session, world
+) -> None:  # type: ignore[no-untyped-def]
+    from openpyxl import load_workbook
+
+    building, _ = places.upsert_building(session, Principal.system(), community_code=world.tianfu, number="9")
+    device(
+        session,
+        world.tianfu,
+        serial="DS-K1T671M-TF-EX1",
+        kind="face_terminal",
+        name="9号楼1单元门",
+        location="9号楼1单元",
+        building_id=building.id,
+        floor=1,
+        installed_on=date(2024, 5, 20),
+        grid=world.tianfu_grid,
+    )
+    device(
+        session,
+        world.tianfu,
+        serial="YG-TF-EX2",
+        kind="smoke_sensor",
+        location="9号楼配电间",
+        state="maintenance",
+    )
+    device(session, world.yuyu, serial="DS-2CD-YY-EX3", kind="camera", location="北门")
+    session.commit()
+    console.login("shequ")
+    listed = console.get("/devices", params={"q": "EX"}).text
+    link = re.search(r'<a class="button" href="(/devices\.xlsx[^"]*)" data-testid="export"', listed)
+    assert link is not None and "q=EX" in link.group(1)
+    got = console.get(link.group(1).replace("&amp;", "&"))
+    assert got.status_code == 200 and "attachment" in got.headers["content-disposition"]
+    sheet = load_workbook(io.BytesIO(got.content)).active
+    rows = [[c.value for c in row] for row in sheet.iter_rows()]
+    header = rows[0]
+    assert header[:6] == ["设备名称", "设备类型", "厂商", "型号", "接入协议", "序列号"]
+    assert header[-3:] == ["所属社区", "在线", "最后在线"]
+    by_serial = {r[header.index("序列号")]: dict(zip(header, r, strict=True)) for r in rows[1:]}
+    assert set(by_serial) == {"DS-K1T671M-TF-EX1", "YG-TF-EX2"}  # not Yuyu's camera
+    door = by_serial["DS-K1T671M-TF-EX1"]
+    assert door["设备类型"] == "人脸识别门禁" and door["楼栋"] == "9" and door["楼层"] == 1
+    assert (
+        door["安装日期"] == "2024-05-20"
+        and door["网格"] == world.tianfu_grid
+        and door["所属社区"] == "天府和苑"
+    )
+    assert door["在线"] == "离线" and by_serial["YG-TF-EX2"]["状态"] == "维修中"
+    console.login("admin")
+    audit = console.get("/audit", params={"action": "export"}).text
+    assert "设备台账" in audit
+
+    # The same sheet, one location changed and one row of another community added, imports back into
+    # 天府和苑: the change is made, the rest unchanged, the foreign row refused naming its column.
+    console.login("shequ")
+    door["安装位置"] = "9号楼1单元东侧"
+    foreign = {**by_serial["YG-TF-EX2"], "序列号": "YG-YY-EX4", "所属社区": "昱宇西苑"}
+    book = Workbook()
+    out = book.active
+    out.append(header)
+    for values in (door, by_serial["YG-TF-EX2"], foreign):
+        out.append([values[h] for h in header])
+    buffer = io.BytesIO()
+    book.save(buffer)
+    page = console.get("/devices/import")
+    files = {"file": ("设备台账.xlsx", buffer.getvalue(), "application/octet-stream")}
+    fields = {"csrf": csrf_of(page.text), "community": world.tianfu, "entity": "devices"}
+    done = console.client.post("/devices/import", data=fields, files=files)
+    assert done.status_code == 200
+    session.expire_all()
+    moved = session.scalar(select(Device).where(Device.serial == "DS-K1T671M-TF-EX1"))
+    assert moved is not None and moved.location == "9号楼1单元东侧" and moved.building_id == building.id
+    assert session.scalar(select(Device).where(Device.serial == "YG-YY-EX4")) is None
+    for outcome, count in (("created", 0), ("updated", 1), ("unchanged", 1)):
+        assert f'data-testid="{outcome}">{count}<' in done.text, outcome
+    assert "与导入时所选社区“天府和苑”不符" in done.text
+    # A grid worker may read devices but not export them.
+    console.login("wangge")
+    assert 'data-testid="export"' not in console.get("/devices").text
+    assert console.get("/devices.xlsx").status_code == 403

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from linli.areas import service as areas
+from linli.areas.models import Area
 from linli.core import audit, tabular
 from linli.core.auth.roles import Perm
 from linli.core.auth.service import Principal
@@ -36,6 +37,9 @@ DEVICE_SYNONYMS: dict[str, list[str]] = {
     "lat": ["纬度"],
     "grid": ["网格", "网格编码", "所属网格"],
     "state": ["状态", "设备状态"],
+    # Optional; if filled, the row's community must be the one the sheet is imported into (an export of
+    # several communities, imported into one, would otherwise move their devices).
+    "community": ["所属社区", "社区"],
 }
 REQUIRED = {"serial", "kind"}
 
@@ -85,11 +89,14 @@ def read(data: bytes, filename: str, *, max_bytes: int) -> tabular.Table:
         raise Invalid(str(exc), field="file") from None
 
 
-def _facts(session: Session, values: dict[str, str | None], community: str) -> dict[str, Any]:
+def _facts(session: Session, values: dict[str, str | None], community: Area) -> dict[str, Any]:
     # Blank cells leave what the register knows; only filled ones set a fact.
-    skip = ("building", "installed_on", "serial")
+    named = (values.get("community") or "").strip()
+    if named and named not in (community.name, community.code):
+        raise Invalid(f"此行属于“{named}”，与导入时所选社区“{community.name}”不符", field="community")
+    skip = ("building", "installed_on", "serial", "community")
     facts: dict[str, Any] = {k: v for k, v in values.items() if k not in skip and v is not None}
-    facts["community"] = community
+    facts["community"] = community.code
     try:
         installed = tabular.parse_date(values.get("installed_on"), field="安装日期")
     except ValueError as exc:
@@ -98,7 +105,7 @@ def _facts(session: Session, values: dict[str, str | None], community: str) -> d
         facts["installed_on"] = installed
     if values.get("building"):
         number = places.normalise_building_number(values["building"] or "")
-        building = places.find_building(session, community_code=community, number=number)
+        building = places.find_building(session, community_code=community.code, number=number)
         if building is None:
             raise Invalid(f"楼栋“{values['building']}”未在本社区登记，请先登记楼栋或留空", field="building")
         facts["building_id"] = building.id
@@ -109,7 +116,7 @@ def _row(
     session: Session,
     principal: Principal,
     values: dict[str, str | None],
-    community: str,
+    community: Area,
     report: DeviceImportReport,
 ) -> str:
     serial = register.normalise_serial(values.get("serial"))
@@ -162,7 +169,7 @@ def import_table(
     for row in table.rows:
         savepoint = session.begin_nested()
         try:
-            outcome = _row(session, principal, row.values, community.code, report)
+            outcome = _row(session, principal, row.values, community, report)
             savepoint.commit()
         except LinliError as exc:
             savepoint.rollback()

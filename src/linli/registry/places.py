@@ -77,6 +77,12 @@ def find_building(session: Session, *, community_code: str, number: str) -> Buil
     return session.scalar(select(Building).where(Building.address_code == code))
 
 
+def building_numbers(session: Session, *, building_ids: set[int]) -> dict[int, str]:
+    """The numbers of buildings (in scope), by id: what a sheet's 楼栋 column holds."""
+    stmt = select(Building.id, Building.number).where(Building.id.in_(sorted(building_ids)))
+    return {building_id: number for building_id, number in session.execute(stmt)}
+
+
 def upsert_building(
     session: Session,
     principal: Principal,
