@@ -731,3 +731,49 @@ def test_offline_devices_longest_silent_first_with_how_long(
     english = console.get("/devices", params={"link": "offline", "q": "OFF"}).text
     assert "offline 2 d 5 h" in english and "offline 3 h 20 min" in english
     assert "Devices in use: <a" in english and "在用设备：<a" in page  # a label's colon in each language
+
+
+def test_dead_letters_by_kind_of_refusal_and_replaying_only_those(
+    console: Console, session: Session, world: World, client, login
+) -> None:  # type: ignore[no-untyped-def]
+    """All letters of unregistered devices, listed together, go back in at once after the devices are
+    registered; the letters refused for another reason stay as they were."""
+    door, _ = device(session, world.tianfu, serial="DS-K1T-TF-RK-01", kind="face_terminal")
+    now = _now()
+    bad = [
+        envelope("NB-SMK-TF-RK-02", "alarm.raised", at=now, payload={"alarm": "smoke"}),
+        envelope("NB-SMK-TF-RK-03", "alarm.raised", at=now, payload={"alarm": "smoke"}),
+        envelope(door.serial, "access.granted", at=now, payload={"credential": "iris"}),  # schema
+    ]
+    service.ingest(session, bad, source="http", received_at=now)
+    session.commit()
+    console.login("admin")  # letters of unknown devices have no community yet: the district's staff see them
+
+    def reasons(**params: str) -> list[str]:
+        page = console.get("/dead-letters", params={"status": "new", **params}).text
+        return re.findall(r'data-testid="reason-kind">([^<]+)<', page)
+
+    assert sorted(reasons()) == ["不符合事件规范", "设备未登记", "设备未登记"]
+    assert reasons(reason="unknown_device") == ["设备未登记", "设备未登记"]
+    assert reasons(reason="schema") == ["不符合事件规范"]
+    assert reasons(reason="too_old") == []
+    assert console.get("/dead-letters", params={"reason": "whatever"}).status_code == 422
+    page = console.get("/dead-letters", params={"status": "new", "reason": "unknown_device"}).text
+    assert 'name="reason" value="unknown_device"' in page  # the bulk replay keeps the filter
+
+    for serial in ("NB-SMK-TF-RK-02", "NB-SMK-TF-RK-03"):
+        device(session, world.tianfu, serial=serial, kind="smoke_sensor")
+    session.commit()
+    done = console.client.post(
+        "/dead-letters/replay", data={"csrf": console.csrf(), "reason": "unknown_device"}
+    )
+    said = done.text.split('data-testid="bulk-outcome"')[1].split("</p>")[0]
+    assert "已重放并入库 2 条" in said and "仍未成功" not in said
+    assert reasons() == ["不符合事件规范"]  # not replayed: it would only be refused again
+    api = client.get(
+        "/api/v1/dead-letters", headers=login("admin"), params={"reason": "schema", "status": "new"}
+    )
+    assert [letter["device_serial"] for letter in api.json()] == [door.serial]
+    assert (
+        client.get("/api/v1/dead-letters", headers=login("admin"), params={"reason": "x"}).status_code == 422
+    )

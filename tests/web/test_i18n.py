@@ -89,6 +89,8 @@ def test_labels_made_in_code_are_in_the_catalogue() -> None:
         *pages_common.KIND_LABELS.values(),
         *pages_common.STATE_LABELS.values(),
         *pages_common.PAYLOAD_FIELD_LABELS.values(),
+        *pages_common.REASON_LABELS.values(),
+        *(label for values in [pages_common.PLATE_COLOUR_SUMMARY] for label in values.values()),
         *(label for values in pages_common.PAYLOAD_VALUE_LABELS.values() for label in values.values()),
     ]
     assert [text for text in device_labels if text not in catalogue] == []

@@ -34,6 +34,7 @@ from linli.devices.schemas import (
 from linli.web.deps import DB, CurrentPrincipal
 
 staff = APIRouter(prefix="/api/v1", tags=["devices"])
+REASON_PATTERN = "^(" + "|".join(deadletters.REASONS) + ")?$"
 
 
 @staff.get("/devices", response_model=list[DeviceOut])
@@ -159,12 +160,15 @@ def list_dead_letters(
     principal: CurrentPrincipal,
     status: str | None = None,
     device: Annotated[str | None, Query(max_length=64, description="device serial")] = None,
+    reason: Annotated[
+        str | None, Query(pattern=REASON_PATTERN, description="kind of refusal: unknown_device, schema, …")
+    ] = None,
     before: int | None = None,
     limit: Limit = 100,
 ) -> list[DeadLetterOut]:
     """Rejected events in the caller's areas, newest first (those of unknown devices: district only)."""
     principal.require(Perm.DEVICES_READ)
-    matching = deadletters.Matching(status=status, device_serial=device)
+    matching = deadletters.Matching(status=status, device_serial=device, reason=reason)
     rows = deadletters.get_all(session, scope=principal.scope, match=matching, before_id=before, limit=limit)
     return [DeadLetterOut.of(r) for r in rows]
 
@@ -179,12 +183,15 @@ def replay_dead_letters(
     source: Annotated[
         str | None, Query(max_length=64, description="way in: http, mqtt, an adapter …")
     ] = None,
+    reason: Annotated[
+        str | None, Query(pattern=REASON_PATTERN, description="kind of refusal: unknown_device, schema, …")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=service.BULK_REPLAY)] = service.BULK_REPLAY,
 ) -> BulkReplayOut:
-    """Replay the new dead letters of a device or a way in (all, if neither), oldest first, at most limit;
-    `remaining` says how many matching letters are still new (refused again, or past the limit)."""
+    """Replay the new dead letters of a device, a way in or a kind of refusal (all, if none), oldest first,
+    at most limit; `remaining` says how many matching letters are still new (refused again, or past it)."""
     done = service.replay_many(
-        session, principal, now=utcnow(), device_serial=device, source=source, limit=limit
+        session, principal, now=utcnow(), device_serial=device, source=source, reason=reason, limit=limit
     )
     background.add_task(deliver_outbox, request.app.state.session_factory, request.app.state.bus)
     return BulkReplayOut(replayed=done.replayed, refused=done.refused, remaining=done.remaining)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -156,11 +157,13 @@ def _visible(stmt: Any, scope: Scope) -> Any:
 
 @dataclass(frozen=True)
 class Matching:
-    """Which dead letters: by status, device serial and way in (source); empty or None: any."""
+    """Which dead letters: by status, device serial, way in (source) and kind of reason (a REASONS code);
+    empty or None: any."""
 
     status: str | None = None
     device_serial: str | None = None
     source: str | None = None
+    reason: str | None = None
 
     def apply(self, stmt: Any) -> Any:
         """stmt narrowed to the matching letters."""
@@ -170,7 +173,36 @@ class Matching:
             stmt = stmt.where(DeadLetter.device_serial == self.device_serial)
         if self.source:
             stmt = stmt.where(DeadLetter.source == self.source)
+        if self.reason:
+            stmt = stmt.where(DeadLetter.reason.startswith(REASONS[self.reason], autoescape=True))
         return stmt
+
+
+# The kinds of refusal, by how their reason begins (the hub's own words, in English for device
+# developers: service._device_refusal, schema_reason, receive.MalformedJson, mqtt_ingest; a mapping's
+# refusals name their row or record in Chinese, "第3行: …"). Their words for staff: pages_common.
+REASONS: dict[str, str] = {
+    "schema": "schema:",
+    "future": "future:",
+    "too_old": "too old:",
+    "unknown_device": "unknown device:",
+    "retired_device": "retired device:",
+    "wrong_device": "wrong device:",
+    "oversized": "oversized:",
+    "malformed": "malformed JSON",
+    "adapter": "adapter:",
+    "device": "device:",
+    "mapping": "第",
+}
+_MAPPING_REFUSAL = re.compile(r"^第\d+(条记录|行)")
+
+
+def reason_code(reason: str) -> str | None:
+    """The kind of a dead letter's reason (a REASONS code), None if it is of none (e.g. a picture's note)."""
+    for code, prefix in REASONS.items():
+        if code != "mapping" and reason.startswith(prefix):
+            return code
+    return "mapping" if _MAPPING_REFUSAL.match(reason) else None
 
 
 ANY = Matching()

@@ -36,6 +36,7 @@ DEVICE_EVENTS = 50
 DEVICE_EVENTS_DAYS = 30  # a device's page lists its events of the last month
 PERSON_EVENTS = 20
 Community = Annotated[str, Query(max_length=32, pattern=r"^[0-9]*$")]
+REASON_PATTERN = "^(" + "|".join(deadletters.REASONS) + ")?$"  # a kind of refusal, or none
 
 NOTICES: dict[str, str] = {"saved": "设备信息已保存", "state": "设备状态已更新"}
 OUTCOMES: dict[str, str] = {
@@ -463,6 +464,7 @@ def dead_letter_list(
     status: Annotated[str, Query(max_length=16)] = "",
     device: Annotated[str, Query(max_length=64)] = "",
     source: Annotated[str, Query(max_length=64)] = "",
+    reason: Annotated[str, Query(pattern=REASON_PATTERN)] = "",
     before: Annotated[int | None, Query(ge=1)] = None,
     outcome: Annotated[str, Query(max_length=16)] = "",
     replayed: Annotated[int, Query(ge=0)] = 0,
@@ -473,14 +475,13 @@ def dead_letter_list(
     discard one, or replay all the new ones shown (devices.write)."""
     principal.require(Perm.DEVICES_READ)
     device, source = device.strip(), source.strip()
-    matching = deadletters.Matching(status=status, device_serial=device, source=source)
+    matching = deadletters.Matching(status=status, device_serial=device, source=source, reason=reason)
     rows = deadletters.get_all(
         session, scope=principal.scope, match=matching, before_id=before, limit=PAGE_SIZE + 1
     )
     shown = rows[:PAGE_SIZE]
-    kept = {
-        name: value for name, value in {"status": status, "device": device, "source": source}.items() if value
-    }
+    filters = {"status": status, "device": device, "source": source, "reason": reason}
+    kept = {name: value for name, value in filters.items() if value}
     return render(
         request,
         "devices/dead_letters.html",
@@ -489,6 +490,7 @@ def dead_letter_list(
         status=status,
         device=device,
         source=source,
+        reason=reason,
         sources=deadletters.sources(session, scope=principal.scope),
         query=urlencode(kept),
         new_count=deadletters.count(session, scope=principal.scope, match=replace(matching, status="new")),
@@ -526,13 +528,16 @@ def replay_letters(
     background: BackgroundTasks,
     device: Annotated[str, Form(max_length=64)] = "",
     source: Annotated[str, Form(max_length=64)] = "",
+    reason: Annotated[str, Form(pattern=REASON_PATTERN)] = "",
 ) -> Response:
-    """Replay the new dead letters of the list's device and way in (all, if neither), oldest first, at most
-    service.BULK_REPLAY; back to the list with how many were stored, refused and left."""
+    """Replay the new dead letters of the list's device, way in and kind of refusal (all, if none), oldest
+    first, at most service.BULK_REPLAY; back to the list with how many were stored, refused and left."""
     device, source = device.strip(), source.strip()
-    done = service.replay_many(session, principal, now=utcnow(), device_serial=device, source=source)
+    done = service.replay_many(
+        session, principal, now=utcnow(), device_serial=device, source=source, reason=reason or None
+    )
     background.add_task(deliver_outbox, request.app.state.session_factory, request.app.state.bus)
-    query = {"status": "new", "device": device, "source": source, "outcome": "bulk"}
+    query = {"status": "new", "device": device, "source": source, "reason": reason, "outcome": "bulk"}
     counts = {"replayed": done.replayed, "refused": done.refused, "remaining": done.remaining}
     kept = urlencode({k: v for k, v in {**query, **counts}.items() if v != ""})
     return RedirectResponse(f"/dead-letters?{kept}", status_code=303)

@@ -4,7 +4,6 @@ names."""
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
@@ -17,6 +16,7 @@ from linli.areas.models import Level
 from linli.core.auth.roles import Perm
 from linli.core.auth.service import Principal
 from linli.core.timeutil import as_utc, format_local
+from linli.devices import deadletters
 from linli.devices.events import EventType
 from linli.devices.health import UNMONITORED
 from linli.devices.models import Device, StoredEvent
@@ -239,31 +239,28 @@ def summary_text(event_type: str, payload: dict[str, Any] | None) -> str:
     )
 
 
-# Why a dead letter was refused, in words for staff: its reason's prefix (the hub's own, in English for
-# device developers; see service._device_refusal, schema_reason, receive.MalformedJson, mqtt_ingest), the
-# reason itself shown under it. A mapping's refusals are written in Chinese already ("第3行: …").
-REASON_KINDS: tuple[tuple[str, str], ...] = (
-    ("schema:", "不符合事件规范"),
-    ("future:", "发生时间超前，晚于平台时钟 5 分钟以上"),
-    ("too old:", "发生时间过早，超出可接收的期限"),
-    ("unknown device:", "设备未登记"),
-    ("retired device:", "设备已停用"),
-    ("wrong device:", "无权代其他设备发送"),
-    ("oversized:", "消息过大"),
-    ("malformed JSON", "JSON 格式有误"),
-    ("adapter:", "适配器无法读取"),
-    ("device:", "设备信息有误"),
-)
-MAPPING_REFUSAL = re.compile(r"^第\d+(条记录|行)")
+# Why a dead letter was refused, in words for staff, by kind (deadletters.REASONS); the reason itself is
+# shown under it.
+REASON_LABELS: dict[str, str] = {
+    "schema": "不符合事件规范",
+    "future": "发生时间超前，晚于平台时钟 5 分钟以上",
+    "too_old": "发生时间过早，超出可接收的期限",
+    "unknown_device": "设备未登记",
+    "retired_device": "设备已停用",
+    "wrong_device": "无权代其他设备发送",
+    "oversized": "消息过大",
+    "malformed": "JSON 格式有误",
+    "adapter": "适配器无法读取",
+    "device": "设备信息有误",
+    "mapping": "映射无法读取",
+}
 BODY_SHOWN = 4000  # characters of a dead letter's body shown on the page
 
 
 def reason_kind(reason: str) -> str | None:
     """The kind of a dead letter's reason in Chinese (a message to translate), None if it says itself."""
-    for prefix, kind in REASON_KINDS:
-        if reason.startswith(prefix):
-            return kind
-    return "映射无法读取" if MAPPING_REFUSAL.match(reason) else None
+    code = deadletters.reason_code(reason)
+    return REASON_LABELS[code] if code else None
 
 
 def shown_body(body: str) -> str:
@@ -317,4 +314,5 @@ def labels() -> dict[str, Any]:
         "summary_parts": summary_parts,
         "reason_kind": reason_kind,
         "shown_body": shown_body,
+        "reason_labels": REASON_LABELS,
     }

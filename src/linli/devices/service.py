@@ -520,16 +520,18 @@ def replay_many(
     now: datetime,
     device_serial: str | None = None,
     source: str | None = None,
+    reason: str | None = None,
     limit: int = BULK_REPLAY,
 ) -> BulkReplay:
-    """Replay the new dead letters in the caller's areas of a device or a way in (all, if neither is
-    given), oldest first and at most limit of them, each as replay() does: after a mapping is fixed or a
-    device registered, its letters go back in with one action. Each letter is replayed in a savepoint: one
-    that cannot be replayed at all (a body that is not JSON) stays as it was and the others go on.
+    """Replay the new dead letters in the caller's areas of a device, a way in or a kind of refusal
+    (deadletters.REASONS; all, if none is given), oldest first and at most limit of them, each as replay()
+    does: after a mapping is fixed or a device registered, its letters go back in with one action. Each
+    letter is replayed in a savepoint: one that cannot be replayed at all (a body that is not JSON) stays
+    as it was and the others go on.
     """
     principal.require(Perm.DEVICES_WRITE)
     matching = deadletters.Matching(
-        status=DeadLetterStatus.NEW.value, device_serial=device_serial, source=source
+        status=DeadLetterStatus.NEW.value, device_serial=device_serial, source=source, reason=reason
     )
     letters = deadletters.get_all(
         session, scope=principal.scope, match=matching, oldest_first=True, limit=limit
