@@ -777,3 +777,42 @@ def test_dead_letters_by_kind_of_refusal_and_replaying_only_those(
     assert (
         client.get("/api/v1/dead-letters", headers=login("admin"), params={"reason": "x"}).status_code == 422
     )
+
+
+def test_a_doors_page_shows_what_it_did_hour_by_hour(
+    console: Console, session: Session, world: World
+) -> None:
+    """A door's passes per hour over the last day (not its heartbeats, nor the hub's online and offline);
+    a sensor has its readings instead."""
+    door, _ = device(session, world.tianfu, serial="DS-K1T-TF-ACT-01", kind="face_terminal")
+    sensor, _ = device(session, world.tianfu, serial="NB-SMK-TF-ACT-02", kind="smoke_sensor")
+    now = _now()
+    current = now.replace(minute=0, second=0)
+    passes = {1: 3, 5: 1}  # hours before the current one: passes, ten minutes into that hour
+
+    def granted(at: datetime) -> dict:  # type: ignore[type-arg]
+        return envelope(door.serial, "access.granted", at=at, payload={"credential": "face"})
+
+    items = [
+        granted(current - timedelta(hours=ago) + timedelta(minutes=10 + k))
+        for ago, n in passes.items()
+        for k in range(n)
+    ]
+    items += [envelope(door.serial, at=now - timedelta(minutes=m)) for m in range(0, 120, 3)]  # heartbeats
+    items.append(granted(now - timedelta(hours=30)))  # yesterday's: out of the window
+    service.ingest(session, items, source="http", received_at=now)
+    session.commit()
+    console.login("shequ")
+    page = console.get(f"/devices/{door.id}").text
+    card = page.split('data-testid="activity"')[1].split("</section>")[0]
+    hours = re.findall(r'data-hour="([^"]+)" data-count="(\d+)"', card)
+    assert len(hours) == 24 and sum(int(n) for _, n in hours) == 4 and "共 4 条" in card
+    counted = {at: int(n) for at, n in hours if n != "0"}
+    expected = {
+        (current - timedelta(hours=ago)).astimezone(LOCAL_TZ).strftime("%Y-%m-%d %H:%M"): n
+        for ago, n in passes.items()
+    }
+    assert counted == expected  # in the hour they happened, local time, the current hour last
+    assert hours[-1][0] == current.astimezone(LOCAL_TZ).strftime("%Y-%m-%d %H:%M")
+    assert "近 24 小时活动（不含心跳）" in card
+    assert 'data-testid="activity"' not in console.get(f"/devices/{sensor.id}").text

@@ -194,6 +194,14 @@ def device_page(
         if can_events
         else []
     )
+    # What it did hour by hour (a door's passes, a gate's reads, a camera's detections): a reader that
+    # stopped at noon shows; a sensor's or meter's readings are charted below instead.
+    acts = [t for t in shown if t not in (EventType.DEVICE_ONLINE, EventType.DEVICE_OFFLINE)]
+    activity = (
+        queries.device_hourly(session, device_id=device.id, now=now, types=acts)
+        if can_events and device.kind not in readings.READING_KINDS and device.kind not in health.UNMONITORED
+        else []
+    )
     since = now - READING_RANGES[period]
     charts = (
         [
@@ -216,6 +224,7 @@ def device_page(
         uptime_30d=health.uptime(session, device_id=device.id, now=now, days=30),
         events=events,
         charts=charts,
+        activity=activity,
         show_readings=can_events and (bool(charts) or device.kind in readings.READING_KINDS),
         reading_period=period,
         reading_since=since,
@@ -323,7 +332,6 @@ def event_list(
         until=filters.until,
         before=before,
         hourly=hourly,
-        hourly_max=max((n for _, n in hourly), default=0) if hourly else 0,
         can_export=principal.can(Perm.EXPORT),
         export_limit=exports.EVENT_EXPORT_LIMIT,
         communities=areas.get_all(session, level=Level.COMMUNITY.value),

@@ -92,3 +92,24 @@ def hourly_totals(
     for hour, count in counted.items():
         totals[as_utc(hour)] = count
     return list(totals.items())
+
+
+def device_hourly(
+    session: Session, *, device_id: int, now: datetime, hours: int = 24, types: list[str] | None = None
+) -> list[tuple[datetime, int]]:
+    """A device's events (of types, if given) per hour over the last `hours` hours, the current one last,
+    every hour listed (0 where none): from its rows (the rollups do not keep devices apart), read through
+    its (device, time) index, a day of one device's events."""
+    current = as_utc(now).replace(minute=0, second=0, microsecond=0)
+    first = current - timedelta(hours=hours - 1)
+    totals = dict.fromkeys((first + timedelta(hours=i) for i in range(hours)), 0)
+    stmt = select(StoredEvent.occurred_at).where(
+        StoredEvent.device_id == device_id,
+        StoredEvent.occurred_at >= first,
+        StoredEvent.occurred_at < current + timedelta(hours=1),
+    )
+    if types:
+        stmt = stmt.where(StoredEvent.type.in_(types))
+    for (at,) in session.execute(stmt):
+        totals[as_utc(at).replace(minute=0, second=0, microsecond=0)] += 1
+    return list(totals.items())
