@@ -142,3 +142,38 @@ def test_a_write_turn_ends_only_once_sqlite_has_committed_or_rolled_back(tmp_pat
         assert conn.exec_driver_sql("SELECT n FROM t").scalars().all() == [1]
     engine.dispose()
     assert ends == [False, False]  # committed, then rolled back, before the next writer may begin
+
+
+def test_a_long_read_writes_its_last_row_in_a_write_of_its_own(tmp_path: Path) -> None:
+    """An export reads for seconds, then records itself (an audit row). Meanwhile the devices wrote: a
+    deferred read cannot upgrade to a write after another writer committed ("database is locked" at
+    once), so the read ends and the row goes in a write transaction of its own (db.write_after_read)."""
+    from linli.db import write_after_read
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'x.db'}")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE t (n INTEGER)")
+    factory = make_session_factory(engine)
+
+    def export(switch: bool) -> str:
+        session = factory()
+        try:
+            session.execute(text("SELECT count(*) FROM t")).scalar()  # the long read begins
+            with unit_of_work(factory) as other:  # a device's events are stored meanwhile
+                other.execute(text("INSERT INTO t VALUES (1)"))
+            if switch:
+                write_after_read(session)
+            session.execute(text("INSERT INTO t VALUES (2)"))  # the audit row
+            session.commit()
+            return "ok"
+        except Exception as exc:  # the failure without the switch is the point
+            session.rollback()
+            return str(exc)
+        finally:
+            session.close()
+
+    assert "database is locked" in export(switch=False)
+    assert export(switch=True) == "ok"
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM t WHERE n = 2").scalar() == 1
+    engine.dispose()

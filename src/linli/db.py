@@ -292,6 +292,23 @@ def writing(session: Session) -> Session:
     return session
 
 
+def write_after_read(session: Session) -> Session:
+    """End the session's read transaction and begin a write, for a long read that ends with a write (an
+    export's audit row). SQLite cannot upgrade a deferred read to a write once another writer committed
+    after it began ("database is locked" at once, whatever the busy timeout); a transaction that writes
+    already (or holds pending changes) is left as it is."""
+    connection = session.connection()
+    if (
+        connection.get_execution_options().get(WRITE_OPTION)
+        or session.new
+        or session.dirty
+        or session.deleted
+    ):
+        return session
+    session.commit()  # a read: nothing to write, only its snapshot to let go
+    return writing(session)
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine for url; SQLite gets WAL, foreign keys and its folder created; JSON columns use orjson."""
     kwargs.setdefault("json_serializer", jsonio.dumps_text)

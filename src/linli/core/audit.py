@@ -10,7 +10,7 @@ from sqlalchemy import JSON, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from linli.core.timeutil import utcnow
-from linli.db import Base, Scope, starts_with
+from linli.db import Base, Scope, starts_with, write_after_read
 
 if TYPE_CHECKING:
     from linli.core.auth.service import Principal
@@ -79,7 +79,9 @@ def record_export(
     session: Session, principal: Principal, *, target_type: str, area_code: str | None, detail: dict[str, Any]
 ) -> AuditEntry:
     """An export of target_type rows by principal, in area_code (what it was limited to), else in the
-    principal's first area: a district-wide export is recorded where its author works."""
+    principal's first area: a district-wide export is recorded where its author works. An export is a
+    long read: its row goes in a write transaction of its own (db.write_after_read)."""
+    write_after_read(session)
     area = area_code or (principal.area_codes[0] if principal.area_codes else None)
     return record(
         session,
