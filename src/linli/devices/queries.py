@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from linli.core.errors import Invalid, NotFound
 from linli.core.timeutil import as_utc
-from linli.db import starts_with
+from linli.db import get_scope, starts_with
 from linli.devices import store
 from linli.devices.models import StoredEvent
 from linli.registry import vehicles
@@ -59,7 +59,55 @@ def get_events(
     if after is not None:
         rows = list(session.scalars(stmt.where(StoredEvent.id > after).order_by(StoredEvent.id).limit(limit)))
         return rows[::-1]
+    # By a device, a person, a vehicle, a plate, one type or a time range, an index finds the rows.
+    narrowed = any(x is not None for x in (device_id, person_id, vehicle_id, since, until)) or bool(plate)
+    if session.get_bind().dialect.name == "sqlite" and not narrowed and (not types or len(types) > 1):
+        return _newest_by_windows(session, area=area, types=types, before=before, limit=limit)
     return list(session.scalars(stmt.order_by(StoredEvent.id.desc()).limit(limit)))
+
+
+# The id windows a newest-first page of an area's events is looked for in, smallest first (see below).
+ID_WINDOWS = (5_000, 100_000, 2_000_000)
+
+
+def _newest_by_windows(
+    session: Session,
+    *,
+    area: str | None,
+    types: list[str] | None,
+    before: int | None,
+    limit: int,
+) -> list[StoredEvent]:
+    """The newest `limit` events narrowed only by area (the caller's scope, a community) and types, on
+    SQLite: looked for among the newest ids first, in growing windows, the whole store last.
+
+    Given `area_code` in a range, SQLite answers `ORDER BY id DESC LIMIT n` from the (area, time) index by
+    sorting every event of the area: 0.19 s for a community's 1.25 million of 3.35 million events, 1.08 s
+    with a list of types (whose rows it then reads), growing with the store. Walking the newest ids back
+    takes 4 ms. So the area and type conditions are written as expressions no index answers (`area_code ||
+    ''`; the caller's scope too, applied here instead of by the session), and an id range leads: the
+    events of a window are all newer than any outside it, so `limit` of them found there are the newest of
+    all; fewer, and the next window looks further back.
+    """
+    area_text = StoredEvent.area_code.concat("")
+    stmt = select(StoredEvent).execution_options(skip_scope=True)
+    scope = get_scope(session)
+    if scope is not None and not scope.unrestricted:
+        stmt = stmt.where(scope.clause(area_text))
+    if area:
+        stmt = stmt.where(starts_with(area_text, area))
+    if types:
+        stmt = stmt.where(StoredEvent.type.concat("").in_(types))
+    newest = stmt.order_by(StoredEvent.id.desc()).limit(limit)
+    top = (before - 1) if before is not None else session.scalar(select(func.max(StoredEvent.id)))
+    if top is None:
+        return []
+    for window in ID_WINDOWS:
+        floor = top - window
+        rows = list(session.scalars(newest.where(StoredEvent.id > floor, StoredEvent.id <= top)))
+        if len(rows) >= limit or floor <= 0:
+            return rows
+    return list(session.scalars(newest.where(StoredEvent.id <= top)))
 
 
 def plate_key(plate: str) -> str:
