@@ -241,11 +241,18 @@ def device_page(
     )
 
 
+ALL_TYPES = "all"  # the event log's type filter for every event, heartbeats too
+# Without a type, the event log shows what happened: a heartbeat only says a device is alive (its page's
+# health says so), and they are most of what the devices send (a camera beats every 3 minutes).
+WITHOUT_HEARTBEATS = [t.value for t in EventType if t != EventType.DEVICE_HEARTBEAT]
+
+
 class EventFilters:
-    """The event log's filters from the query string (the page and its .xlsx export share them): type,
-    community, person (with the person's vehicles), vehicle, plate (registered or not), device and a time
-    range typed in local time (since inclusive, until exclusive). A malformed time or an empty range is
-    refused (422, naming the field) when query() reads them: after the route has checked permissions."""
+    """The event log's filters from the query string (the page and its .xlsx export share them): type
+    (none: every type but heartbeats; ALL_TYPES: every one), community, person (with the person's
+    vehicles), vehicle, plate (registered or not), device and a time range typed in local time (since
+    inclusive, until exclusive). A malformed time or an empty range is refused (422, naming the field)
+    when query() reads them: after the route has checked permissions."""
 
     NAMES = ("type", "community", "person", "vehicle", "plate", "device", "since", "until")
 
@@ -270,7 +277,7 @@ class EventFilters:
             raise Invalid("结束时间须晚于开始时间", field="until")
         return {
             "area": self.community or None,
-            "types": [self.type] if self.type else None,
+            "types": self.types(),
             "person_id": self.person,
             "vehicle_id": self.vehicle,
             "plate": self.plate or None,
@@ -278,6 +285,12 @@ class EventFilters:
             "since": start,
             "until": end,
         }
+
+    def types(self) -> list[str] | None:
+        """The types the log shows: one, every one (None), or by default every one but heartbeats."""
+        if self.type == ALL_TYPES:
+            return None
+        return [self.type] if self.type else WITHOUT_HEARTBEATS
 
     def given(self) -> dict[str, Any]:
         """The filters given, by query parameter, as typed."""
@@ -303,9 +316,7 @@ def event_list(
     # that filters by nothing else.
     by_rollup = not before and not part and kept.keys() <= {"type", "community"}
     hourly = (
-        queries.hourly_totals(
-            session, now=utcnow(), area=filters.community or None, type=filters.type or None
-        )
+        queries.hourly_totals(session, now=utcnow(), area=filters.community or None, types=filters.types())
         if by_rollup
         else None
     )
@@ -321,6 +332,7 @@ def event_list(
         query=urlencode(kept),
         without={name: urlencode({k: v for k, v in kept.items() if k != name}) for name in filters.NAMES},
         type=filters.type,
+        all_types=ALL_TYPES,
         community=filters.community,
         person=filters.person,
         vehicle=filters.vehicle,
@@ -353,18 +365,18 @@ async def event_stream(
     principal.require(Perm.EVENTS_READ)
     filters.query()  # a malformed time is refused here too
     scope = principal.scope
-    wanted = {
-        "type": filters.type or None,
-        "device_id": filters.device,
-        "vehicle_id": filters.vehicle,
-    }
+    wanted = {"device_id": filters.device, "vehicle_id": filters.vehicle}
     wanted = {key: value for key, value in wanted.items() if value is not None}
+    types = filters.types()
+    shown = set(types) if types is not None else None
     community, person = filters.community, filters.person
 
     def pick(data: dict[str, Any]) -> tuple[str, str] | None:
         area = data.get("area_code")
         if not scope.allows(area) or (community and not str(area or "").startswith(community)):
             return None
+        if shown is not None and data.get("type") not in shown:
+            return None  # by default a heartbeat, which the log does not show, reloads nothing
         if any(data.get(key) != value for key, value in wanted.items()):
             return None
         if person is not None and data.get("person_id") != person and data.get("vehicle_id") is None:

@@ -127,15 +127,20 @@ def get_event_or_raise(session: Session, *, event_id: int) -> StoredEvent:
 
 
 def hourly_totals(
-    session: Session, *, now: datetime, area: str | None = None, type: str | None = None, hours: int = 24
+    session: Session,
+    *,
+    now: datetime,
+    area: str | None = None,
+    types: list[str] | None = None,
+    hours: int = 24,
 ) -> list[tuple[datetime, int]]:
     """Events stored per hour over the last `hours` hours (the current one last), in the caller's areas,
-    of an area and a type if given: from the hourly rollups, every hour listed (0 where none)."""
+    of an area and types if given: from the hourly rollups, every hour listed (0 where none)."""
     current = as_utc(now).replace(minute=0, second=0, microsecond=0)
     first = current - timedelta(hours=hours - 1)
     totals = dict.fromkeys((first + timedelta(hours=i) for i in range(hours)), 0)
     counted = store.hourly_counts(
-        session, since=first, until=current + timedelta(hours=1), area=area, type=type
+        session, since=first, until=current + timedelta(hours=1), area=area, types=types
     )
     for hour, count in counted.items():
         totals[as_utc(hour)] = count

@@ -402,9 +402,14 @@ def rollups(
 
 
 def hourly_counts(
-    session: Session, *, since: datetime, until: datetime, area: str | None = None, type: str | None = None
+    session: Session,
+    *,
+    since: datetime,
+    until: datetime,
+    area: str | None = None,
+    types: list[str] | None = None,
 ) -> dict[datetime, int]:
-    """Events per hour in the caller's scope (of an area and a type, if given), summed by the database
+    """Events per hour in the caller's scope (of an area and types, if given), summed by the database
     from the rollups: the hours with any, as the column reads them."""
     stmt = (
         select(EventRollup.hour, func.sum(EventRollup.count))
@@ -413,8 +418,8 @@ def hourly_counts(
     )
     if area:
         stmt = stmt.where(EventRollup.area_code.startswith(area))
-    if type:
-        stmt = stmt.where(EventRollup.type == type)
+    if types:
+        stmt = stmt.where(EventRollup.type.in_(types))
     return {hour: int(total) for hour, total in session.execute(stmt)}
 
 
