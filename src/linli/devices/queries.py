@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, literal_column, or_, select
 from sqlalchemy.orm import Session
 
 from linli.core.errors import Invalid, NotFound
@@ -59,15 +59,16 @@ def get_events(
     if after is not None:
         rows = list(session.scalars(stmt.where(StoredEvent.id > after).order_by(StoredEvent.id).limit(limit)))
         return rows[::-1]
-    # By a device, a person, a vehicle, a plate, one type or a time range, an index finds the rows.
+    # By a device, a person, a vehicle, a plate or a time range, an index finds the rows.
     narrowed = any(x is not None for x in (device_id, person_id, vehicle_id, since, until)) or bool(plate)
-    if session.get_bind().dialect.name == "sqlite" and not narrowed and (not types or len(types) > 1):
+    if session.get_bind().dialect.name == "sqlite" and not narrowed:
         return _newest_by_windows(session, area=area, types=types, before=before, limit=limit)
     return list(session.scalars(stmt.order_by(StoredEvent.id.desc()).limit(limit)))
 
 
 # The id windows a newest-first page of an area's events is looked for in, smallest first (see below).
 ID_WINDOWS = (5_000, 100_000, 2_000_000)
+FEW_TYPES = 3  # a page of so few types that are rare in the newest ids is found by the type index
 
 
 def _newest_by_windows(
@@ -87,27 +88,38 @@ def _newest_by_windows(
     takes 4 ms. So the area and type conditions are written as expressions no index answers (`area_code ||
     ''`; the caller's scope too, applied here instead of by the session), and an id range leads: the
     events of a window are all newer than any outside it, so `limit` of them found there are the newest of
-    all; fewer, and the next window looks further back.
+    all; fewer, and the next window looks further back. One or a few types not found in the first two
+    windows are rare: the (type, time) index finds the rest. On that copy, through the page: the default
+    log 0.16 → 0.06 s, all types 0.17 → 0.05 s, alarms 1.37 → 0.09 s.
     """
     area_text = StoredEvent.area_code.concat("")
-    stmt = select(StoredEvent).execution_options(skip_scope=True)
+    base = select(StoredEvent).execution_options(skip_scope=True)
     scope = get_scope(session)
     if scope is not None and not scope.unrestricted:
-        stmt = stmt.where(scope.clause(area_text))
+        base = base.where(scope.clause(area_text))
     if area:
-        stmt = stmt.where(starts_with(area_text, area))
-    if types:
-        stmt = stmt.where(StoredEvent.type.concat("").in_(types))
+        base = base.where(starts_with(area_text, area))
+    by_type = base.where(StoredEvent.type.in_(types)) if types else base
+    stmt = base.where(StoredEvent.type.concat("").in_(types)) if types else base
     newest = stmt.order_by(StoredEvent.id.desc()).limit(limit)
-    top = (before - 1) if before is not None else session.scalar(select(func.max(StoredEvent.id)))
+    newest_id = select(func.max(StoredEvent.id)).execution_options(skip_scope=True)  # where to start
+    top = (before - 1) if before is not None else session.scalar(newest_id)
     if top is None:
         return []
-    for window in ID_WINDOWS:
+    few = bool(types) and len(types or ()) <= FEW_TYPES
+    for window in ID_WINDOWS[:2] if few else ID_WINDOWS:
         floor = top - window
         rows = list(session.scalars(newest.where(StoredEvent.id > floor, StoredEvent.id <= top)))
         if len(rows) >= limit or floor <= 0:
             return rows
-    return list(session.scalars(newest.where(StoredEvent.id <= top)))
+    if few:
+        # The cursor as an expression and the limit written out (with `LIMIT ?` SQLite expects a short walk
+        # of the ids and takes it: 1.0 s for an alarm page of 3.35 million events, 6 ms by the type index).
+        rare = by_type.where((StoredEvent.id + 0) <= top).order_by(StoredEvent.id.desc())
+        return list(session.scalars(rare.limit(literal_column(str(int(limit))))))
+    return list(
+        session.scalars(stmt.where(StoredEvent.id <= top).order_by(StoredEvent.id.desc()).limit(limit))
+    )
 
 
 def plate_key(plate: str) -> str:
