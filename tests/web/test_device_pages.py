@@ -273,6 +273,18 @@ def test_the_device_list_by_state_and_link_with_the_counts_in_use(
     assert int(online.group(1)) == len(listed_online) and str(beating.id) in listed_online
     assert f"community={world.tianfu}" in summary and "kind=camera" in summary and "state=active" in summary
     assert console.get("/devices", params={"link": "sometimes"}).status_code == 422
+    # Per kind, the devices in use: online of those monitored, the offline ones one click away.
+    listed = console.get("/devices", params={"community": world.tianfu}).text
+    chips = listed.split('data-testid="by-kind"')[1].split("</p>")[0]
+    camera = re.search(
+        r'<a class="pill warn" href="([^"]+)" data-kind="camera"[^>]*>摄像机 1/2 · 离线 1</a>', chips
+    )
+    assert camera is not None and "kind=camera" in camera.group(1) and "link=offline" in camera.group(1)
+    assert re.search(r'data-kind="patrol_tag"[^>]*>巡更点 1</a>', chips)  # not monitored: a count only
+    offline = console.get(camera.group(1).replace("&amp;", "&")).text
+    assert set(re.findall(r"DS-2CD-TF-LK-\d+", offline.split('data-testid="devices"')[1])) == {
+        "DS-2CD-TF-LK-02"
+    }
 
 
 def test_every_payload_field_and_choice_of_the_schema_has_a_label() -> None:

@@ -97,6 +97,7 @@ def device_list(
         # The summary's links: the devices in use of this kind and community, online or offline.
         in_use={k: v for k, v in kept.items() if k in ("kind", "community")} | {"state": "active"},
         summary=register.link_summary(session, area=community or None, kind=kind or None),
+        by_kind=register.link_summary_by_kind(session, area=community or None) if not kind else {},
         communities=areas.get_all(session, level=Level.COMMUNITY.value),
         community_names=names,
         can_write=principal.can(Perm.DEVICES_WRITE),

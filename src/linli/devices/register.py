@@ -305,16 +305,28 @@ def get_all(
 def link_summary(session: Session, *, area: str | None = None, kind: str | None = None) -> dict[str, int]:
     """How many devices in use (state active) in the caller's scope are online, offline and not monitored
     (health.UNMONITORED), for the area and kind given."""
+    counts = {"online": 0, "offline": 0, "unmonitored": 0}
+    for by_kind in link_summary_by_kind(session, area=area, kind=kind).values():
+        for key, count in by_kind.items():
+            counts[key] += count
+    return counts
+
+
+def link_summary_by_kind(
+    session: Session, *, area: str | None = None, kind: str | None = None
+) -> dict[str, dict[str, int]]:
+    """link_summary per kind, the kinds with devices in use only, most devices first."""
     stmt = select(Device.kind, Device.online, func.count()).where(Device.state == DeviceState.ACTIVE)
     if area:
         stmt = stmt.where(starts_with(Device.area_code, area))
     if kind:
         stmt = stmt.where(Device.kind == kind)
-    counts = {"online": 0, "offline": 0, "unmonitored": 0}
+    found: dict[str, dict[str, int]] = {}
     for device_kind, online, count in session.execute(stmt.group_by(Device.kind, Device.online)):
+        counts = found.setdefault(device_kind, {"online": 0, "offline": 0, "unmonitored": 0})
         key = "unmonitored" if device_kind in health.UNMONITORED else "online" if online else "offline"
         counts[key] += count
-    return counts
+    return dict(sorted(found.items(), key=lambda item: (-sum(item[1].values()), item[0])))
 
 
 def update(session: Session, principal: Principal, *, device_id: int, data: dict[str, Any]) -> Device:
