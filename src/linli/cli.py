@@ -6,7 +6,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from sqlalchemy import Engine
@@ -217,20 +217,28 @@ def export_people(
 
 @export_app.command("list")
 def export_list(
-    entity: Annotated[str, typer.Argument(help="houses, organisations or vehicles")],
+    entity: Annotated[str, typer.Argument(help="houses, organisations, vehicles or devices")],
     out: Annotated[Path, typer.Argument(dir_okay=False)],
     community: Annotated[str | None, typer.Option(help="community code")] = None,
 ) -> None:
-    """Export houses, organisations or vehicles to .xlsx."""
+    """Export houses, organisations, vehicles or the device register (设备台账) to .xlsx."""
+    from linli.devices import exports as device_exports
     from linli.registry import exports
+
+    def devices_xlsx(session: Any, principal: Principal, *, community_code: str | None) -> tuple[bytes, int]:
+        query = {"area": community_code}
+        return device_exports.devices_xlsx(
+            session, principal, query=query, given={"community": community_code}
+        )
 
     makers = {
         "houses": exports.houses_xlsx,
         "organisations": exports.organisations_xlsx,
         "vehicles": exports.vehicles_xlsx,
+        "devices": devices_xlsx,
     }
     if entity not in makers:
-        raise _fail("entity must be houses, organisations or vehicles")
+        raise _fail("entity must be houses, organisations, vehicles or devices")
     _, factory = _factory()
     with unit_of_work(factory, scope=Scope.everything()) as session:
         data, count = makers[entity](session, Principal.system(), community_code=community)

@@ -389,3 +389,49 @@ def test_the_register_exports_in_the_imports_columns_and_an_edited_export_import
     console.login("wangge")
     assert 'data-testid="export"' not in console.get("/devices").text
     assert console.get("/devices.xlsx").status_code == 403
+
+
+def test_cli_exports_the_device_register(tmp_path, settings, engine, world, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from openpyxl import load_workbook
+    from sqlalchemy import delete
+    from sqlalchemy.orm import Session as PlainSession
+    from typer.testing import CliRunner
+
+    from linli.cli import app
+    from linli.devices import register
+    from linli.settings import get_settings
+
+    with PlainSession(engine) as plain:  # the CLI reads what is committed: a device of its own, removed after
+        facts = {
+            "serial": "YG-XF-CLI-01",
+            "kind": "smoke_sensor",
+            "community": world.xingfu,
+            "vendor": "海曼",
+        }
+        register.create(plain, Principal.system(), {**facts, "location": "3号楼配电间"})
+        plain.commit()
+    out = tmp_path / "设备台账.xlsx"
+    monkeypatch.setenv("LINLI_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("LINLI_SECRET_KEY", settings.secret_key)
+    get_settings.cache_clear()
+    try:
+        done = CliRunner().invoke(app, ["export", "list", "devices", str(out), "--community", world.xingfu])
+        assert done.exit_code == 0, done.output
+        assert json.loads(done.stdout.strip().splitlines()[-1]) == {"file": str(out), "rows": 1}
+        rows = [[c.value for c in row] for row in load_workbook(out).active.iter_rows()]
+        row = dict(zip(rows[0], rows[1], strict=True))
+        assert row["序列号"] == "YG-XF-CLI-01" and row["设备类型"] == "烟感" and row["所属社区"] == "幸福里"
+        bad = CliRunner().invoke(app, ["export", "list", "gadgets", str(out)])
+        assert bad.exit_code != 0 and "devices" in bad.output
+    finally:
+        with engine.begin() as conn:
+            conn.execute(delete(Device).where(Device.serial == "YG-XF-CLI-01"))
+            conn.execute(
+                delete(AuditEntry).where(  # the create's and the export's
+                    AuditEntry.target_type.in_(["device", "devices"]),
+                    AuditEntry.area_code.startswith(world.xingfu),
+                )
+            )
+        get_settings.cache_clear()
