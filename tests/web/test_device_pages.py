@@ -6,10 +6,12 @@ import re
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qsl
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from linli.core.timeutil import LOCAL_TZ
 from linli.devices import service
+from linli.devices.models import StoredEvent
 from tests.builders import World
 from tests.devices.helpers import device, envelope, plate_read
 from tests.web.helpers import Console, Register
@@ -611,6 +613,16 @@ def test_a_sensors_page_charts_its_readings_and_a_meters_says_what_it_counted(
     assert "最低 9 · 最高 29 · 13 次读数" in week.split("</section>")[0]
     assert console.get(f"/devices/{sensor.id}", params={"period": "1y"}).status_code == 422
 
+    # A reading's own page leads to its device's chart.
+    reading = session.scalar(
+        select(StoredEvent.id)
+        .where(StoredEvent.device_id == meter.id, StoredEvent.type == "meter.reading")
+        .limit(1)
+    )
+    assert (
+        f'href="/devices/{meter.id}#readings" data-testid="readings-link"'
+        in console.get(f"/events/{reading}").text
+    )
     counted = (
         console.get(f"/devices/{meter.id}").text.split('data-testid="readings"')[1].split("</section>")[0]
     )
