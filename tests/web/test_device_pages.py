@@ -371,7 +371,6 @@ def test_the_event_log_exports_what_its_filters_select(
     import io
 
     import openpyxl
-    from sqlalchemy import select
 
     from linli.core.audit import AuditEntry
 
