@@ -245,3 +245,40 @@ def test_the_event_log_follows_the_store_live(page, site: LiveSite) -> None:  # 
     assert page.url.endswith(f"/events?device={door_id}")
     assert 1 <= len(fetched) <= 2
     screenshot(page, "events-live", must_show=["DS-K1T-LOG-01", "实时"])
+
+
+def test_a_devices_page_follows_its_events_live(page, site: LiveSite) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy.orm import Session
+
+    from linli.core.auth.service import Principal
+    from linli.devices import register
+    from tests.devices.helpers import envelope
+
+    with Session(site.engine) as session:
+        door, secret = register.create(
+            session,
+            Principal.system(),
+            {"serial": "DS-K1T-DEV-LIVE", "kind": "face_terminal", "community": site.world.tianfu},
+        )
+        session.commit()
+        door_id = door.id
+    sign_in(page, "shequ")
+    page.goto(f"/devices/{door_id}")
+    page.wait_for_function("window.linliDeviceEventsLive === true")
+    listed = page.locator("#device-events")
+    expect(listed).to_contain_text("暂无事件")
+    passage = envelope(
+        "DS-K1T-DEV-LIVE",
+        "access.granted",
+        at=utcnow() - timedelta(seconds=5),
+        payload={"credential": "face", "door": "5号楼2单元门"},
+    )
+    body = body_of([passage])
+    with httpx.Client(base_url=site.url) as terminal:
+        r = terminal.post(
+            "/api/v1/ingest/events", content=body, headers=signed("DS-K1T-DEV-LIVE", secret, body)
+        )
+        assert r.status_code == 200 and r.json()["stored"] == 1, r.text
+    # No navigation: the stream announced the passage and the list was fetched again.
+    expect(listed).to_contain_text("人脸 · 5号楼2单元门", timeout=10_000)
+    assert page.url.endswith(f"/devices/{door_id}")

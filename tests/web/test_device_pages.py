@@ -845,3 +845,27 @@ def test_a_doors_page_shows_what_it_did_hour_by_hour(
     assert hours[-1][0] == current.astimezone(LOCAL_TZ).strftime("%Y-%m-%d %H:%M")
     assert "近 24 小时活动（不含心跳）" in card
     assert 'data-testid="activity"' not in console.get(f"/devices/{sensor.id}").text
+
+
+def test_a_devices_events_alone_for_its_pages_live_reload(
+    console: Console, session: Session, world: World
+) -> None:
+    door, _ = device(session, world.tianfu, serial="DS-K1T-TF-LV-01", kind="face_terminal")
+    now = _now()
+    service.ingest(
+        session,
+        [envelope(door.serial, "access.granted", at=now, payload={"credential": "face", "door": "东门"})],
+        source="http",
+        received_at=now,
+    )
+    session.commit()
+    console.login("shequ")
+    page = console.get(f"/devices/{door.id}").text
+    assert f'new EventSource("/events/stream?device={door.id}")' in page
+    part = console.get(f"/devices/{door.id}/events")
+    assert part.status_code == 200 and part.text.lstrip().startswith('<div id="device-events">')
+    assert "<html" not in part.text and "人脸 · 东门" in part.text
+    console.login("shequ2")
+    assert console.get(f"/devices/{door.id}/events").status_code == 404  # another community's device
+    console.login("jumin")
+    assert console.get(f"/devices/{door.id}/events").status_code == 403

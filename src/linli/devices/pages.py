@@ -34,6 +34,10 @@ router.include_router(manage_router)  # first: /devices/new is not a device id
 PAGE_SIZE = 50
 DEVICE_EVENTS = 50
 DEVICE_EVENTS_DAYS = 30  # a device's page lists its events of the last month
+ALL_TYPES = "all"  # the event log's type filter for every event, heartbeats too
+# Without a type, the event log shows what happened: a heartbeat only says a device is alive (its page's
+# health says so), and they are most of what the devices send (a camera beats every 3 minutes).
+WITHOUT_HEARTBEATS = [t.value for t in EventType if t != EventType.DEVICE_HEARTBEAT]
 PERSON_EVENTS = 20
 Community = Annotated[str, Query(max_length=32, pattern=r"^[0-9]*$")]
 REASON_PATTERN = "^(" + "|".join(deadletters.REASONS) + ")?$"  # a kind of refusal, or none
@@ -132,6 +136,37 @@ def device_export(
     return xlsx_download(data, f"设备台账-{local_today():%Y%m%d}.xlsx", fallback="devices.xlsx")
 
 
+def _device_events(session: DB, device: Device, now: datetime) -> list[Any]:
+    """A device's latest events for its page. A heartbeat says only that the device is alive, which its
+    health says: the list shows what happened, in the last DEVICE_EVENTS_DAYS (a bound on the rows read:
+    the type is not in the device's index, and a camera beats 480 times a day); older ones are in the
+    event log, one click away."""
+    return queries.get_events(
+        session,
+        device_id=device.id,
+        types=WITHOUT_HEARTBEATS,
+        since=now - timedelta(days=DEVICE_EVENTS_DAYS),
+        limit=DEVICE_EVENTS,
+    )
+
+
+@router.get("/devices/{device_id:int}/events", response_class=HTMLResponse)
+def device_events(request: Request, device_id: int, session: DB, principal: PagePrincipal) -> Response:
+    """A device's latest events alone (an htmx part): its page fetches them again when its live stream
+    (/events/stream?device=…) says one was stored."""
+    principal.require(Perm.EVENTS_READ)
+    device = register.get_or_raise(session, device_id=device_id)  # 404 outside the caller's areas
+    events = _device_events(session, device, utcnow())
+    return render(
+        request,
+        "devices/_device_events.html",
+        events=events,
+        person_names=person_names(session, principal, events),
+        community_names=community_names(session),
+        **labels(),
+    )
+
+
 READING_RANGES: dict[str, timedelta] = {
     "24h": timedelta(hours=24),
     "7d": timedelta(days=7),
@@ -180,21 +215,8 @@ def device_page(
     device = register.get_or_raise(session, device_id=device_id)
     now = utcnow()
     can_events = principal.can(Perm.EVENTS_READ)
-    # A heartbeat says only that the device is alive, which its health says: the list shows what happened,
-    # in the last DEVICE_EVENTS_DAYS (a bound on the rows read: the type is not in the device's index, and a
-    # camera beats 480 times a day); older ones are in the event log, one click away.
-    shown = [t.value for t in EventType if t != EventType.DEVICE_HEARTBEAT]
-    events = (
-        queries.get_events(
-            session,
-            device_id=device.id,
-            types=shown,
-            since=now - timedelta(days=DEVICE_EVENTS_DAYS),
-            limit=DEVICE_EVENTS,
-        )
-        if can_events
-        else []
-    )
+    shown = WITHOUT_HEARTBEATS
+    events = _device_events(session, device, now) if can_events else []
     # What it did hour by hour (a door's passes, a gate's reads, a camera's detections): a reader that
     # stopped at noon shows; a sensor's or meter's readings are charted below instead.
     acts = [t for t in shown if t not in (EventType.DEVICE_ONLINE, EventType.DEVICE_OFFLINE)]
@@ -240,12 +262,6 @@ def device_page(
         **command_context(session, principal, device),
         **labels(),
     )
-
-
-ALL_TYPES = "all"  # the event log's type filter for every event, heartbeats too
-# Without a type, the event log shows what happened: a heartbeat only says a device is alive (its page's
-# health says so), and they are most of what the devices send (a camera beats every 3 minutes).
-WITHOUT_HEARTBEATS = [t.value for t in EventType if t != EventType.DEVICE_HEARTBEAT]
 
 
 class EventFilters:
