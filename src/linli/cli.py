@@ -226,10 +226,8 @@ def export_list(
     from linli.registry import exports
 
     def devices_xlsx(session: Any, principal: Principal, *, community_code: str | None) -> tuple[bytes, int]:
-        query = {"area": community_code}
-        return device_exports.devices_xlsx(
-            session, principal, query=query, given={"community": community_code}
-        )
+        given = {"community": community_code} if community_code else {}
+        return device_exports.devices_xlsx(session, principal, query={"area": community_code}, given=given)
 
     makers = {
         "houses": exports.houses_xlsx,

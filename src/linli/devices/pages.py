@@ -50,38 +50,54 @@ OUTCOMES: dict[str, str] = {
 }
 
 
+class DeviceFilters:
+    """The device list's filters from the query string (the page and its .xlsx export share them): kind,
+    community, state, online or offline (offline: silent too long, never a kind that is not monitored)
+    and words (q) in the serial, name, model or location or naming a kind."""
+
+    NAMES = ("kind", "community", "state", "link", "q")
+
+    def __init__(
+        self,
+        kind: Annotated[str, Query(max_length=32)] = "",
+        community: Community = "",
+        state: Annotated[str, Query(pattern=r"^(active|maintenance|retired)?$")] = "",
+        link: Annotated[str, Query(pattern=r"^(online|offline)?$")] = "",
+        q: Annotated[str, Query(max_length=100)] = "",
+    ) -> None:
+        self.kind, self.community, self.state, self.link, self.q = kind, community, state, link, q.strip()
+
+    def query(self) -> dict[str, Any]:
+        """register.get_all's filters."""
+        return {
+            "area": self.community or None,
+            "kind": self.kind or None,
+            "state": self.state or None,
+            "online": {"online": True, "offline": False}.get(self.link),
+            "text": self.q or None,
+        }
+
+    def given(self) -> dict[str, str]:
+        """The filters given, by query parameter, as typed."""
+        return {name: getattr(self, name) for name in self.NAMES if getattr(self, name)}
+
+
 @router.get("/devices", response_class=HTMLResponse)
 def device_list(
     request: Request,
     session: DB,
     principal: PagePrincipal,
-    kind: Annotated[str, Query(max_length=32)] = "",
-    community: Community = "",
-    state: Annotated[str, Query(pattern=r"^(active|maintenance|retired)?$")] = "",
-    link: Annotated[str, Query(pattern=r"^(online|offline)?$")] = "",
-    q: Annotated[str, Query(max_length=100)] = "",
+    filters: Annotated[DeviceFilters, Depends()],
     page: Annotated[int, Query(ge=1, le=10000)] = 1,
 ) -> Response:
-    """Devices in the caller's areas, by serial; filter by kind, community, state and online or offline
-    (offline: silent too long, never a kind that is not monitored), search by serial, name, model or
-    location (q), with the counts of those in use."""
-    q = q.strip()
+    """Devices in the caller's areas, by serial, by DeviceFilters, with the counts of those in use."""
     principal.require(Perm.DEVICES_READ)
     window = PageWindow(page, PAGE_SIZE)
-    found = register.get_all(
-        session,
-        area=community or None,
-        kind=kind or None,
-        state=state or None,
-        online={"online": True, "offline": False}.get(link),
-        text=q or None,
-        limit=window.limit,
-        offset=window.offset,
-    )
+    found = register.get_all(session, **filters.query(), limit=window.limit, offset=window.offset)
     names = community_names(session)
     shown, has_more = window.split(found)
-    filters = {"kind": kind, "community": community, "state": state, "link": link, "q": q}
-    kept = {name: value for name, value in filters.items() if value}
+    kept = filters.given()
+    community, kind = filters.community, filters.kind
     return render(
         request,
         "devices/devices.html",
@@ -90,9 +106,9 @@ def device_list(
         page=page,
         kind=kind,
         community=community,
-        state=state,
-        link=link,
-        q=q,
+        state=filters.state,
+        link=filters.link,
+        q=filters.q,
         can_export=principal.can(Perm.EXPORT),
         export_limit=exports.DEVICE_EXPORT_LIMIT,
         now=utcnow(),
@@ -111,28 +127,12 @@ def device_list(
 
 @router.get("/devices.xlsx")
 def device_export(
-    session: DB,
-    principal: PagePrincipal,
-    kind: Annotated[str, Query(max_length=32)] = "",
-    community: Community = "",
-    state: Annotated[str, Query(pattern=r"^(active|maintenance|retired)?$")] = "",
-    link: Annotated[str, Query(pattern=r"^(online|offline)?$")] = "",
-    q: Annotated[str, Query(max_length=100)] = "",
+    session: DB, principal: PagePrincipal, filters: Annotated[DeviceFilters, Depends()]
 ) -> Response:
     """The device register as .xlsx, by the list's filters (at most exports.DEVICE_EXPORT_LIMIT devices),
     in the columns the import reads; audited."""
     principal.require(Perm.EXPORT)
-    given = {"kind": kind, "community": community, "state": state, "link": link, "q": q.strip()}
-    query = {
-        "area": community or None,
-        "kind": kind or None,
-        "state": state or None,
-        "online": {"online": True, "offline": False}.get(link),
-        "text": q.strip() or None,
-    }
-    data, _ = exports.devices_xlsx(
-        session, principal, query=query, given={k: v for k, v in given.items() if v}
-    )
+    data, _ = exports.devices_xlsx(session, principal, query=filters.query(), given=filters.given())
     return xlsx_download(data, f"设备台账-{local_today():%Y%m%d}.xlsx", fallback="devices.xlsx")
 
 
@@ -215,11 +215,10 @@ def device_page(
     device = register.get_or_raise(session, device_id=device_id)
     now = utcnow()
     can_events = principal.can(Perm.EVENTS_READ)
-    shown = WITHOUT_HEARTBEATS
     events = _device_events(session, device, now) if can_events else []
     # What it did hour by hour (a door's passes, a gate's reads, a camera's detections): a reader that
     # stopped at noon shows; a sensor's or meter's readings are charted below instead.
-    acts = [t for t in shown if t not in (EventType.DEVICE_ONLINE, EventType.DEVICE_OFFLINE)]
+    acts = [t for t in WITHOUT_HEARTBEATS if t not in (EventType.DEVICE_ONLINE, EventType.DEVICE_OFFLINE)]
     activity = (
         queries.device_hourly(session, device_id=device.id, now=now, types=acts)
         if can_events and device.kind not in readings.READING_KINDS and device.kind not in health.UNMONITORED
