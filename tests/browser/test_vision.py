@@ -43,15 +43,20 @@ def _click(page, x: float, y: float) -> None:  # type: ignore[no-untyped-def]
     page.mouse.click(box["x"] + x * box["width"] / W, box["y"] + y * box["height"] / H)
 
 
-def test_marking_and_saving_a_calibration(page, site: LiveSite, camera_id: int) -> None:  # type: ignore[no-untyped-def]
-    sign_in(page, "shequ")
-    page.goto(f"/devices/vision/{camera_id}/calibrate")
+def _mark_floor_lines(page) -> None:  # type: ignore[no-untyped-def]
+    """The ground line and the roof line, two clicks each."""
     page.check("input[value=bottom]")
     _click(page, 480, 1000)
     _click(page, 1440, 1000)
     page.check("input[value=top]")
     _click(page, 560, 90)
     _click(page, 1360, 90)
+
+
+def test_marking_and_saving_a_calibration(page, site: LiveSite, camera_id: int) -> None:  # type: ignore[no-untyped-def]
+    sign_in(page, "shequ")
+    page.goto(f"/devices/vision/{camera_id}/calibrate")
+    _mark_floor_lines(page)
     page.get_by_test_id("floors").fill("18")
     expect(page.get_by_test_id("summary")).to_contain_text("18 层")
     assert page.locator("svg line.floor").count() == 19 + 2  # the grid, plus the two marked lines
@@ -93,12 +98,7 @@ def test_a_bad_calibration_is_refused_naming_the_field(page, site: LiveSite, cam
     page.goto(f"/devices/vision/{camera_id}/calibrate")
     # Floor lines of its own (the test before may not have run in this process: pytest-xdist), so that
     # the columns are what is wrong.
-    page.check("input[value=bottom]")
-    _click(page, 480, 1000)
-    _click(page, 1440, 1000)
-    page.check("input[value=top]")
-    _click(page, 560, 90)
-    _click(page, 1360, 90)
+    _mark_floor_lines(page)
     page.check("input[value=columns]")
     page.click("#clear")
     _click(page, 900, 500)  # one boundary is no column at all
